@@ -1,0 +1,1 @@
+"""One module per ``sensorhub`` subcommand; see :mod:`sensorhub.cli`."""
