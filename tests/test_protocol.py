@@ -14,22 +14,39 @@ from hypothesis.extra import numpy as hnp
 
 from sensorhub.errors import ProtocolError
 from sensorhub.protocol import (
+    INFO_LENGTH,
     RANGE_CODES,
     SAMPLE_RATES_HZ,
     FieldValueError,
     LengthMismatchError,
+    Ack,
+    ControlErrorCode,
+    ControlMessage,
+    ErrorReply,
+    SensorInfo,
     SensorState,
     SeqStatus,
+    SetRanges,
+    SetSampleRate,
+    StartStreaming,
+    StopStreaming,
+    TimeSyncReply,
+    TimeSyncRequest,
     SequenceUnwrapper,
     TruncatedPacketError,
     UnknownCodeError,
     UnsupportedVersionError,
+    decode_control,
+    decode_info,
     decode_packet,
+    encode_control,
+    encode_info,
     encode_packet,
     encode_packet_raw,
     max_samples_per_packet,
     range_code_for,
     rate_code_for_hz,
+    time_sync_point,
     unwrap_seq,
     unwrap_time_us,
 )
@@ -308,3 +325,108 @@ def test_encoders_reject_reserved_codes_and_nan() -> None:
         encode_packet(seq=0, t_first_us=0, rate_code=0, range_code=0, acc_m_s2=[[np.nan, 0, 0]], gyr_rad_s=[[0, 0, 0]])
     with pytest.raises(FieldValueError, match=r"gyr_rad_s has shape \(2, 3\), expected \(1, 3\)"):
         encode_packet(seq=0, t_first_us=0, rate_code=0, range_code=0, acc_m_s2=[[0, 0, 0]], gyr_rad_s=np.zeros((2, 3)))
+
+
+# --- control ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hex_bytes", "message"),
+    [
+        ("01", StartStreaming()),
+        ("02", StopStreaming()),
+        ("0302", SetSampleRate(rate_code=2)),
+        ("0405", SetRanges(range_code=5)),
+        ("05" "2a" "0807060504030201", TimeSyncRequest(token=42, host_time_us=0x0102030405060708)),
+        ("8004", Ack(opcode=4)),
+        ("85" "2a" "0807060504030201" "78563412", TimeSyncReply(42, 0x0102030405060708, 0x12345678)),
+        ("ff" "03" "03", ErrorReply(opcode=3, error=ControlErrorCode.UNKNOWN_RATE_CODE)),
+    ],
+)
+def test_control_messages_hand_written(hex_bytes: str, message: ControlMessage) -> None:
+    payload = bytes.fromhex(hex_bytes)
+    assert decode_control(payload) == message
+    assert encode_control(message) == payload
+
+
+@pytest.mark.parametrize(
+    ("hex_bytes", "error", "match"),
+    [
+        ("", TruncatedPacketError, "empty payload"),
+        ("06", UnknownCodeError, "unknown opcode 0x06"),
+        ("00", UnknownCodeError, "unknown opcode 0x00"),
+        ("0100", LengthMismatchError, r"start streaming \(opcode 0x01\) needs 1 bytes, got 2"),
+        ("03", TruncatedPacketError, "set sample rate .* needs 2 bytes, got 1"),
+        ("052a0807060504", TruncatedPacketError, "time-sync request .* needs 10 bytes, got 7"),
+        ("8501", TruncatedPacketError, "time-sync reply .* needs 14 bytes, got 2"),
+        ("0307", UnknownCodeError, "set sample rate: sample-rate code 7 is reserved"),
+        ("0406", UnknownCodeError, "set ranges: full-scale range code 6 is reserved"),
+        ("8085", UnknownCodeError, "acked opcode 0x85 is not a command"),
+        ("ff0300", UnknownCodeError, "error code 0 is reserved"),
+        ("ff0307", UnknownCodeError, "error code 7 is reserved"),
+    ],
+)
+def test_malformed_control(hex_bytes: str, error: type[ProtocolError], match: str) -> None:
+    with pytest.raises(error, match=match) as info:
+        decode_control(bytes.fromhex(hex_bytes))
+    assert str(info.value).startswith("control")
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (TimeSyncRequest(token=256, host_time_us=0), FieldValueError),
+        (TimeSyncRequest(token=0, host_time_us=-1), FieldValueError),
+        (TimeSyncReply(token=0, host_time_us=0, sensor_time_us=2**32), FieldValueError),
+        (SetSampleRate(rate_code=7), UnknownCodeError),
+        (Ack(opcode=0x80), UnknownCodeError),
+    ],
+)
+def test_control_encoder_rejects_bad_fields(message: ControlMessage, error: type[ProtocolError]) -> None:
+    with pytest.raises(error):
+        encode_control(message)
+
+
+def test_time_sync_point_is_round_trip_midpoint() -> None:
+    reply = TimeSyncReply(token=1, host_time_us=1_000_000, sensor_time_us=55_000)
+    point = time_sync_point(reply, host_receive_time_us=1_030_001)
+    assert (point.host_time_us, point.sensor_time_us, point.round_trip_us) == (1_015_000.5, 55_000, 30_001)
+    with pytest.raises(FieldValueError, match="before its request"):
+        time_sync_point(reply, host_receive_time_us=999_999)
+
+
+# --- info ---------------------------------------------------------------------------------------
+
+INFO_HEX = "01" "020a03" "c0ffee012345" "57" "01" "03" "05"
+
+
+def test_info_hand_written() -> None:
+    info = decode_info(bytes.fromhex(INFO_HEX))
+    assert info == SensorInfo(
+        protocol_version=1, firmware_version=(2, 10, 3), sensor_id="c0ffee012345", battery_percent=87,
+        has_mag=True, rate_code=3, range_code=5,
+    )
+    assert info.sample_rate_hz == 100.0 and info.firmware_version_str == "2.10.3"
+    assert encode_info(info).hex() == INFO_HEX
+    unknown_battery = decode_info(bytes.fromhex(INFO_HEX[:20] + "ff" + INFO_HEX[22:]))
+    assert unknown_battery.battery_percent is None
+    assert encode_info(unknown_battery)[10] == 0xFF
+
+
+@pytest.mark.parametrize(
+    ("hex_bytes", "error", "match"),
+    [
+        ("", TruncatedPacketError, f"needs {INFO_LENGTH} bytes, got 0"),
+        (INFO_HEX[:-2], TruncatedPacketError, "needs 14 bytes, got 13"),
+        (INFO_HEX + "00", LengthMismatchError, "needs 14 bytes, got 15"),
+        ("02" + INFO_HEX[2:], UnsupportedVersionError, "protocol version 2, expected 1"),
+        (INFO_HEX[:20] + "65" + INFO_HEX[22:], FieldValueError, "battery percent 101"),
+        (INFO_HEX[:22] + "03" + INFO_HEX[24:], UnknownCodeError, "capabilities 0x03"),
+        (INFO_HEX[:24] + "07" + INFO_HEX[26:], UnknownCodeError, "sample-rate code 7"),
+        (INFO_HEX[:26] + "06", UnknownCodeError, "range code 6"),
+    ],
+)
+def test_malformed_info(hex_bytes: str, error: type[ProtocolError], match: str) -> None:
+    with pytest.raises(error, match=match) as info:
+        decode_info(bytes.fromhex(hex_bytes))
+    assert str(info.value).startswith("info: ")

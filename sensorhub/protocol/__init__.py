@@ -12,6 +12,25 @@ Golden vectors shared by both implementations: firmware_protocol/vectors.json.
 Every malformed payload raises a subclass of :class:`sensorhub.errors.ProtocolError`.
 """
 
+from sensorhub.protocol.control import (
+    COMMAND_OPCODES,
+    Ack,
+    ControlErrorCode,
+    ControlMessage,
+    ErrorReply,
+    Opcode,
+    SetRanges,
+    SetSampleRate,
+    StartStreaming,
+    StopStreaming,
+    TimeSyncPoint,
+    TimeSyncReply,
+    TimeSyncRequest,
+    control_length,
+    decode_control,
+    encode_control,
+    time_sync_point,
+)
 from sensorhub.protocol.data import (
     DataPacket,
     decode_packet,
@@ -28,6 +47,7 @@ from sensorhub.protocol.errors import (
     UnknownCodeError,
     UnsupportedVersionError,
 )
+from sensorhub.protocol.info import BATTERY_UNKNOWN, INFO_LENGTH, SensorInfo, decode_info, encode_info
 from sensorhub.protocol.spec import (
     CONTROL_CHAR_UUID,
     DATA_CHAR_UUID,
@@ -55,6 +75,28 @@ from sensorhub.protocol.unwrap import (
 )
 
 __all__ = [
+    "BATTERY_UNKNOWN",
+    "COMMAND_OPCODES",
+    "INFO_LENGTH",
+    "Ack",
+    "ControlErrorCode",
+    "ControlMessage",
+    "ErrorReply",
+    "Opcode",
+    "SensorInfo",
+    "SetRanges",
+    "SetSampleRate",
+    "StartStreaming",
+    "StopStreaming",
+    "TimeSyncPoint",
+    "TimeSyncReply",
+    "TimeSyncRequest",
+    "control_length",
+    "decode_control",
+    "decode_info",
+    "encode_control",
+    "encode_info",
+    "time_sync_point",
     "CONTROL_CHAR_UUID",
     "DATA_CHAR_UUID",
     "DATA_HEADER_BYTES",
