@@ -1,0 +1,591 @@
+"""Rep detection: a stream of hip and pelvis angles in, scored reps (and aborted attempts) out.
+
+One detector serves live use and whole recordings. :class:`RepDetector` takes one sample at a time
+and returns a :class:`RepCompleted` event the moment a rep is over (the hip is back at neutral, or at
+most ``settle_s`` after it crossed back inside ``exit_deg``); :func:`detect_reps` runs the same detector
+over a whole :class:`~sensorhub.drills.table.AngleTable`, so live and batch give identical reps by
+construction.
+
+How a rep is found (angles relative to the athlete's neutral, see docs/drills.md):
+
+1. A causal, lightly smoothed hip rotation drives a small state machine. Leaving neutral by more than
+   ``enter_deg`` opens an *excursion* in that direction; coming back inside ``exit_deg`` closes it.
+   Small wobbles and hesitations near neutral never reach ``enter_deg``; hysteresis keeps noise from
+   splitting an excursion.
+2. An excursion whose peak stays below the drill's ``min_peak_deg`` is an aborted attempt.
+3. Excursions are paired by the drill's direction order: for a combined drill ONE rep is
+   neutral -> first end -> neutral -> second end -> neutral. A first half that is not followed by the
+   second in time, a second half without a first, and aborted halves are reported as
+   :class:`RepIncomplete` and never counted.
+4. When a rep closes, the buffered raw samples of that rep are measured with zero-phase filtering:
+   boundaries, peaks, holds, tempo, smoothness and pelvis compensation, then scored.
+
+Neutral is tracked while the hip rests (a slow exponential average), and peaks are measured from the
+neutral the athlete held just before the rep, so a calibration offset or slow heading drift of the
+angle estimate does not bias them. Pelvis compensation is measured relative to the pelvis's own
+position at the rep's start for the same reason. NaN samples are gaps: short gaps are bridged, a gap
+longer than ``max_gap_s`` aborts the rep in progress.
+
+No I/O here; logging only at debug level.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.signal import butter, sosfiltfilt
+
+from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
+from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
+from sensorhub.drills.table import AngleTable
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+PELVIS_AXES = ("pelvis_tilt", "pelvis_obliquity", "pelvis_rotation")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Thresholds of the rep detector (degrees, seconds). Defaults are justified in docs/drills.md."""
+
+    smoothing_tau_s: float = 0.03  # two cascaded causal EMAs for the state machine (~0.06 s lag)
+    enter_deg: float = 6.0  # leaving neutral by this much opens an excursion
+    exit_deg: float = 3.0  # back inside this closes it
+    onset_deg: float = 1.0  # rep boundaries: where the smoothed angle leaves/reaches neutral
+    settle_s: float = 0.5  # longest wait after exit for the angle to reach the onset band
+    hold_tolerance_deg: float = 2.0  # "at end range" = within this of the peak
+    neutral_tau_s: float = 2.0  # time constant of the neutral tracker while resting
+    max_gap_s: float = 1.0  # a longer gap aborts the rep in progress
+    pre_s: float = 0.5  # quiet time before a rep used for the neutral and pelvis baselines
+    lowpass_hz: float = 6.0  # zero-phase low-pass used when measuring a closed rep
+    rotating_fraction: float = 0.25  # pelvis is judged where |hip rotation| > this x the half's peak
+    max_excursion_s: float = 30.0  # an excursion longer than this is abandoned (athlete stopped)
+
+
+@dataclass(frozen=True)
+class HalfRep:
+    """One excursion of a rep: neutral -> end range in ``direction`` -> neutral (times in s, angles in deg)."""
+
+    direction: Direction
+    t_onset: float
+    t_end_range: float  # end range reached (start of the hold)
+    t_hold_end: float
+    t_return: float
+    t_peak: float
+    peak_deg: float  # positive, relative to the rep's neutral
+    hold_s: float
+    smoothness_sparc: float
+
+    @property
+    def out_s(self) -> float:
+        return self.t_end_range - self.t_onset
+
+    @property
+    def back_s(self) -> float:
+        return self.t_return - self.t_hold_end
+
+
+@dataclass(frozen=True)
+class PelvisCompensation:
+    """Peak change of each pelvis angle from its value at the rep's start, while the hip was rotated."""
+
+    flagged: bool
+    change_deg: dict[str, float]  # axis -> peak absolute change (NaN: not measured)
+    limit_deg: dict[str, float]
+    exceeded: tuple[str, ...]
+    worst_ratio: float  # max over axes of change / limit
+    during: dict[str, str]  # axis -> direction of the half where its peak change happened
+
+
+@dataclass(frozen=True)
+class Rep:
+    """One complete, scored rep."""
+
+    index: int  # 1-based, in order of completion
+    drill: str
+    t_start: float
+    t_end: float
+    neutral_deg: float  # hip rotation the peaks are measured from
+    halves: tuple[HalfRep, ...]
+    peak_internal_rotation: float | None  # positive degrees; None when the drill does not measure it
+    peak_external_rotation: float | None
+    hold_internal_s: float | None
+    hold_external_s: float | None
+    tempo: dict[str, float]
+    smoothness: float  # mean SPARC of the movement phases
+    compensation: bool
+    compensation_detail: PelvisCompensation
+    hip_flexion_mean_deg: float
+    posture_ok: bool
+    gap_s: float  # time without data inside the rep
+    score: float
+    score_components: ScoreComponents
+
+    @property
+    def arc(self) -> float:
+        """Total arc from the internal to the external end (or the single measured peak)."""
+        return (self.peak_internal_rotation or 0.0) + (self.peak_external_rotation or 0.0)
+
+
+@dataclass(frozen=True)
+class RepCompleted:
+    """Event: ``rep`` ended; emitted at hub time ``t_emit``."""
+
+    t_emit: float
+    rep: Rep
+
+
+@dataclass(frozen=True)
+class RepIncomplete:
+    """Event: an attempt that does not count (aborted, missing half, interrupted by a gap)."""
+
+    t_emit: float
+    t_start: float
+    t_end: float
+    reason: str
+    peaks_deg: dict[str, float]  # direction -> peak reached (positive degrees)
+
+
+RepEvent = RepCompleted | RepIncomplete
+
+
+@dataclass
+class _Excursion:
+    """Coarse timing of one excursion, as seen by the causal state machine."""
+
+    direction: Direction
+    t_leave: float  # last time inside the onset band before leaving neutral
+    t_enter: float
+    neutral_deg: float
+    peak_deg: float = 0.0
+    t_exit: float = math.nan
+    t_back: float = math.nan
+
+    @property
+    def aborted_below(self) -> float:
+        return self.peak_deg
+
+
+class _State(Enum):
+    NEUTRAL = "neutral"
+    EXCURSION = "excursion"
+
+
+@dataclass
+class _Buffer:
+    """Raw samples kept for measuring the rep in progress."""
+
+    rows: deque[tuple[float, float, float, float, float, float, float]] = field(default_factory=deque)
+
+    def append(self, row: tuple[float, float, float, float, float, float, float]) -> None:
+        self.rows.append(row)
+
+    def trim_before(self, t_keep: float) -> None:
+        while self.rows and self.rows[0][0] < t_keep:
+            self.rows.popleft()
+
+    def window(self, t0: float, t1: float) -> AngleTable:
+        arr = np.array([r for r in self.rows if t0 <= r[0] <= t1], dtype=np.float64).reshape(-1, 7)
+        return AngleTable(
+            t=arr[:, 0],
+            hip_rotation=arr[:, 1],
+            hip_flexion=arr[:, 2],
+            hip_adduction=arr[:, 3],
+            pelvis_tilt=arr[:, 4],
+            pelvis_obliquity=arr[:, 5],
+            pelvis_rotation=arr[:, 6],
+        )
+
+
+class RepDetector:
+    """Online rep detector for one drill and one leg: feed samples with :meth:`update`, end with :meth:`finish`.
+
+    Every call returns the events that became known with that sample (usually none). Samples must come
+    in increasing time; NaN hip rotation marks a gap.
+    """
+
+    def __init__(self, drill: DrillDefinition | str, config: DetectorConfig | None = None) -> None:
+        self.drill = get_drill(drill) if isinstance(drill, str) else drill
+        self.config = config or DetectorConfig()
+        self._buffer = _Buffer()
+        self._state = _State.NEUTRAL
+        self._ema1 = math.nan
+        self._ema2 = math.nan
+        self._neutral = 0.0  # the calibration zero until the athlete has rested
+        self._t_last = -math.inf
+        self._t_last_valid = -math.inf
+        self._t_last_quiet = math.nan
+        self._current: _Excursion | None = None
+        self._closing: _Excursion | None = None
+        self._pending: list[_Excursion] = []
+        self._reps_done = 0
+
+    # ------------------------------------------------------------------ public API
+    def update(
+        self,
+        t: float,
+        hip_rotation: float,
+        *,
+        hip_flexion: float = math.nan,
+        hip_adduction: float = math.nan,
+        pelvis_tilt: float = math.nan,
+        pelvis_obliquity: float = math.nan,
+        pelvis_rotation: float = math.nan,
+    ) -> list[RepEvent]:
+        """Process one sample (time in s, angles in degrees); returns the events it completes."""
+        if t <= self._t_last:
+            log.debug("drills: sample at t=%.3f s not after previous %.3f s; ignored", t, self._t_last)
+            return []
+        self._t_last = t
+        self._buffer.append((t, hip_rotation, hip_flexion, hip_adduction, pelvis_tilt, pelvis_obliquity, pelvis_rotation))
+        events: list[RepEvent] = []
+        if not math.isfinite(hip_rotation):
+            return events
+        cfg = self.config
+        gap = t - self._t_last_valid
+        self._t_last_valid = t
+        if gap > cfg.max_gap_s and math.isfinite(gap):
+            events.extend(self._abort_all(t, f"data gap of {gap:.2f} s"))
+            self._ema1 = self._ema2 = math.nan
+        # Two cascaded EMAs with a dt-dependent gain: correct for irregular sampling and after gaps.
+        if math.isnan(self._ema1):
+            self._ema1 = self._ema2 = hip_rotation
+        else:
+            alpha = 1.0 - math.exp(-gap / cfg.smoothing_tau_s)
+            self._ema1 += alpha * (hip_rotation - self._ema1)
+            self._ema2 += alpha * (self._ema1 - self._ema2)
+        x = self._ema2 - self._neutral
+        posture_ok = self._posture_ok(hip_flexion)
+
+        if self._state is _State.EXCURSION:
+            cur = self._current
+            assert cur is not None
+            y = cur.direction.sign * x
+            cur.peak_deg = max(cur.peak_deg, y)
+            if y < cfg.exit_deg:
+                cur.t_exit = t
+                self._closing = cur
+                self._current = None
+                self._state = _State.NEUTRAL
+            elif t - cur.t_enter > cfg.max_excursion_s:
+                events.extend(self._abort_all(t, f"no return to neutral within {cfg.max_excursion_s:.0f} s"))
+            else:
+                return events
+
+        # NEUTRAL
+        if abs(x) < cfg.onset_deg:
+            self._t_last_quiet = t
+        starting = abs(x) > cfg.enter_deg and posture_ok
+        if self._closing is not None and (
+            abs(x) < cfg.onset_deg or t - self._closing.t_exit >= cfg.settle_s or starting
+        ):
+            self._closing.t_back = t
+            events.extend(self._close_half(self._closing, t))
+            self._closing = None
+        if self._pending and self._closing is None:
+            last = self._pending[-1]
+            if t - last.t_back > self.drill.max_mid_pause_s:
+                events.extend(self._abort_all(t, "second half of the rep never came"))
+        if starting:
+            direction = Direction.INTERNAL if x > 0 else Direction.EXTERNAL
+            t_leave = self._t_last_quiet if math.isfinite(self._t_last_quiet) else t
+            self._current = _Excursion(direction, t_leave, t, self._neutral, peak_deg=abs(x))
+            self._state = _State.EXCURSION
+        elif self._closing is None and not self._pending and abs(x) < cfg.enter_deg:
+            # Resting: let the neutral follow slow drift of the estimate.
+            self._neutral += (1.0 - math.exp(-gap / cfg.neutral_tau_s)) * (self._ema2 - self._neutral) if math.isfinite(gap) else 0.0
+        self._trim()
+        return events
+
+    def update_table(self, table: AngleTable) -> list[RepEvent]:
+        """Feed every row of ``table``; returns the events in order."""
+        events: list[RepEvent] = []
+        cols = (table.t, table.hip_rotation, table.hip_flexion, table.hip_adduction, table.pelvis_tilt, table.pelvis_obliquity, table.pelvis_rotation)
+        for t, rot, flx, add, tilt, obl, prot in zip(*(c.tolist() for c in cols)):
+            events.extend(
+                self.update(t, rot, hip_flexion=flx, hip_adduction=add, pelvis_tilt=tilt, pelvis_obliquity=obl, pelvis_rotation=prot)
+            )
+        return events
+
+    def finish(self) -> list[RepEvent]:
+        """End of stream: close a returning excursion and report whatever is left unfinished."""
+        events: list[RepEvent] = []
+        if self._closing is not None:
+            self._closing.t_back = self._t_last
+            events.extend(self._close_half(self._closing, self._t_last))
+            self._closing = None
+        events.extend(self._abort_all(self._t_last, "stream ended during the rep"))
+        return events
+
+    # ------------------------------------------------------------------ internals
+    def _posture_ok(self, hip_flexion: float) -> bool:
+        if not math.isfinite(hip_flexion):
+            return True  # unknown posture does not block detection
+        lo, hi = self.drill.hip_flexion_range_deg
+        return lo <= hip_flexion <= hi
+
+    def _trim(self) -> None:
+        starts = [e.t_leave for e in (*self._pending, self._closing, self._current) if e is not None]
+        keep_from = (min(starts) if starts else self._t_last) - 2.0 * self.config.pre_s
+        self._buffer.trim_before(keep_from)
+
+    def _abort_all(self, t: float, reason: str) -> list[RepEvent]:
+        halves = [e for e in (*self._pending, self._closing, self._current) if e is not None]
+        self._pending.clear()
+        self._closing = None
+        self._current = None
+        self._state = _State.NEUTRAL
+        if not halves:
+            return []
+        return [self._incomplete(halves, t, reason)]
+
+    def _incomplete(self, halves: Sequence[_Excursion], t: float, reason: str) -> RepIncomplete:
+        peaks: dict[str, float] = {}
+        for h in halves:
+            peaks[h.direction.value] = max(peaks.get(h.direction.value, 0.0), h.peak_deg)
+        t_end = halves[-1].t_back if math.isfinite(halves[-1].t_back) else t
+        log.debug("drills: incomplete rep %.2f-%.2f s: %s", halves[0].t_leave, t_end, reason)
+        return RepIncomplete(t_emit=t, t_start=halves[0].t_leave, t_end=t_end, reason=reason, peaks_deg=peaks)
+
+    def _close_half(self, half: _Excursion, t: float) -> list[RepEvent]:
+        events: list[RepEvent] = []
+        drill = self.drill
+        if half.direction not in drill.directions:
+            log.debug("drills: %s excursion ignored; %s measures %s", half.direction.value, drill.name, [d.value for d in drill.directions])
+            return events
+        if half.peak_deg < drill.min_peak_deg:
+            return [self._incomplete([*self._pending, half], t, f"aborted: {half.direction.value} peak {half.peak_deg:.1f}° < {drill.min_peak_deg:.0f}°")] + self._clear_pending()
+        position = drill.directions.index(half.direction)
+        if position != len(self._pending):
+            # Out of order: a first half again (the previous attempt was abandoned) or a stray second half.
+            if self._pending:
+                events.append(self._incomplete(self._pending, t, f"{drill.directions[len(self._pending)].value} half missing"))
+                self._pending.clear()
+            if position != 0:
+                events.append(self._incomplete([half], t, f"{half.direction.value} half without a preceding {drill.directions[0].value} half"))
+                return events
+        self._pending.append(half)
+        if len(self._pending) == len(drill.directions):
+            halves = list(self._pending)
+            self._pending.clear()
+            rep = self._measure(halves, t)
+            if rep is None:
+                events.append(self._incomplete(halves, t, "too few samples to measure"))
+            else:
+                events.append(RepCompleted(t_emit=t, rep=rep))
+        return events
+
+    def _clear_pending(self) -> list[RepEvent]:
+        self._pending.clear()
+        return []
+
+    def _measure(self, halves: Sequence[_Excursion], t: float) -> Rep | None:
+        cfg = self.config
+        window = self._buffer.window(halves[0].t_leave - cfg.pre_s, halves[-1].t_back)
+        rep = measure_rep(window, self.drill, halves, self._reps_done + 1, cfg)
+        if rep is not None:
+            self._reps_done += 1
+        return rep
+
+
+def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
+    ok = np.isfinite(x)
+    if ok.all() or not ok.any():
+        return x
+    return np.interp(t, t[ok], x[ok])
+
+
+def _lowpass(t: FloatArray, x: FloatArray, cutoff_hz: float) -> FloatArray:
+    """Zero-phase 2nd-order Butterworth at the median sample rate; NaN bridged linearly first."""
+    x = _fill_nan(t, x)
+    if len(t) < 16 or not np.isfinite(x).all():
+        return x
+    fs = 1.0 / float(np.median(np.diff(t)))
+    if cutoff_hz >= 0.45 * fs:
+        return x
+    sos = butter(2, cutoff_hz, fs=fs, output="sos")
+    return np.asarray(sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * 6)), dtype=np.float64)
+
+
+def _measure_half(t: FloatArray, y: FloatArray, speed: FloatArray, fs: float, coarse: _Excursion, cfg: DetectorConfig) -> HalfRep:
+    """Refine one excursion on the zero-phase signal ``y`` (positive toward ``coarse.direction``)."""
+    inside = np.flatnonzero((t >= coarse.t_leave) & (t <= coarse.t_back))
+    i_peak = int(inside[np.argmax(y[inside])])
+    peak = float(y[i_peak])
+    level = peak - cfg.hold_tolerance_deg
+    i_h0 = i_peak
+    while i_h0 > inside[0] and y[i_h0 - 1] >= level:
+        i_h0 -= 1
+    i_h1 = i_peak
+    while i_h1 < inside[-1] and y[i_h1 + 1] >= level:
+        i_h1 += 1
+    i_on = i_h0
+    while i_on > 0 and y[i_on] >= cfg.onset_deg:
+        i_on -= 1
+    i_ret = i_h1
+    while i_ret < len(y) - 1 and y[i_ret] >= cfg.onset_deg:
+        i_ret += 1
+    phases = [speed[i_on : i_h0 + 1], speed[i_h1 : i_ret + 1]]
+    values = [sparc(p, fs) for p in phases if p.size >= 4]
+    finite = [v for v in values if math.isfinite(v)]
+    return HalfRep(
+        direction=coarse.direction,
+        t_onset=float(t[i_on]),
+        t_end_range=float(t[i_h0]),
+        t_hold_end=float(t[i_h1]),
+        t_return=float(t[i_ret]),
+        t_peak=float(t[i_peak]),
+        peak_deg=peak,
+        hold_s=float(t[i_h1] - t[i_h0]),
+        smoothness_sparc=float(np.mean(finite)) if finite else math.nan,
+    )
+
+
+def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Excursion], index: int, cfg: DetectorConfig) -> Rep | None:
+    """Measure and score one rep from the raw samples ``window`` (from ``pre_s`` before its start to its end)."""
+    t = window.t
+    if len(t) < 8 or np.isfinite(window.hip_rotation).sum() < 8:
+        return None
+    fs = 1.0 / float(np.median(np.diff(t)))
+    rot = _lowpass(t, window.hip_rotation, cfg.lowpass_hz)
+    t_leave = coarse[0].t_leave
+    pre = (t >= t_leave - cfg.pre_s) & (t <= t_leave)
+    neutral = float(np.median(rot[pre])) if pre.any() else coarse[0].neutral_deg
+    if abs(neutral - coarse[0].neutral_deg) > cfg.enter_deg:
+        neutral = coarse[0].neutral_deg  # the "quiet" window was not quiet; trust the tracker
+    x = rot - neutral
+    speed = np.abs(np.gradient(rot, t))
+    halves = [_measure_half(t, c.direction.sign * x, speed, fs, c, cfg) for c in coarse]
+    t_start, t_end = halves[0].t_onset, halves[-1].t_return
+    in_rep = (t >= t_start) & (t <= t_end)
+    dt = np.diff(t, prepend=t[0])
+    gap_s = float(dt[in_rep & ~np.isfinite(window.hip_rotation)].sum())
+
+    by_dir = {h.direction: h for h in halves}
+    ir, er = by_dir.get(Direction.INTERNAL), by_dir.get(Direction.EXTERNAL)
+
+    comp = _compensation(window, t, x, halves, t_start, t_end, drill, cfg)
+    tempo: dict[str, float] = {}
+    for h in halves:
+        name = h.direction.value
+        tempo[f"{name}_out_s"] = h.out_s
+        tempo[f"{name}_hold_s"] = h.hold_s
+        tempo[f"{name}_back_s"] = h.back_s
+    if len(halves) == 2:
+        tempo["mid_pause_s"] = halves[1].t_onset - halves[0].t_return
+    tempo["total_s"] = t_end - t_start
+    sparcs = [h.smoothness_sparc for h in halves if math.isfinite(h.smoothness_sparc)]
+    smoothness = float(np.mean(sparcs)) if sparcs else math.nan
+    flex = window.hip_flexion[in_rep]
+    flex_mean = float(np.nanmean(flex)) if np.isfinite(flex).any() else math.nan
+    lo, hi = drill.hip_flexion_range_deg
+    posture_ok = not math.isfinite(flex_mean) or lo <= flex_mean <= hi
+
+    measures = RepMeasures(
+        peak_deg={h.direction: h.peak_deg for h in halves},
+        hold_s={h.direction: h.hold_s for h in halves},
+        move_phase_s=[p for h in halves for p in (h.out_s, h.back_s)],
+        smoothness_sparc=smoothness,
+        compensation_ratio=comp.worst_ratio,
+    )
+    components = score_rep(drill, measures)
+    return Rep(
+        index=index,
+        drill=drill.name,
+        t_start=t_start,
+        t_end=t_end,
+        neutral_deg=neutral,
+        halves=tuple(halves),
+        peak_internal_rotation=ir.peak_deg if ir else None,
+        peak_external_rotation=er.peak_deg if er else None,
+        hold_internal_s=ir.hold_s if ir else None,
+        hold_external_s=er.hold_s if er else None,
+        tempo=tempo,
+        smoothness=smoothness,
+        compensation=comp.flagged,
+        compensation_detail=comp,
+        hip_flexion_mean_deg=flex_mean,
+        posture_ok=posture_ok,
+        gap_s=gap_s,
+        score=components.total,
+        score_components=components,
+    )
+
+
+def _compensation(
+    window: AngleTable,
+    t: FloatArray,
+    x: FloatArray,
+    halves: Sequence[HalfRep],
+    t_start: float,
+    t_end: float,
+    drill: DrillDefinition,
+    cfg: DetectorConfig,
+) -> PelvisCompensation:
+    limits = drill.compensation
+    limit = {
+        "pelvis_tilt": limits.pelvis_tilt_deg,
+        "pelvis_obliquity": limits.pelvis_obliquity_deg,
+        "pelvis_rotation": limits.pelvis_rotation_deg,
+    }
+    change: dict[str, float] = {}
+    during: dict[str, str] = {}
+    pre = (t >= t_start - cfg.pre_s) & (t <= t_start)
+    for axis in PELVIS_AXES:
+        raw = getattr(window, axis)
+        if not np.isfinite(raw).any():
+            change[axis] = math.nan
+            continue
+        p = _lowpass(t, raw, cfg.lowpass_hz)
+        base = float(np.median(p[pre])) if pre.any() else float(p[np.searchsorted(t, t_start)])
+        best, best_dir = 0.0, ""
+        for h in halves:
+            rotating = (t >= h.t_onset) & (t <= h.t_return) & (h.direction.sign * x > cfg.rotating_fraction * h.peak_deg)
+            if rotating.any():
+                v = float(np.max(np.abs(p[rotating] - base)))
+                if v > best:
+                    best, best_dir = v, h.direction.value
+        change[axis] = best
+        during[axis] = best_dir
+    ratios = [change[a] / limit[a] for a in PELVIS_AXES if math.isfinite(change[a]) and limit[a] > 0]
+    worst = max(ratios) if ratios else math.nan
+    exceeded = tuple(a for a in PELVIS_AXES if math.isfinite(change[a]) and change[a] > limit[a])
+    return PelvisCompensation(
+        flagged=bool(exceeded), change_deg=change, limit_deg=limit, exceeded=exceeded, worst_ratio=worst, during=during
+    )
+
+
+@dataclass(frozen=True)
+class RepDetection:
+    """Result of :func:`detect_reps`: counted reps and the attempts that did not count."""
+
+    drill: str
+    reps: list[Rep]
+    incomplete: list[RepIncomplete]
+
+
+def collect(events: Iterable[RepEvent], drill: str) -> RepDetection:
+    reps: list[Rep] = []
+    incomplete: list[RepIncomplete] = []
+    for e in events:
+        if isinstance(e, RepCompleted):
+            reps.append(e.rep)
+        else:
+            incomplete.append(e)
+    return RepDetection(drill=drill, reps=reps, incomplete=incomplete)
+
+
+def detect_reps(table: AngleTable, drill: DrillDefinition | str, config: DetectorConfig | None = None) -> RepDetection:
+    """Batch detection over a whole table: the online detector run over every row, then finished."""
+    det = RepDetector(drill, config)
+    events = det.update_table(table)
+    events.extend(det.finish())
+    return collect(events, det.drill.name)
