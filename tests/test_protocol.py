@@ -3,8 +3,12 @@ property-based round trips, every malformation class and the shared golden vecto
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import struct
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -430,3 +434,113 @@ def test_malformed_info(hex_bytes: str, error: type[ProtocolError], match: str) 
     with pytest.raises(error, match=match) as info:
         decode_info(bytes.fromhex(hex_bytes))
     assert str(info.value).startswith("info: ")
+
+
+# --- golden vectors (shared with the C encoder, tests/test_protocol_c.py) -----------------------
+
+VECTORS_PATH = Path(__file__).resolve().parent.parent / "firmware_protocol" / "vectors.json"
+VECTORS = json.loads(VECTORS_PATH.read_text())
+ERRORS: dict[str, type[ProtocolError]] = {
+    cls.__name__: cls
+    for cls in (TruncatedPacketError, LengthMismatchError, UnsupportedVersionError, UnknownCodeError, FieldValueError)
+}
+
+
+def _ids(vectors: list[dict[str, Any]]) -> list[str]:
+    return [v["name"] for v in vectors]
+
+
+def test_vectors_cover_the_required_edge_cases() -> None:
+    valid = {v["name"]: v for v in VECTORS["data"]["valid"]}
+    assert valid["one_sample_6axis_mtu23"]["length"] == 20
+    assert max(v["length"] for v in valid.values()) <= 244
+    assert any(v["decoded"]["has_mag"] for v in valid.values())
+    assert any(v["inputs"]["seq"] == 65535 for v in valid.values())
+    assert any(v["inputs"]["t_first_us"] > 2**32 - 1000 for v in valid.values())
+    assert any(-32768 in sum(v["inputs"]["raw"], []) for v in valid.values())
+    assert {v["inputs"]["rate_code"] for v in valid.values()} == set(SAMPLE_RATES_HZ)
+    assert {v["inputs"]["range_code"] for v in valid.values()} == set(RANGE_CODES)
+    assert {v["error"] for v in VECTORS["data"]["malformed"]} == {
+        "TruncatedPacketError", "UnsupportedVersionError", "LengthMismatchError", "UnknownCodeError"}
+
+
+@pytest.mark.parametrize("vector", VECTORS["data"]["valid"], ids=_ids(VECTORS["data"]["valid"]))
+def test_golden_data_vectors(vector: dict[str, Any]) -> None:
+    inputs = vector["inputs"]
+    payload = encode_packet_raw(
+        seq=inputs["seq"], t_first_us=inputs["t_first_us"], rate_code=inputs["rate_code"],
+        range_code=inputs["range_code"], raw=np.array(inputs["raw"], dtype=np.int16),
+        sensor_state=inputs["sensor_state"], clipping=inputs["clipping"],
+    )
+    assert payload.hex() == vector["hex"]
+    p = decode_packet(bytes.fromhex(vector["hex"]))
+    want = vector["decoded"]
+    for field in ("version", "seq", "t_first_us", "n_samples", "has_mag", "clipping", "rate_code",
+                  "sample_rate_hz", "range_code", "acc_range_g", "gyr_range_dps"):
+        assert getattr(p, field) == want[field], field
+    assert p.sensor_state is SensorState[want["sensor_state"]]
+    assert p.sample_period_us == pytest.approx(want["sample_period_us"], rel=1e-15)
+    np.testing.assert_allclose(p.sample_times_us(), want["sample_times_us"], rtol=1e-15)
+    np.testing.assert_allclose(p.acc_m_s2, want["acc_m_s2"], rtol=1e-13, atol=0)
+    np.testing.assert_allclose(p.gyr_rad_s, want["gyr_rad_s"], rtol=1e-13, atol=0)
+    if want["mag_uT"] is None:
+        assert p.mag_uT is None
+    else:
+        assert p.mag_uT is not None
+        np.testing.assert_allclose(p.mag_uT, want["mag_uT"], rtol=1e-13, atol=0)
+    # The SI encoder must land on the same counts when fed the decoded values.
+    again = encode_packet(
+        seq=p.seq, t_first_us=p.t_first_us, rate_code=p.rate_code, range_code=p.range_code,
+        acc_m_s2=p.acc_m_s2, gyr_rad_s=p.gyr_rad_s, mag_uT=p.mag_uT, sensor_state=p.sensor_state,
+        clipping=inputs["clipping"],
+    )
+    assert again.hex() == vector["hex"]
+
+
+@pytest.mark.parametrize("vector", VECTORS["data"]["malformed"], ids=_ids(VECTORS["data"]["malformed"]))
+def test_golden_malformed_data_vectors(vector: dict[str, Any]) -> None:
+    with pytest.raises(ERRORS[vector["error"]]) as info:
+        decode_packet(bytes.fromhex(vector["hex"]))
+    assert type(info.value) is ERRORS[vector["error"]]
+    assert vector["message_contains"] in str(info.value)
+
+
+_CONTROL_TYPES: dict[str, Any] = {
+    cls.__name__: cls
+    for cls in (StartStreaming, StopStreaming, SetSampleRate, SetRanges, TimeSyncRequest, Ack, TimeSyncReply, ErrorReply)
+}
+
+
+@pytest.mark.parametrize("vector", VECTORS["control"]["valid"], ids=_ids(VECTORS["control"]["valid"]))
+def test_golden_control_vectors(vector: dict[str, Any]) -> None:
+    fields = dict(vector["message"])
+    cls = _CONTROL_TYPES[fields.pop("type")]
+    if "error" in fields:
+        fields["error"] = ControlErrorCode[fields["error"]]
+    message = cls(**fields)
+    assert encode_control(message).hex() == vector["hex"]
+    assert decode_control(bytes.fromhex(vector["hex"])) == message
+
+
+@pytest.mark.parametrize("vector", VECTORS["control"]["malformed"], ids=_ids(VECTORS["control"]["malformed"]))
+def test_golden_malformed_control_vectors(vector: dict[str, Any]) -> None:
+    with pytest.raises(ERRORS[vector["error"]], match=re.escape(vector["message_contains"])):
+        decode_control(bytes.fromhex(vector["hex"]))
+
+
+@pytest.mark.parametrize("vector", VECTORS["info"]["valid"], ids=_ids(VECTORS["info"]["valid"]))
+def test_golden_info_vectors(vector: dict[str, Any]) -> None:
+    f = vector["fields"]
+    info = SensorInfo(
+        protocol_version=f["protocol_version"], firmware_version=tuple(f["firmware_version"]),
+        sensor_id=f["sensor_id"], battery_percent=f["battery_percent"], has_mag=f["has_mag"],
+        rate_code=f["rate_code"], range_code=f["range_code"],
+    )
+    assert encode_info(info).hex() == vector["hex"]
+    assert decode_info(bytes.fromhex(vector["hex"])) == info
+
+
+@pytest.mark.parametrize("vector", VECTORS["info"]["malformed"], ids=_ids(VECTORS["info"]["malformed"]))
+def test_golden_malformed_info_vectors(vector: dict[str, Any]) -> None:
+    with pytest.raises(ERRORS[vector["error"]], match=re.escape(vector["message_contains"])):
+        decode_info(bytes.fromhex(vector["hex"]))
