@@ -61,7 +61,9 @@ class DetectorConfig:
     exit_deg: float = 3.0  # back inside this closes it
     onset_deg: float = 1.0  # rep boundaries: where the smoothed angle leaves/reaches neutral
     settle_s: float = 0.5  # longest wait after exit for the angle to reach the onset band
-    hold_tolerance_deg: float = 2.0  # "at end range" = within this of the peak
+    hold_tolerance_deg: float = 2.0  # "at end range" = within this of the peak ...
+    hold_speed_deg_s: float = 10.0  # ... and (nearly) still: slower than this
+    hold_lowpass_hz: float = 3.0  # low-pass for the hold speed (keeps 0.5° noise well under the limit)
     neutral_tau_s: float = 2.0  # time constant of the neutral tracker while resting
     max_gap_s: float = 1.0  # a longer gap aborts the rep in progress
     pre_s: float = 0.5  # quiet time before a rep used for the neutral and pelvis baselines
@@ -415,17 +417,24 @@ def _lowpass(t: FloatArray, x: FloatArray, cutoff_hz: float) -> FloatArray:
     return np.asarray(sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * 6)), dtype=np.float64)
 
 
-def _measure_half(t: FloatArray, y: FloatArray, speed: FloatArray, fs: float, coarse: _Excursion, cfg: DetectorConfig) -> HalfRep:
-    """Refine one excursion on the zero-phase signal ``y`` (positive toward ``coarse.direction``)."""
+def _measure_half(
+    t: FloatArray, y: FloatArray, speed: FloatArray, hold_speed: FloatArray, fs: float, coarse: _Excursion, cfg: DetectorConfig
+) -> HalfRep:
+    """Refine one excursion on the zero-phase signal ``y`` (positive toward ``coarse.direction``).
+
+    The hold is the stretch around the peak that stays within ``hold_tolerance_deg`` of it while
+    moving slower than ``hold_speed_deg_s``; the onset/return are where ``y`` crosses ``onset_deg``.
+    """
     inside = np.flatnonzero((t >= coarse.t_leave) & (t <= coarse.t_back))
     i_peak = int(inside[np.argmax(y[inside])])
     peak = float(y[i_peak])
     level = peak - cfg.hold_tolerance_deg
+    still = (y >= level) & (hold_speed < cfg.hold_speed_deg_s)
     i_h0 = i_peak
-    while i_h0 > inside[0] and y[i_h0 - 1] >= level:
+    while i_h0 > inside[0] and still[i_h0 - 1]:
         i_h0 -= 1
     i_h1 = i_peak
-    while i_h1 < inside[-1] and y[i_h1 + 1] >= level:
+    while i_h1 < inside[-1] and still[i_h1 + 1]:
         i_h1 += 1
     i_on = i_h0
     while i_on > 0 and y[i_on] >= cfg.onset_deg:
@@ -463,7 +472,8 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
         neutral = coarse[0].neutral_deg  # the "quiet" window was not quiet; trust the tracker
     x = rot - neutral
     speed = np.abs(np.gradient(rot, t))
-    halves = [_measure_half(t, c.direction.sign * x, speed, fs, c, cfg) for c in coarse]
+    hold_speed = np.abs(np.gradient(_lowpass(t, window.hip_rotation, cfg.hold_lowpass_hz), t))
+    halves = [_measure_half(t, c.direction.sign * x, speed, hold_speed, fs, c, cfg) for c in coarse]
     t_start, t_end = halves[0].t_onset, halves[-1].t_return
     in_rep = (t >= t_start) & (t <= t_end)
     dt = np.diff(t, prepend=t[0])
