@@ -196,8 +196,9 @@ def test_hold_tempo_and_smoothness_measured_on_a_known_rep() -> None:
     rep = detect_reps(table, "seated_rotation").reps[0]
     for hold in (rep.hold_internal_s, rep.hold_external_s):
         assert hold is not None and 1.5 <= hold <= 1.5 + 0.3 * 1.0
-    assert rep.tempo["internal_out_s"] == pytest.approx(1.0, abs=0.25)
-    assert rep.tempo["mid_pause_s"] == pytest.approx(1.0, abs=0.3)
+    # Out phase = from 1° off neutral to the start of the hold: the 1-s ramp minus its slow tails.
+    assert 0.6 <= rep.tempo["internal_out_s"] <= 1.0
+    assert 1.0 <= rep.tempo["mid_pause_s"] <= 1.4  # 1 s at neutral plus the ramps' first and last degree
     assert rep.arc == pytest.approx(70.0, abs=0.5)
     assert -2.0 < rep.smoothness < -1.3  # minimum-jerk movement
     # A tremor on the way out makes the rep measurably less smooth.
