@@ -1,0 +1,296 @@
+"""Scripted sessions: the calibration protocol followed by a hip-rotation drill, with per-rep variation.
+
+A scenario is the athlete's whole choreography as keyframes (see :mod:`sensorhub.sim.kinematics`)
+plus what the script knows to be true about it: calibration phase intervals, drill start and end,
+and each rep's interval and whether the pelvis was made to compensate. All randomness comes from the
+generator passed in, so a seed fixes the session.
+
+Calibration protocol (as in the shared examples): >= 3 s standing still, 5 hip flexion-extension
+swings of the measured leg, 3 bows from the hips (pelvis tilting forward about 30° while the femur
+stays roughly vertical), >= 2 s standing still.
+
+Drills:
+
+* ``seated_rotation``: sits down (trunk leans forward, then the pelvis settles in slight posterior
+  tilt with the thigh about horizontal), reps of rotation about the femur's long axis, stands up.
+* ``standing_rotation``: hip extended, slight abduction, heel-pivot rotation about the (vertical)
+  femur long axis.
+
+One rep = neutral -> internal end (hold) -> neutral -> external end (hold) -> neutral. In a
+compensated rep the pelvis rotates and tilts along with the hip by well over 10° (rotation
+12-17°, obliquity 6-9° at the internal end); in a clean rep it moves less than about 2°. The pelvis
+follows the hip's rotation direction: with ``s = +1`` (right) / ``-1`` (left), internal rotation of
+the hip comes with pelvis rotation ``s * c`` (a right hip turning in pulls the pelvis to the left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sensorhub.errors import ConfigurationError
+from sensorhub.sim.kinematics import BodyGeometry, Kinematics, MotionScript, Sway
+
+
+@dataclass(frozen=True)
+class ScriptedRep:
+    """One rep as scripted: interval (s), end-range targets (degrees, positive) and compensation."""
+
+    t_start_s: float
+    t_end_s: float
+    internal_target_deg: float
+    external_target_deg: float
+    compensation: bool
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    """Choices the caller can make about the drill; everything else is drawn at random per session."""
+
+    reps: int = 6
+    compensation_reps: Sequence[int] = (3, 5)
+    """1-based rep numbers in which the pelvis compensates."""
+    internal_range_deg: tuple[float, float] = (25.0, 40.0)
+    external_range_deg: tuple[float, float] = (30.0, 45.0)
+    hold_range_s: tuple[float, float] = (1.0, 2.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A scripted session with its ground-truth structure."""
+
+    drill: str
+    scenario_label: str
+    """Short label as in the shared examples' meta.json ("seated", "standing")."""
+    side: str
+    kinematics: Kinematics
+    phases: dict[str, list[tuple[float, float]]]
+    """Calibration phase intervals: ``static``, ``functional``, ``hinge``."""
+    drill_start_s: float
+    drill_end_s: float
+    reps: list[ScriptedRep]
+    drill_pose_t_s: float
+    """A time at which the measured thigh sits in its drill neutral pose (used to place disturbances)."""
+    events: list[tuple[float, str]] = field(default_factory=list)
+    """Other scripted moments (sit down, stand up), for recording marks."""
+
+    @property
+    def duration_s(self) -> float:
+        return self.kinematics.duration_s
+
+
+def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
+    return float(rng.uniform(lo, hi))
+
+
+def _calibration(script: MotionScript, rng: np.random.Generator) -> dict[str, list[tuple[float, float]]]:
+    """Append the calibration protocol to ``script``; returns the phase intervals."""
+    t0 = script.t_s
+    script.hold(_u(rng, 3.3, 4.5))
+    t_static1 = script.t_s
+
+    # Five flexion-extension swings of the measured leg; a little ab/adduction rides along.
+    for _ in range(5):
+        script.move(_u(rng, 0.55, 0.75), hip_flexion=_u(rng, 24, 36), hip_adduction=_u(rng, -1.5, 2.5))
+        script.move(_u(rng, 0.6, 0.8), hip_flexion=-_u(rng, 10, 17), hip_adduction=_u(rng, -4.5, -0.5))
+    script.move(_u(rng, 0.5, 0.7), hip_flexion=0.0, hip_adduction=0.0)
+    script.hold(_u(rng, 0.4, 0.8))
+    t_functional = script.t_s
+
+    # Three bows from the hips: the pelvis tilts forward, the femur stays about vertical, the hips
+    # shift back a little to keep balance.
+    for _ in range(3):
+        bow = _u(rng, 26, 34)
+        script.move(
+            _u(rng, 0.9, 1.2),
+            pelvis_tilt=-bow,
+            hip_flexion=bow + _u(rng, -2, 3),
+            pelvis_anterior=-_u(rng, 0.03, 0.06),
+        )
+        script.hold(_u(rng, 0.15, 0.4))
+        script.move(_u(rng, 0.9, 1.2), pelvis_tilt=0.0, hip_flexion=0.0, pelvis_anterior=0.0)
+        script.hold(_u(rng, 0.1, 0.3))
+    t_hinge = script.t_s
+    script.hold(_u(rng, 2.2, 3.0))
+    return {
+        "static": [(t0, t_static1), (t_hinge, script.t_s)],
+        "functional": [(t_static1, t_functional)],
+        "hinge": [(t_functional, t_hinge)],
+    }
+
+
+def _reps(
+    script: MotionScript,
+    rng: np.random.Generator,
+    options: DrillOptions,
+    side_sign: float,
+    tempo_s: tuple[float, float],
+) -> list[ScriptedRep]:
+    """Append the rotation reps around the current posture (the drill's neutral)."""
+    base_flex = script.current("hip_flexion")
+    base_add = script.current("hip_adduction")
+    base_tilt = script.current("pelvis_tilt")
+    # Per-session coupling of flexion and adduction to rotation (the femur is not a perfect hinge).
+    k_add = _u(rng, -0.08, 0.08)
+    k_flex = _u(rng, -0.06, 0.06)
+    comp_reps = set(options.compensation_reps)
+    reps: list[ScriptedRep] = []
+    for number in range(1, options.reps + 1):
+        ir = _u(rng, *options.internal_range_deg)
+        er = _u(rng, *options.external_range_deg)
+        comp = number in comp_reps
+        if comp:
+            p_rot_in, p_obl_in, p_tilt_in = _u(rng, 12, 17), _u(rng, 6, 9), _u(rng, -3, 3)
+            p_rot_out, p_obl_out, p_tilt_out = -_u(rng, 6, 10), -_u(rng, 3, 5), _u(rng, -3, 3)
+        else:
+            p_rot_in, p_obl_in, p_tilt_in = _u(rng, 0.3, 1.5), _u(rng, -0.5, 0.8), _u(rng, -0.4, 0.4)
+            p_rot_out, p_obl_out, p_tilt_out = -_u(rng, 0.3, 1.5), _u(rng, -0.8, 0.5), _u(rng, -0.4, 0.4)
+
+        def end(rot: float, p_rot: float, p_obl: float, p_tilt: float) -> dict[str, float]:
+            return {
+                "hip_rotation": rot,
+                "hip_adduction": base_add + k_add * rot,
+                "hip_flexion": base_flex + k_flex * abs(rot),
+                "pelvis_rotation": side_sign * p_rot,
+                "pelvis_obliquity": side_sign * p_obl,
+                "pelvis_tilt": base_tilt + p_tilt,
+            }
+
+        neutral = end(0.0, 0.0, 0.0, 0.0)
+        t_start = script.t_s
+        script.move(_u(rng, *tempo_s), **end(ir, p_rot_in, p_obl_in, p_tilt_in))
+        script.hold(_u(rng, *options.hold_range_s))
+        script.move(_u(rng, *tempo_s), **neutral)
+        script.hold(_u(rng, 0.05, 0.4))
+        script.move(_u(rng, *tempo_s), **end(-er, p_rot_out, p_obl_out, p_tilt_out))
+        script.hold(_u(rng, *options.hold_range_s))
+        script.move(_u(rng, *tempo_s), **neutral)
+        reps.append(ScriptedRep(t_start, script.t_s, ir, er, comp))
+        script.hold(_u(rng, 0.3, 0.9))
+    return reps
+
+
+def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
+    float, float, list[ScriptedRep], float, list[tuple[float, str]]
+]:
+    seat_flex = _u(rng, 76, 86)
+    seat_tilt = _u(rng, 5, 12)
+    seat_up = -_u(rng, 0.40, 0.46)
+    seat_back = -_u(rng, 0.14, 0.22)
+    t_sit = script.t_s
+    # Sitting down: lean forward while bending, then settle back onto the chair.
+    script.move(_u(rng, 0.9, 1.2), hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
+                pelvis_up=0.45 * seat_up, pelvis_anterior=0.4 * seat_back)
+    script.move(_u(rng, 0.9, 1.3), hip_flexion=seat_flex, pelvis_tilt=seat_tilt, pelvis_up=seat_up,
+                pelvis_anterior=seat_back, hip_adduction=_u(rng, -3, 1))
+    script.hold(_u(rng, 1.0, 1.8))
+    drill_start = script.t_s
+    pose_t = drill_start - 0.3
+    reps = _reps(script, rng, options, side_sign, tempo_s=(0.8, 1.4))
+    drill_end = script.t_s
+    t_stand = script.t_s
+    script.move(_u(rng, 0.9, 1.2), hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
+                pelvis_up=0.45 * seat_up, pelvis_anterior=0.4 * seat_back, pelvis_rotation=0.0,
+                pelvis_obliquity=0.0, hip_rotation=0.0)
+    script.move(_u(rng, 1.0, 1.3), hip_flexion=0.0, hip_adduction=0.0, pelvis_tilt=0.0, pelvis_up=0.0,
+                pelvis_anterior=0.0)
+    script.hold(_u(rng, 1.5, 2.5))
+    return drill_start, drill_end, reps, pose_t, [(t_sit, "sit_down"), (t_stand, "stand_up")]
+
+
+def _standing(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
+    float, float, list[ScriptedRep], float, list[tuple[float, str]]
+]:
+    t_setup = script.t_s
+    # Step the measured foot slightly out (abduction) with the hip extended.
+    script.move(_u(rng, 0.7, 1.0), hip_adduction=-_u(rng, 2, 6), hip_flexion=_u(rng, -3, 4))
+    script.hold(_u(rng, 0.6, 1.2))
+    drill_start = script.t_s
+    pose_t = drill_start - 0.3
+    reps = _reps(script, rng, options, side_sign, tempo_s=(0.7, 1.2))
+    drill_end = script.t_s
+    script.move(_u(rng, 0.7, 1.0), hip_adduction=0.0, hip_flexion=0.0, hip_rotation=0.0, pelvis_rotation=0.0,
+                pelvis_obliquity=0.0, pelvis_tilt=0.0)
+    script.hold(_u(rng, 1.5, 2.5))
+    return drill_start, drill_end, reps, pose_t, [(t_setup, "stance")]
+
+
+DrillBuilder = Callable[
+    [MotionScript, np.random.Generator, DrillOptions, float],
+    tuple[float, float, list[ScriptedRep], float, list[tuple[float, str]]],
+]
+
+
+@dataclass(frozen=True)
+class DrillSpec:
+    name: str
+    scenario_label: str
+    builder: DrillBuilder
+    default_internal_deg: tuple[float, float]
+    default_external_deg: tuple[float, float]
+    description: str
+
+
+DRILLS: dict[str, DrillSpec] = {
+    spec.name: spec
+    for spec in (
+        DrillSpec("seated_rotation", "seated", _seated, (25.0, 40.0), (30.0, 45.0),
+                  "seated on a chair, hip flexed ~90°, rotation about the femur's long axis"),
+        DrillSpec("standing_rotation", "standing", _standing, (20.0, 35.0), (28.0, 42.0),
+                  "standing, hip extended, heel-pivot rotation about the vertical axis"),
+    )
+}
+
+
+def build_scenario(
+    drill: str,
+    side: str,
+    rng: np.random.Generator,
+    reps: int = 6,
+    compensation_reps: Sequence[int] = (3, 5),
+    sway: bool = True,
+) -> Scenario:
+    """Script a whole session: calibration protocol, then ``drill`` on ``side`` with random variation."""
+    if drill not in DRILLS:
+        raise ConfigurationError(f"unknown drill {drill!r}; simulated drills: {', '.join(sorted(DRILLS))}")
+    if side not in ("left", "right"):
+        raise ConfigurationError(f"side must be 'left' or 'right', got {side!r}")
+    if reps < 1:
+        raise ConfigurationError(f"--reps must be at least 1, got {reps}")
+    bad = [r for r in compensation_reps if not 1 <= r <= reps]
+    if bad:
+        raise ConfigurationError(f"compensation rep numbers {bad} are outside 1..{reps}")
+    spec = DRILLS[drill]
+    options = DrillOptions(
+        reps=reps,
+        compensation_reps=tuple(compensation_reps),
+        internal_range_deg=spec.default_internal_deg,
+        external_range_deg=spec.default_external_deg,
+    )
+    side_sign = 1.0 if side == "right" else -1.0
+    heading_deg = float(rng.uniform(0.0, 360.0))
+    geometry = BodyGeometry(
+        hip_half_width_m=_u(rng, 0.075, 0.095),
+        pelvis_sensor_m=(-_u(rng, 0.09, 0.13), _u(rng, 0.02, 0.08), _u(rng, -0.02, 0.02)),
+        thigh_sensor_m=(_u(rng, -0.03, 0.04), -_u(rng, 0.15, 0.28), _u(rng, 0.06, 0.09)),
+        standing_height_m=_u(rng, 0.85, 0.98),
+    )
+    script = MotionScript()
+    phases = _calibration(script, rng)
+    start, end, rep_list, pose_t, events = spec.builder(script, rng, options, side_sign)
+    sway_model = (
+        Sway.random(
+            rng,
+            {
+                "hip_flexion": 0.35, "hip_adduction": 0.25, "hip_rotation": 0.35,
+                "pelvis_tilt": 0.3, "pelvis_obliquity": 0.25, "pelvis_rotation": 0.3,
+                "pelvis_anterior": 0.004, "pelvis_up": 0.0015, "pelvis_right": 0.003,
+            },
+        )
+        if sway
+        else Sway.none()
+    )
+    kin = Kinematics(script.build(), side, heading_deg, sway_model, geometry)
+    return Scenario(drill, spec.scenario_label, side, kin, phases, start, end, rep_list, pose_t, events)
