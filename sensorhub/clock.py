@@ -1,0 +1,277 @@
+"""Sensor clock -> hub clock mapping for one sensor, online.
+
+Each sensor stamps its samples with its own crystal clock; the hub stamps each BLE notification with
+its receive time. The relation between the two is a line (offset plus drift, a crystal is good to
+about ±100 ppm) seen through a delay that is *one-sided*: a notification is received some time after
+its last sample was taken (waiting for the next connection event, radio retries, host scheduling),
+never before. Averaging receive times therefore estimates the line plus the mean delay, which is
+neither constant nor small; the useful information is in the *lower envelope* of the points
+``(t_sensor, t_host)``.
+
+:class:`ClockMapper` estimates that envelope with a windowed-minimum regression:
+
+* sensor time is cut into bins (0.5 s by default); each bin keeps only its minimum
+  ``t_host - t_sensor``, i.e. its least-delayed notification;
+* when a bin closes, a line is fitted to the bin minima of a sliding window (60 s by default), bins
+  whose residual sits far above the rest (a stalled link delays a whole bin) are trimmed and the fit
+  repeated; the slope of that fit is the drift;
+* the offset is then lowered until the line touches the lowest point, so the line supports the
+  envelope from below instead of running through the middle of the bin minima;
+* between refits every observation that falls below the line lowers the offset at once: under a
+  one-sided delay such a point proves the line was too high.
+
+The cost per observation is O(1); a refit costs O(window / bin) and happens once per bin.
+
+The line is the *estimate*; the times handed out by :meth:`ClockMapper.to_host` must also be
+monotonic and free of jumps, because fusion integrates over them. When the estimate changes, the
+difference between the old and the new mapping at the last time handed out is kept as a correction
+that decays linearly at a bounded slew rate (a fast rate during the first seconds of a clock epoch,
+when the estimate still moves by the length of a connection interval, a slow one afterwards). The
+mapping handed out is thus continuous and strictly increasing as long as the slew rate stays below
+one.
+
+A delay that never gets small (packet period locked to the connection interval) leaves a constant
+bias that no estimator can see; with drift the phase slides and the minimum is found eventually.
+
+This module is plain arithmetic on floats: no I/O, no knowledge of packets or BLE.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ClockMapperConfig:
+    """Tuning of :class:`ClockMapper`. Times in seconds, rates as fractions (1e-3 = 1000 ppm)."""
+
+    bin_s: float = 0.5
+    """Width of a minimum bin in sensor time; should hold several notifications."""
+    window_s: float = 60.0
+    """Span of sensor time whose bin minima the line is fitted to."""
+    min_fit_span_s: float = 2.0
+    """Below this span of bin minima the drift is not fitted: the prior drift is used."""
+    trim_mad: float = 4.0
+    """Bins whose residual exceeds the median by this many (scaled) MADs are left out of the fit."""
+    prior_drift_sd_ppm: float = 100.0
+    """Spread of crystal drifts expected before any fit (the prior the drift fit is shrunk to)."""
+    bin_noise_s: float = 0.5e-3
+    """Typical scatter of the bin minima around the envelope; with the prior sets the shrinkage."""
+    max_drift_ppm: float = 1000.0
+    """Fitted drifts beyond this are clamped: no working crystal is that far off."""
+    warmup_s: float = 5.0
+    """Length of the start of an epoch during which corrections slew at ``warmup_slew``."""
+    warmup_slew: float = 0.02
+    """Slew rate of corrections during warm-up (s of correction per s of sensor time)."""
+    slew: float = 0.001
+    """Slew rate of corrections after warm-up."""
+
+    def __post_init__(self) -> None:
+        if self.bin_s <= 0 or self.window_s < 2 * self.bin_s:
+            raise ValueError(f"ClockMapperConfig: need bin_s > 0 and window_s >= 2*bin_s, got {self.bin_s}, {self.window_s}")
+        if not (0 < self.slew < 0.5 and 0 < self.warmup_slew < 0.5):
+            raise ValueError(f"ClockMapperConfig: slew rates must lie in (0, 0.5), got {self.slew}, {self.warmup_slew}")
+
+
+@dataclass(frozen=True)
+class ClockEstimate:
+    """The current line ``t_host_s = t_sensor_s * (1 + drift_ppm * 1e-6) + offset_s``."""
+
+    offset_s: float
+    drift_ppm: float
+    n_bins: int
+    """Bin minima the drift was fitted to (0 while the prior drift is used)."""
+
+
+class ClockMapper:
+    """Online lower-envelope map from one sensor clock to the hub clock (see the module docstring).
+
+    Feed every received notification with :meth:`observe` (sensor time of the packet's *last*
+    sample, hub receive time), ask for hub times of samples with :meth:`to_host` in non-decreasing
+    sensor time. After a sensor reboot (its clock restarted) call :meth:`reanchor`; the drift
+    estimate is kept as the prior of the new epoch because it belongs to the crystal, not the epoch.
+    """
+
+    def __init__(self, config: ClockMapperConfig | None = None, prior_drift_ppm: float = 0.0) -> None:
+        self.config = config or ClockMapperConfig()
+        self._prior_drift = prior_drift_ppm * 1e-6
+        self._reset_epoch()
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def _reset_epoch(self) -> None:
+        # Internally x is sensor time relative to the epoch's first observation and
+        # y = t_host - x_abs; the line is y = a + b * x. Small numbers keep float64 exact to ns.
+        self._x0: float | None = None
+        self._a = 0.0
+        self._b = self._prior_drift
+        self._n_fit = 0
+        self._bins: deque[tuple[float, float]] = deque()
+        self._bin_index: int | None = None
+        self._bin_min: tuple[float, float] = (math.nan, math.inf)
+        # Slew state: correction c(x) = c_anchor decaying towards 0 from x_anchor at slew_rate.
+        self._x_query: float | None = None
+        self._c_anchor = 0.0
+        self._x_anchor = 0.0
+        self._slew_rate = self.config.warmup_slew
+
+    def reanchor(self) -> None:
+        """Start a new clock epoch (sensor rebooted): forget offset and bins, keep the drift."""
+        self._prior_drift = self._b
+        self._reset_epoch()
+
+    @property
+    def ready(self) -> bool:
+        """True once at least one observation has been made in this epoch."""
+        return self._x0 is not None
+
+    @property
+    def estimate(self) -> ClockEstimate:
+        """The current line (not the slewed output); offset is NaN before the first observation."""
+        if self._x0 is None:
+            return ClockEstimate(math.nan, self._b * 1e6, 0)
+        # t_host = x_abs + a + b (x_abs - x0)  =>  offset = a - b x0, slope 1 + b.
+        return ClockEstimate(self._a - self._b * self._x0, self._b * 1e6, self._n_fit)
+
+    @property
+    def drift_ppm(self) -> float:
+        return self._b * 1e6
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def observe(self, t_sensor_s: float, t_host_s: float) -> None:
+        """Take in one notification: sensor time of its last sample and its hub receive time."""
+        if self._x0 is None:
+            self._x0 = t_sensor_s
+            self._a = t_host_s - t_sensor_s
+        x = t_sensor_s - self._x0
+        y = t_host_s - t_sensor_s
+        old_a, old_b = self._a, self._b
+        index = math.floor(x / self.config.bin_s)
+        if self._bin_index is None:
+            self._bin_index = index
+            self._bin_min = (x, y)
+        elif index > self._bin_index:
+            self._bins.append(self._bin_min)
+            self._bin_index = index
+            self._bin_min = (x, y)
+            self._refit()
+        elif index == self._bin_index and y < self._bin_min[1]:
+            self._bin_min = (x, y)
+        # A point of an already closed bin is late anyway, but it still bounds the line from below.
+        if y < self._a + self._b * x:
+            self._a = y - self._b * x
+        if (self._a, self._b) != (old_a, old_b):
+            self._keep_output_continuous(old_a, old_b)
+
+    def _refit(self) -> None:
+        cfg = self.config
+        x_last = self._bin_min[0]
+        while self._bins and x_last - self._bins[0][0] > cfg.window_s:
+            self._bins.popleft()
+        pts = np.array([*self._bins, self._bin_min], dtype=np.float64)
+        xs, ys = pts[:, 0], pts[:, 1]
+        if len(xs) >= 3 and xs[-1] - xs[0] >= cfg.min_fit_span_s:
+            keep = np.ones(len(xs), dtype=bool)
+            for _ in range(3):
+                a, b = self._fit_hull(xs[keep], ys[keep]) or self._fit_line(xs[keep], ys[keep])
+                resid = ys - (a + b * xs)
+                med = float(np.median(resid[keep]))
+                mad = 1.4826 * float(np.median(np.abs(resid[keep] - med)))
+                # One-sided trim: delays only ever push points up.
+                new_keep = resid <= med + cfg.trim_mad * max(mad, 50e-6)
+                if np.array_equal(new_keep, keep) or new_keep.sum() < 3:
+                    break
+                keep = new_keep
+            limit = cfg.max_drift_ppm * 1e-6
+            if abs(b) > limit:
+                log.warning("clock drift fit %.0f ppm beyond ±%.0f ppm; clamped", b * 1e6, cfg.max_drift_ppm)
+                b = math.copysign(limit, b)
+            self._b = float(b)
+            self._n_fit = int(keep.sum())
+        # Support the envelope from below: for this slope the line touches the lowest point.
+        self._a = float(np.min(ys - self._b * xs))
+
+    def _fit_hull(self, xs: FloatArray, ys: FloatArray) -> tuple[float, float] | None:
+        """LP estimate: the lower-hull edge of the points that spans their mean x (Moon et al. 1999)."""
+        hull: list[int] = []
+        for i in range(len(xs)):
+            while len(hull) >= 2:
+                i0, i1 = hull[-2], hull[-1]
+                cross = (xs[i1] - xs[i0]) * (ys[i] - ys[i0]) - (ys[i1] - ys[i0]) * (xs[i] - xs[i0])
+                if cross <= 0:
+                    hull.pop()
+                else:
+                    break
+            hull.append(i)
+        xm = float(xs.mean())
+        for i0, i1 in zip(hull, hull[1:]):
+            if xs[i0] <= xm <= xs[i1]:
+                b = (ys[i1] - ys[i0]) / (xs[i1] - xs[i0])
+                return float(ys[i0] - b * xs[i0]), float(b)
+        return None
+
+    def _fit_line(self, xs: FloatArray, ys: FloatArray) -> tuple[float, float]:
+        """Least squares ``y = a + b x`` with the slope shrunk towards the prior drift.
+
+        The shrinkage is a Gaussian prior on the drift (``prior_drift_sd_ppm``) against bin minima
+        scattered by ``bin_noise_s``: it keeps a short window of a few seconds from producing
+        drifts of thousands of ppm, and fades once the window spans tens of seconds.
+        """
+        cfg = self.config
+        x_mean = float(xs.mean())
+        y_mean = float(ys.mean())
+        dx = xs - x_mean
+        lam = (cfg.bin_noise_s / (cfg.prior_drift_sd_ppm * 1e-6)) ** 2
+        b = (float(dx @ (ys - y_mean)) + lam * self._prior_drift) / (float(dx @ dx) + lam)
+        return y_mean - b * x_mean, b
+
+    def _keep_output_continuous(self, old_a: float, old_b: float) -> None:
+        xq = self._x_query
+        if xq is None:
+            return  # nothing handed out yet: the new line applies as is
+        handed_out = xq + old_a + old_b * xq + float(self._correction(xq))
+        self._c_anchor = handed_out - (xq + self._a + self._b * xq)
+        self._x_anchor = xq
+        self._slew_rate = self.config.warmup_slew if xq < self.config.warmup_s else self.config.slew
+
+    def _correction(self, x: FloatArray | float) -> FloatArray:
+        c = self._c_anchor
+        left = np.maximum(0.0, abs(c) - self._slew_rate * np.maximum(0.0, np.asarray(x) - self._x_anchor))
+        return np.copysign(left, c)
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def to_host(self, t_sensor_s: ArrayLike) -> FloatArray:
+        """Hub times of samples taken at ``t_sensor_s`` (non-decreasing, and not before earlier calls).
+
+        The result is the current line plus the decaying correction, strictly increasing in
+        ``t_sensor_s``. Raises ``RuntimeError`` before the first :meth:`observe` of the epoch.
+        """
+        if self._x0 is None:
+            raise RuntimeError("ClockMapper.to_host called before any observation in this epoch")
+        x_abs = np.asarray(t_sensor_s, dtype=np.float64)
+        x = x_abs - self._x0
+        corr = self._correction(x)
+        # t_host = x_abs + a + b x, computed as x0 + (x (1 + b) + a) to keep precision.
+        out: FloatArray = self._x0 + (x * (1.0 + self._b) + self._a) + corr
+        if x.size:
+            xmax = float(np.max(x))
+            self._x_query = xmax if self._x_query is None else max(self._x_query, xmax)
+        return out
+
+    def to_sensor(self, t_host_s: float) -> float:
+        """Sensor time that the current line maps to ``t_host_s`` (for predictions, not output)."""
+        if self._x0 is None:
+            raise RuntimeError("ClockMapper.to_sensor called before any observation in this epoch")
+        return self._x0 + (t_host_s - self._x0 - self._a) / (1.0 + self._b)

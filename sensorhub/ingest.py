@@ -1,0 +1,466 @@
+"""Stream assembly: raw notifications in, timed sample blocks on the hub clock out.
+
+This is the one path both live BLE data and replayed recordings take between
+:class:`~sensorhub.notification.Notification` and :class:`~sensorhub.samples.ImuSamples`:
+
+* :class:`SensorStream` handles one sensor. It decodes payloads (a malformed one is counted and its
+  message kept, never raised), unwraps the 16-bit sequence number and the 32-bit µs timestamp,
+  drops duplicates, puts packets that arrive out of order back in order within a small window,
+  declares a missing packet lost once the window has moved past it or it is overdue in host time,
+  detects a sensor reboot (sequence and clock start again) and re-anchors, and maps every sample's
+  sensor time onto the hub clock with :class:`~sensorhub.clock.ClockMapper`. Lost data stays
+  visible downstream: the first sample after any gap has ``gap_before`` set; nothing is filled in.
+* :class:`Ingest` routes notifications to one :class:`SensorStream` per ``sensor_id`` and collects
+  per-sensor :class:`StreamStats`.
+* :func:`assemble` runs a whole batch (a recording) and concatenates each sensor's blocks.
+
+Release latency is bounded: a packet is released as soon as everything before it has been released;
+a gap holds later packets back for at most ``reorder_window`` packets or ``reorder_timeout_s`` of
+host time (checked on every push, and by :meth:`SensorStream.poll` when the link goes quiet).
+
+Reboot detection. A packet continues the current clock epoch when its sequence number and its
+timestamp agree with each other (the time a seq jump implies is bounded by 1..16 samples per
+packet) and, for a packet that is not ahead of the newest one, when it is not older than
+``max_backward_s`` relative to the host time that has passed. Otherwise it starts a *candidate*
+epoch, confirmed by the next packet continuing it (then: the old epoch's held packets are released,
+the clock map is re-anchored with its drift kept, and the next sample is marked as a gap) or
+dropped as an inconsistent packet when the next packet continues the old epoch.
+
+This module does no I/O; it logs gaps, reboots and malformed payloads at debug/warning level.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sensorhub.clock import ClockMapper, ClockMapperConfig
+from sensorhub.errors import ProtocolError
+from sensorhub.notification import Notification
+from sensorhub.protocol import DataPacket, SeqStatus, SequenceUnwrapper, decode_packet, unwrap_seq, unwrap_time_us
+from sensorhub.protocol.spec import MAX_SAMPLES_PER_PACKET
+from sensorhub.samples import FloatArray, ImuSamples
+
+log = logging.getLogger(__name__)
+
+Decoder = Callable[[bytes], DataPacket]
+
+__all__ = [
+    "Ingest",
+    "SensorStream",
+    "StreamConfig",
+    "StreamStats",
+    "assemble",
+    "concat_samples",
+]
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Tuning of :class:`SensorStream`. Times are host seconds unless the name says otherwise."""
+
+    reorder_window: int = 4
+    """A missing packet is declared lost once a packet this many seq numbers after it has arrived."""
+    reorder_timeout_s: float = 0.25
+    """... or once the packets held behind it have waited this long (host time)."""
+    seq_time_tolerance_s: float = 0.05
+    """Slack when checking that a packet's timestamp agrees with its sequence number."""
+    max_backward_s: float = 1.0
+    """A packet not ahead of the newest one may be at most this much older than host time implies."""
+    clock: ClockMapperConfig = field(default_factory=ClockMapperConfig)
+
+    def __post_init__(self) -> None:
+        if self.reorder_window < 1 or self.reorder_timeout_s <= 0:
+            raise ValueError(
+                f"StreamConfig: reorder_window must be >= 1 and reorder_timeout_s > 0, "
+                f"got {self.reorder_window}, {self.reorder_timeout_s}"
+            )
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    """What happened on one sensor's stream so far. Counts are packets unless named samples."""
+
+    sensor_id: str
+    packets_received: int
+    """Packets decoded and accepted (duplicates and inconsistent packets not included)."""
+    packets_lost: int
+    """Sequence numbers never received (gaps), excluding packets that arrived too late to use."""
+    duplicates: int
+    reordered: int
+    """Packets that arrived after a later one but in time to be put back in order."""
+    late: int
+    """Packets that arrived after their gap had been declared lost (dropped; the gap stays)."""
+    malformed: int
+    inconsistent: int
+    """Decodable packets whose seq/time fit neither the current clock epoch nor a new one."""
+    resets: int
+    """Sensor reboots detected (new clock epochs after the first)."""
+    samples: int
+    """Samples released downstream."""
+    gaps: int
+    """Places where ``gap_before`` was set (packet loss, late packets, reboots, timestamp jumps)."""
+    nominal_rate_hz: float
+    rate_hz: float
+    """Sample rate on the hub clock: the nominal rate corrected by the measured drift."""
+    drift_ppm: float
+    """Sensor clock drift against the hub clock (positive: the sensor clock runs slow)."""
+    offset_s: float
+    """``t_hub = t_sensor * (1 + drift) + offset`` for the current epoch (sensor time from its µs counter)."""
+    loss_fraction: float
+    """packets_lost / (packets_lost + packets_received + late); NaN before any packet."""
+    last_error: str | None
+    has_mag: bool | None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (NaN becomes None)."""
+        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+
+
+@dataclass(slots=True)
+class _Entry:
+    seq: int
+    """Unwrapped sequence number within the epoch."""
+    t_first_us: int
+    """Unwrapped sensor time of the first sample within the epoch."""
+    packet: DataPacket
+    t_host_s: float
+
+    @property
+    def t_end_us(self) -> float:
+        """Sensor time where the next packet's first sample is expected."""
+        return self.t_first_us + self.packet.n_samples * self.packet.sample_period_us
+
+    @property
+    def t_last_s(self) -> float:
+        """Sensor time of this packet's last sample, in seconds."""
+        return (self.t_first_us + (self.packet.n_samples - 1) * self.packet.sample_period_us) * 1e-6
+
+
+class SensorStream:
+    """Assembly of one sensor's notifications into timed sample blocks (see the module docstring)."""
+
+    def __init__(self, sensor_id: str, config: StreamConfig | None = None, decode: Decoder = decode_packet) -> None:
+        self.sensor_id = sensor_id
+        self.config = config or StreamConfig()
+        self._decode = decode
+        self.clock = ClockMapper(self.config.clock)
+        self._received = 0
+        self._lost = 0
+        self._duplicates = 0
+        self._reordered = 0
+        self._late = 0
+        self._malformed = 0
+        self._inconsistent = 0
+        self._resets = 0
+        self._samples = 0
+        self._gaps = 0
+        self._last_error: str | None = None
+        self._nominal_rate_hz = math.nan
+        self._has_mag: bool | None = None
+        self._last_t_out_s = -math.inf
+        self._candidate: tuple[DataPacket, float] | None = None
+        self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self._seq = SequenceUnwrapper()
+        self._newest: _Entry | None = None
+        self._next_seq: int | None = None
+        self._held: dict[int, _Entry] = {}
+        self._first_seq = 0
+        self._expected_t_us: float | None = None
+        self._gap_pending = self._received > 0
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def push(self, t_host_s: float, payload: bytes) -> list[ImuSamples]:
+        """Take one notification payload received at ``t_host_s``; return the blocks it releases.
+
+        Never raises for bad payloads: they are counted in ``malformed`` and the stream carries on.
+        """
+        try:
+            packet = self._decode(payload)
+        except ProtocolError as exc:
+            self._malformed += 1
+            self._last_error = str(exc)
+            log.debug("%s: malformed payload at t=%.3f s: %s", self.sensor_id, t_host_s, exc)
+            return self._release(t_host_s)
+        return self.push_packet(packet, t_host_s)
+
+    def push_packet(self, packet: DataPacket, t_host_s: float) -> list[ImuSamples]:
+        """Take one decoded packet received at ``t_host_s``; return the blocks it releases."""
+        out: list[ImuSamples] = []
+        if self._candidate is not None:
+            cand_packet, cand_t_host = self._candidate
+            self._candidate = None
+            if self._newest is not None and self._continues(self._newest, packet, t_host_s):
+                self._inconsistent += 1
+                log.warning(
+                    "%s: dropped a packet (seq %d, t %d µs) that fits neither the stream nor a restart",
+                    self.sensor_id, cand_packet.seq, cand_packet.t_first_us,
+                )
+            elif self._continues(self._entry_of(cand_packet, cand_t_host), packet, t_host_s):
+                out += self._restart(cand_packet, cand_t_host)
+            else:
+                self._inconsistent += 1
+                self._candidate = (packet, t_host_s)
+                return out + self._release(t_host_s)
+        if self._newest is not None and not self._continues(self._newest, packet, t_host_s):
+            self._candidate = (packet, t_host_s)
+            return out + self._release(t_host_s)
+        self._accept(packet, t_host_s)
+        return self._merge(out + self._release(t_host_s))
+
+    def poll(self, t_host_s: float) -> list[ImuSamples]:
+        """Release what has waited longer than the reorder timeout (call when the link is quiet)."""
+        return self._release(t_host_s)
+
+    def flush(self) -> list[ImuSamples]:
+        """End of stream: release everything held, declaring remaining gaps lost."""
+        out: list[ImuSamples] = []
+        if self._candidate is not None:
+            # A restart candidate with nothing after it: the sensor rebooted and sent one packet.
+            packet, t_host_s = self._candidate
+            self._candidate = None
+            out += self._restart(packet, t_host_s)
+        out += self._release(math.inf, drain=True)
+        return self._merge(out)
+
+    # -- epoch logic -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _entry_of(packet: DataPacket, t_host_s: float) -> _Entry:
+        return _Entry(packet.seq, packet.t_first_us, packet, t_host_s)
+
+    def _unwrap(self, newest: _Entry, packet: DataPacket, t_host_s: float) -> tuple[int, int]:
+        # The time reference moves on with host time, so a long silence cannot alias the 32-bit wrap.
+        ref_us = newest.t_first_us + round((t_host_s - newest.t_host_s) * 1e6)
+        return unwrap_seq(newest.seq, packet.seq), unwrap_time_us(ref_us, packet.t_first_us)
+
+    def _continues(self, newest: _Entry, packet: DataPacket, t_host_s: float) -> bool:
+        """Whether ``packet`` belongs to the clock epoch whose newest packet is ``newest``."""
+        seq, t_first_us = self._unwrap(newest, packet, t_host_s)
+        period_us = newest.packet.sample_period_us
+        tol_us = self.config.seq_time_tolerance_s * 1e6
+        d_seq = seq - newest.seq
+        d_t_us = t_first_us - newest.t_first_us
+        if d_seq > 0:
+            # Between newest and this packet lie d_seq - 1 packets of 1..16 samples each.
+            low = newest.packet.n_samples * period_us + (d_seq - 1) * period_us
+            high = newest.packet.n_samples * period_us + (d_seq - 1) * MAX_SAMPLES_PER_PACKET * period_us
+            return low - tol_us <= d_t_us <= high + tol_us
+        if d_seq == 0:
+            if abs(d_t_us) > tol_us:
+                return False
+        else:
+            low = -d_seq * period_us
+            high = -d_seq * MAX_SAMPLES_PER_PACKET * period_us
+            if not low - tol_us <= -d_t_us <= high + tol_us:
+                return False
+        # Not ahead of the newest packet: a duplicate or a reordered one, which cannot be very old.
+        age_s = (newest.t_first_us - t_first_us) * 1e-6 + (t_host_s - newest.t_host_s)
+        return age_s <= self.config.max_backward_s
+
+    def _restart(self, packet: DataPacket, t_host_s: float) -> list[ImuSamples]:
+        out = self._release(math.inf, drain=True)
+        self._resets += 1
+        log.warning(
+            "%s: sensor restarted at t=%.3f s (seq %d, sensor time %d µs); re-anchoring its clock",
+            self.sensor_id, t_host_s, packet.seq, packet.t_first_us,
+        )
+        self._new_epoch()
+        self.clock.reanchor()
+        self._gap_pending = True
+        self._accept(packet, t_host_s)
+        return out + self._release(t_host_s)
+
+    def _accept(self, packet: DataPacket, t_host_s: float) -> None:
+        if self._newest is None:
+            seq, t_first_us = packet.seq, packet.t_first_us
+        else:
+            seq, t_first_us = self._unwrap(self._newest, packet, t_host_s)
+        update = self._seq.update(packet.seq)
+        status = update.status
+        if status is SeqStatus.FIRST:
+            self._first_seq = seq
+        if status is SeqStatus.DUPLICATE or seq in self._held:
+            self._duplicates += 1
+            return
+        entry = _Entry(seq, t_first_us, packet, t_host_s)
+        self._received += 1
+        self._nominal_rate_hz = packet.sample_rate_hz
+        self._has_mag = packet.has_mag if self._has_mag is None else (self._has_mag or packet.has_mag)
+        self.clock.observe(entry.t_last_s, t_host_s)
+        if status in (SeqStatus.FIRST, SeqStatus.IN_ORDER, SeqStatus.GAP):
+            self._newest = entry
+            if self._next_seq is None:
+                self._next_seq = seq
+            self._held[seq] = entry
+        elif self._next_seq is not None and seq >= self._next_seq:
+            self._reordered += 1
+            self._held[seq] = entry
+        else:
+            # LATE behind what was already declared lost, or STALE: its samples cannot go back in time.
+            self._late += 1
+            if seq >= self._first_seq:
+                self._lost -= 1  # it was counted lost when its gap was declared
+            log.debug("%s: packet seq %d arrived after its gap was declared lost", self.sensor_id, seq)
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def _release(self, t_host_s: float, drain: bool = False) -> list[ImuSamples]:
+        blocks: list[ImuSamples] = []
+        held = self._held
+        while held:
+            assert self._next_seq is not None
+            while self._next_seq in held:
+                blocks.append(self._emit(held.pop(self._next_seq)))
+                self._next_seq += 1
+            if not held:
+                break
+            first_held = min(held)
+            waited_s = t_host_s - min(e.t_host_s for e in held.values())
+            overdue = max(held) - self._next_seq >= self.config.reorder_window
+            if not (drain or overdue or waited_s >= self.config.reorder_timeout_s):
+                break
+            missing = first_held - self._next_seq
+            self._lost += missing
+            self._gap_pending = True
+            log.debug("%s: %d packet(s) lost before seq %d", self.sensor_id, missing, first_held)
+            self._next_seq = first_held
+        return self._merge(blocks)
+
+    def _emit(self, entry: _Entry) -> ImuSamples:
+        packet = entry.packet
+        n = packet.n_samples
+        gap = self._gap_pending
+        if self._expected_t_us is not None and abs(entry.t_first_us - self._expected_t_us) > 0.5 * packet.sample_period_us:
+            # Consecutive seq but the sensor's own time jumped: samples were lost on the sensor side.
+            log.debug("%s: sensor time jumps by %.0f µs at seq %d", self.sensor_id,
+                      entry.t_first_us - self._expected_t_us, entry.seq)
+            gap = True
+        self._gap_pending = False
+        self._expected_t_us = entry.t_end_us
+        t_sensor_s = (entry.t_first_us + packet.sample_times_us()) * 1e-6
+        t_s = self.clock.to_host(t_sensor_s)
+        if t_s[0] <= self._last_t_out_s:
+            # Only after a restart can the new epoch's first estimate fall behind what was released.
+            t_s = t_s + (self._last_t_out_s - t_s[0] + 1e-6)
+        self._last_t_out_s = float(t_s[-1])
+        gap_before = np.zeros(n, dtype=bool)
+        gap_before[0] = gap
+        self._gaps += int(gap)
+        self._samples += n
+        return ImuSamples(
+            t_s=t_s,
+            acc_m_s2=np.array(packet.acc_m_s2, dtype=np.float64),
+            gyr_rad_s=np.array(packet.gyr_rad_s, dtype=np.float64),
+            mag_uT=None if packet.mag_uT is None else np.array(packet.mag_uT, dtype=np.float64),
+            gap_before=gap_before,
+        )
+
+    @staticmethod
+    def _merge(blocks: list[ImuSamples]) -> list[ImuSamples]:
+        return [concat_samples(blocks)] if len(blocks) > 1 else blocks
+
+    # -- reporting ---------------------------------------------------------------------------------
+
+    def stats(self) -> StreamStats:
+        est = self.clock.estimate
+        drift = est.drift_ppm
+        seen = self._lost + self._received + self._late
+        return StreamStats(
+            sensor_id=self.sensor_id,
+            packets_received=self._received,
+            packets_lost=self._lost,
+            duplicates=self._duplicates,
+            reordered=self._reordered,
+            late=self._late,
+            malformed=self._malformed,
+            inconsistent=self._inconsistent,
+            resets=self._resets,
+            samples=self._samples,
+            gaps=self._gaps,
+            nominal_rate_hz=self._nominal_rate_hz,
+            rate_hz=self._nominal_rate_hz / (1.0 + drift * 1e-6),
+            drift_ppm=drift,
+            offset_s=est.offset_s,
+            loss_fraction=self._lost / seen if seen else math.nan,
+            last_error=self._last_error,
+            has_mag=self._has_mag,
+        )
+
+
+def concat_samples(blocks: Iterable[ImuSamples]) -> ImuSamples:
+    """Concatenate blocks of one sensor in order. Magnetometer rows missing in a block become NaN."""
+    parts = list(blocks)
+    if not parts:
+        empty = np.zeros((0, 3))
+        return ImuSamples(np.zeros(0), empty, empty.copy(), None, np.zeros(0, dtype=bool))
+    if len(parts) == 1:
+        return parts[0]
+    any_mag = any(b.mag_uT is not None for b in parts)
+    mag: FloatArray | None = None
+    if any_mag:
+        mag = np.concatenate([b.mag_uT if b.mag_uT is not None else np.full((len(b), 3), np.nan) for b in parts])
+    return ImuSamples(
+        t_s=np.concatenate([b.t_s for b in parts]),
+        acc_m_s2=np.concatenate([b.acc_m_s2 for b in parts]),
+        gyr_rad_s=np.concatenate([b.gyr_rad_s for b in parts]),
+        mag_uT=mag,
+        gap_before=np.concatenate([b.gap_before if b.gap_before is not None else np.zeros(len(b), bool) for b in parts]),
+    )
+
+
+class Ingest:
+    """Notifications of any number of sensors in, ``(sensor_id, ImuSamples)`` blocks out."""
+
+    def __init__(self, config: StreamConfig | None = None, decode: Decoder = decode_packet) -> None:
+        self.config = config or StreamConfig()
+        self._decode = decode
+        self.streams: dict[str, SensorStream] = {}
+
+    def stream(self, sensor_id: str) -> SensorStream:
+        """The stream of ``sensor_id``, created on first use."""
+        stream = self.streams.get(sensor_id)
+        if stream is None:
+            stream = self.streams[sensor_id] = SensorStream(sensor_id, self.config, self._decode)
+        return stream
+
+    def push(self, notification: Notification) -> list[tuple[str, ImuSamples]]:
+        """Take one notification; return the blocks released by it (usually 0 or 1)."""
+        sid = notification.sensor_id
+        return [(sid, b) for b in self.stream(sid).push(notification.t_host_s, notification.payload)]
+
+    def poll(self, t_host_s: float) -> list[tuple[str, ImuSamples]]:
+        """Release packets held past the reorder timeout on every stream."""
+        return [(sid, b) for sid, s in self.streams.items() for b in s.poll(t_host_s)]
+
+    def flush(self) -> list[tuple[str, ImuSamples]]:
+        """End of input: release everything held on every stream."""
+        return [(sid, b) for sid, s in self.streams.items() for b in s.flush()]
+
+    def stats(self) -> dict[str, StreamStats]:
+        return {sid: s.stats() for sid, s in self.streams.items()}
+
+
+def assemble(notifications: Iterable[Notification], ingest: Ingest | None = None) -> dict[str, ImuSamples]:
+    """Run a whole batch through :class:`Ingest` and concatenate each sensor's blocks.
+
+    Pass your own ``ingest`` to read its :meth:`Ingest.stats` afterwards.
+    """
+    ingest = ingest or Ingest()
+    blocks: dict[str, list[ImuSamples]] = {}
+    for notification in notifications:
+        for sid, block in ingest.push(notification):
+            blocks.setdefault(sid, []).append(block)
+    for sid, block in ingest.flush():
+        blocks.setdefault(sid, []).append(block)
+    for sid in ingest.streams:
+        blocks.setdefault(sid, [])
+    return {sid: concat_samples(parts) for sid, parts in blocks.items()}
