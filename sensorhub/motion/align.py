@@ -1,0 +1,137 @@
+"""Time alignment of the pelvis and thigh sensors onto one common time grid.
+
+The two sensors run at different rates, start at different times and lose packets independently.
+Every later stage (calibration, heading, joint angles) works on one uniform grid covering the
+overlap of the two recordings. This module builds that grid, resamples orientations by slerp and
+vector signals linearly onto it, and flags grid points that fall inside a gap in either sensor.
+
+Short gaps (up to ``max_bridge_s``) are bridged by interpolation but still flagged; longer gaps are
+flagged and their samples set to NaN so that nothing downstream shows invented motion. Pure array
+maths, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sensorhub.errors import SensorhubError
+from sensorhub.motion import quat
+from sensorhub.samples import ImuSamples
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+#: Gaps longer than this are not bridged by interpolation (the grid points inside become NaN).
+DEFAULT_MAX_BRIDGE_S = 0.25
+
+
+class AlignmentError(SensorhubError, ValueError):
+    """The two sensors' time ranges do not overlap enough to build a common grid."""
+
+
+@dataclass(frozen=True)
+class CommonGrid:
+    """A uniform time grid ``t_s`` over the overlap of two sensors, at ``rate_hz``."""
+
+    t_s: FloatArray
+    rate_hz: float
+
+    @property
+    def dt_s(self) -> float:
+        return 1.0 / self.rate_hz
+
+    def __len__(self) -> int:
+        return len(self.t_s)
+
+
+def common_grid(t_a_s: FloatArray, t_b_s: FloatArray, rate_hz: float) -> CommonGrid:
+    """Uniform grid at ``rate_hz`` over ``[max(start), min(end)]`` of two time bases.
+
+    The grid is anchored at a multiple of the sample period so that two calls on overlapping data
+    (e.g. consecutive live blocks) put their points on the same lattice.
+    """
+    if rate_hz <= 0.0:
+        raise AlignmentError(f"grid rate must be positive, got {rate_hz} Hz")
+    if len(t_a_s) < 2 or len(t_b_s) < 2:
+        raise AlignmentError("each sensor needs at least two samples to be aligned")
+    start = max(float(t_a_s[0]), float(t_b_s[0]))
+    end = min(float(t_a_s[-1]), float(t_b_s[-1]))
+    if end <= start:
+        raise AlignmentError(
+            f"sensors do not overlap in time: [{t_a_s[0]:.3f}, {t_a_s[-1]:.3f}] s and [{t_b_s[0]:.3f}, {t_b_s[-1]:.3f}] s"
+        )
+    dt = 1.0 / rate_hz
+    first = np.ceil(start / dt - 1e-9)
+    last = np.floor(end / dt + 1e-9)
+    t = np.arange(first, last + 1.0) * dt
+    return CommonGrid(t_s=t.astype(np.float64), rate_hz=float(rate_hz))
+
+
+def gap_mask(samples: ImuSamples, t_grid_s: FloatArray, *, gap_factor: float = 1.5) -> tuple[BoolArray, BoolArray]:
+    """Grid points that fall inside a gap of ``samples``.
+
+    A gap is a sample interval longer than ``gap_factor`` times the median period, or one whose
+    later sample has ``gap_before`` set. Returns ``(in_gap, in_long_gap)``: every grid point inside
+    a gap, and those inside a gap longer than :data:`DEFAULT_MAX_BRIDGE_S`.
+    """
+    t = samples.t_s
+    dt = np.diff(t)
+    period = float(np.median(dt)) if len(dt) else np.inf
+    is_gap = dt > gap_factor * period
+    if samples.gap_before is not None:
+        is_gap |= samples.gap_before[1:]
+    in_gap = np.zeros(len(t_grid_s), dtype=bool)
+    in_long = np.zeros(len(t_grid_s), dtype=bool)
+    for i in np.flatnonzero(is_gap):
+        inside = (t_grid_s > t[i]) & (t_grid_s < t[i + 1])
+        in_gap |= inside
+        if dt[i] > DEFAULT_MAX_BRIDGE_S:
+            in_long |= inside
+    return in_gap, in_long
+
+
+def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray) -> FloatArray:
+    """Slerp ``q`` (n, 4) onto ``t_grid_s``; ends outside the data hold the nearest value."""
+    return quat.slerp_resample(t_s, q, t_grid_s, outside="hold")
+
+
+def resample_vec(t_s: FloatArray, v: FloatArray, t_grid_s: FloatArray) -> FloatArray:
+    """Linear interpolation of each column of ``v`` (n, k) onto ``t_grid_s``."""
+    return np.stack([np.interp(t_grid_s, t_s, v[:, j]) for j in range(v.shape[1])], axis=1)
+
+
+def resample_samples(samples: ImuSamples, t_grid_s: FloatArray) -> ImuSamples:
+    """Raw samples linearly interpolated onto the grid, with ``gap_before`` marking gap points.
+
+    Used for calibration and quality checks, which need accelerometer and gyroscope on one time
+    base; orientation itself is computed at the native rate and slerped (see :func:`resample_quat`).
+    """
+    in_gap, _ = gap_mask(samples, t_grid_s)
+    return ImuSamples(
+        t_s=t_grid_s,
+        acc_m_s2=resample_vec(samples.t_s, samples.acc_m_s2, t_grid_s),
+        gyr_rad_s=resample_vec(samples.t_s, samples.gyr_rad_s, t_grid_s),
+        mag_uT=None if samples.mag_uT is None else resample_vec(samples.t_s, samples.mag_uT, t_grid_s),
+        gap_before=in_gap,
+    )
+
+
+def to_uniform_rate(samples: ImuSamples, rate_hz: float | None = None) -> ImuSamples:
+    """Resample one sensor onto its own uniform grid (default: its median rate), filling lost samples.
+
+    Orientation filters integrate the gyroscope with a fixed sample period; feeding them data with
+    lost packets would silently drop the rotation that happened during the gap. Interpolating the
+    gyroscope across a short gap keeps most of that rotation. ``gap_before`` marks grid points that
+    were filled.
+    """
+    rate = samples.rate_hz if rate_hz is None else rate_hz
+    if not np.isfinite(rate) or rate <= 0.0:
+        raise AlignmentError(f"cannot determine a sample rate from {len(samples)} samples")
+    dt = 1.0 / rate
+    n = int(np.floor((samples.t_s[-1] - samples.t_s[0]) / dt + 1e-6)) + 1
+    t = samples.t_s[0] + np.arange(n) * dt
+    out = resample_samples(samples, t)
+    return out

@@ -1,0 +1,80 @@
+"""Hip joint angles and pelvis angles from segment orientations.
+
+Conventions (written once here and in docs/conventions.md):
+
+* Segment frames follow ISB (Wu et al. 2002): X anterior, Y superior, Z to the right, for the
+  pelvis and for the femur of either side. ``q_earth_segment`` rotates segment vectors into the ENU
+  earth frame.
+* Hip angles follow Grood & Suntay as adopted by ISB: the femur relative to the pelvis,
+  ``R_pelvis_femur = R_earth_pelvisᵀ · R_earth_femur = Rz(α) · Rx(β) · Ry(γ)`` (intrinsic Z-X-Y
+  Cardan sequence). α is flexion about the pelvis's medio-lateral axis, β rotation about the
+  floating axis, γ rotation about the femur's long axis.
+* Right side: flexion = α, adduction = β, internal rotation = γ. Left side: flexion = α,
+  adduction = −β, internal rotation = −γ. So flexion, adduction and internal rotation are positive
+  on both sides (and extension, abduction, external rotation negative).
+* Pelvis angles are the pelvis's orientation relative to its standing neutral, expressed in the
+  neutral pelvis frame: ``R_neutralᵀ · R_earth_pelvis = Rz(tilt) · Rx(obliquity) · Ry(rotation)``.
+  Tilt (about Z) is positive when the front of the pelvis rises (posterior tilt), obliquity (about
+  X) is positive when the right side drops, rotation (about Y) is positive when the right side
+  moves forward. The axes are the same right-handed ISB axes for either measured leg.
+
+All angles in degrees. Pure maths; no I/O.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from sensorhub.motion import quat
+
+FloatArray = NDArray[np.float64]
+
+_SEQ = "ZXY"  # intrinsic (upper case in scipy): Rz · Rx · Ry
+
+
+def side_sign(side: str) -> float:
+    """+1 for the right side, −1 for the left (the mirror of adduction and rotation)."""
+    if side == "right":
+        return 1.0
+    if side == "left":
+        return -1.0
+    raise ValueError(f"side is {side!r}, expected 'left' or 'right'")
+
+
+def segment_orientation(q_earth_sensor: FloatArray, q_segment_sensor: FloatArray) -> FloatArray:
+    """``q_earth_segment = q_earth_sensor ⊗ q_segment_sensor*`` for one mount and many samples."""
+    return quat.multiply(q_earth_sensor, quat.conjugate(q_segment_sensor))
+
+
+def cardan_zxy_deg(q_a_b: FloatArray) -> FloatArray:
+    """Intrinsic Z-X-Y Cardan angles (n, 3) in degrees of ``R_a_b = Rz(α)·Rx(β)·Ry(γ)``.
+
+    Rows with NaN quaternions give NaN angles.
+    """
+    q = np.atleast_2d(quat.as_quat(q_a_b))
+    out = np.full((len(q), 3), np.nan)
+    ok = np.all(np.isfinite(q), axis=1)
+    if np.any(ok):
+        out[ok] = quat.to_rotation(q[ok]).as_euler(_SEQ, degrees=True)
+    return out
+
+
+def hip_angles_deg(q_earth_pelvis: FloatArray, q_earth_femur: FloatArray, side: str) -> FloatArray:
+    """Hip flexion, adduction and internal rotation (n, 3) in degrees (ISB / Grood & Suntay).
+
+    Both inputs are segment orientations (ISB frames) in one common earth frame.
+    """
+    q_pelvis_femur = quat.multiply(quat.conjugate(q_earth_pelvis), q_earth_femur)
+    a = cardan_zxy_deg(q_pelvis_femur)
+    s = side_sign(side)
+    return np.column_stack((a[:, 0], s * a[:, 1], s * a[:, 2]))
+
+
+def pelvis_angles_deg(q_earth_pelvis: FloatArray, q_earth_pelvis_neutral: FloatArray) -> FloatArray:
+    """Pelvis tilt, obliquity and rotation (n, 3) in degrees relative to the standing neutral.
+
+    ``q_earth_pelvis_neutral`` is one quaternion (4,), the pelvis orientation in neutral standing.
+    """
+    q_rel = quat.multiply(quat.conjugate(q_earth_pelvis_neutral), q_earth_pelvis)
+    return cardan_zxy_deg(q_rel)

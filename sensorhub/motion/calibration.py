@@ -1,0 +1,692 @@
+"""Sensor-to-segment calibration from the standard protocol, without magnetometers.
+
+The protocol (docs/accuracy.md): stand still >= 3 s, 5 hip flexion-extension swings of the measured
+leg, 3 bows from the hips (pelvis tilting forward about 30°), stand still >= 2 s. From it we find,
+for each sensor, ``q_segment_sensor``: the orientation of the sensor frame in its segment's ISB
+anatomical frame (X anterior, Y superior, Z right), whatever way the sensor was strapped on.
+
+How each axis is found (gyroscope and accelerometer only, no orientation filter needed):
+
+* Y (superior) of both segments: the direction of the specific force while standing still (the
+  accelerometer reads +g along the axis pointing up); the two still phases are averaged.
+* Z (right) of the thigh: the principal axis of the bias-free angular rate during the leg swings
+  (flexion is a rotation about the medio-lateral axis).
+* Z (right) of the pelvis: the principal axis of the angular rate during the bows.
+* Each Z is made orthogonal to its Y; X = Y × Z.
+* Signs by anatomy: flexion is a positive rotation about +Z, the swing reaches further into flexion
+  than into extension, and a bow tilts the pelvis forward (a negative rotation about +Z).
+
+Neutral standing is the zero of every angle: both segment frames have Y vertical in the still
+phases, and :mod:`sensorhub.motion.heading` aligns the thigh's heading to the pelvis's there.
+
+The module also estimates each gyroscope's bias from the still phases, grades every step and says
+what to redo, stores a calibration as JSON, and offers :class:`LiveCalibration`, a small state
+machine that guides the protocol live. Pure maths apart from :meth:`Calibration.save` / ``load``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import uniform_filter1d
+from scipy.spatial.transform import Rotation
+
+from sensorhub.errors import CalibrationError, ImportFormatError
+from sensorhub.motion import quat
+from sensorhub.samples import ImuSamples
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+SEGMENTS = ("pelvis", "thigh")
+SIDES = ("left", "right")
+
+# Phase detection thresholds on the 0.5-s moving mean of the angular-rate norm (deg/s). Postural
+# sway while standing stays around 1 deg/s; swings and bows run at 30-100 deg/s.
+STILL_MAX_DEG_S = 5.0
+THIGH_ACTIVE_DEG_S = 10.0
+PELVIS_ACTIVE_DEG_S = 8.0
+SMOOTH_S = 0.5
+EDGE_TRIM_S = 0.25
+
+# Protocol requirements and quality limits.
+STILL1_MIN_S = 3.0
+STILL2_MIN_S = 2.0
+STILL_MAX_RMS_DEG_S = 3.0
+SWING_MIN_AMPLITUDE_DEG = 30.0
+SWING_MIN_COUNT = 5
+BOW_MIN_AMPLITUDE_DEG = 15.0
+BOW_MIN_COUNT = 3
+AXIS_MIN_CONSISTENCY = 0.90
+AXIS_MAX_TILT_DEG = 20.0
+POSTURE_MAX_CHANGE_DEG = 5.0
+
+
+class CalibrationPhaseError(CalibrationError):
+    """A step of the calibration protocol was not found in the recording."""
+
+
+class CalibrationQualityError(CalibrationError):
+    """The protocol was found but a step is too poor to calibrate from (the message says what to redo)."""
+
+
+class CalibrationFileError(CalibrationError, ImportFormatError):
+    """A stored calibration JSON file is malformed."""
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A time interval ``[start_s, end_s]`` in the recording's time base."""
+
+    start_s: float
+    end_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def mask(self, t_s: FloatArray) -> BoolArray:
+        return (t_s >= self.start_s) & (t_s <= self.end_s)
+
+
+@dataclass(frozen=True)
+class CalibrationPhases:
+    """Where the protocol's four steps are in a recording."""
+
+    still1: Interval
+    swings: Interval
+    bows: Interval
+    still2: Interval
+
+    @property
+    def end_s(self) -> float:
+        """End of the protocol; the drill starts after this."""
+        return self.still2.end_s
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Verdict on one protocol step: ``ok``, measured ``metrics`` and ``advice`` when it was poor."""
+
+    step: str
+    ok: bool
+    metrics: dict[str, float]
+    advice: str = ""
+
+
+@dataclass(frozen=True)
+class CalibrationQuality:
+    """Quality of a calibration: one report per step plus the overall verdict."""
+
+    steps: tuple[StepReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.ok for s in self.steps)
+
+    @property
+    def advice(self) -> list[str]:
+        """What to redo, one sentence per poor step (empty when all is well)."""
+        return [s.advice for s in self.steps if not s.ok and s.advice]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "steps": [{"step": s.step, "ok": s.ok, "metrics": s.metrics, "advice": s.advice} for s in self.steps],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibrationQuality:
+        return cls(
+            steps=tuple(
+                StepReport(step=str(s["step"]), ok=bool(s["ok"]), metrics={k: float(v) for k, v in s["metrics"].items()}, advice=str(s.get("advice", "")))
+                for s in d.get("steps", [])
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The result of a calibration, applicable to later data of the same strapping.
+
+    ``q_segment_sensor[name]`` (w, x, y, z) rotates vectors from sensor ``name``'s frame into its
+    segment's ISB frame. ``gyr_bias_rad_s`` is each gyroscope's bias measured in the still phases
+    (sensor frame). ``mag_ref`` holds each magnetometer's field norm (µT) and dip angle (deg) in the
+    still phase, the reference for disturbance detection (absent for 6-axis sensors).
+    """
+
+    q_segment_sensor: dict[str, FloatArray]
+    side: str
+    quality: CalibrationQuality
+    created: str
+    gyr_bias_rad_s: dict[str, FloatArray] = field(default_factory=dict)
+    mag_ref: dict[str, dict[str, float]] = field(default_factory=dict)
+    phases: CalibrationPhases | None = None
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {
+            "format": "sensorhub-calibration",
+            "version": 1,
+            "created": self.created,
+            "side": self.side,
+            "q_segment_sensor": {k: [float(x) for x in v] for k, v in self.q_segment_sensor.items()},
+            "gyr_bias_rad_s": {k: [float(x) for x in v] for k, v in self.gyr_bias_rad_s.items()},
+            "mag_ref": self.mag_ref,
+            "quality": self.quality.to_dict(),
+        }
+        if self.phases is not None:
+            d["phases"] = {
+                k: [getattr(self.phases, k).start_s, getattr(self.phases, k).end_s] for k in ("still1", "swings", "bows", "still2")
+            }
+        return json.dumps(d, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "<string>") -> Calibration:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CalibrationFileError(f"{source}: not JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}") from exc
+        try:
+            side = str(d["side"])
+            if side not in SIDES:
+                raise CalibrationFileError(f"{source}: field 'side' is {side!r}, expected 'left' or 'right'")
+            q = {k: quat.normalize(np.asarray(v, dtype=np.float64)) for k, v in d["q_segment_sensor"].items()}
+            for name in SEGMENTS:
+                if name not in q or q[name].shape != (4,):
+                    raise CalibrationFileError(f"{source}: field 'q_segment_sensor.{name}' must be 4 numbers w, x, y, z")
+            phases = None
+            if "phases" in d:
+                p = d["phases"]
+                phases = CalibrationPhases(*(Interval(float(p[k][0]), float(p[k][1])) for k in ("still1", "swings", "bows", "still2")))
+            return cls(
+                q_segment_sensor=q,
+                side=side,
+                quality=CalibrationQuality.from_dict(d.get("quality", {})),
+                created=str(d.get("created", "")),
+                gyr_bias_rad_s={k: np.asarray(v, dtype=np.float64) for k, v in d.get("gyr_bias_rad_s", {}).items()},
+                mag_ref={k: {kk: float(vv) for kk, vv in v.items()} for k, v in d.get("mag_ref", {}).items()},
+                phases=phases,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, CalibrationFileError):
+                raise
+            raise CalibrationFileError(f"{source}: malformed calibration ({type(exc).__name__}: {exc})") from exc
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        p = Path(path)
+        return cls.from_json(p.read_text(encoding="utf-8"), source=str(p))
+
+
+# --------------------------------------------------------------------------------------------
+# Phase detection
+
+
+def _smoothed_rate_deg_s(gyr_rad_s: FloatArray, rate_hz: float) -> FloatArray:
+    norm = np.degrees(np.linalg.norm(gyr_rad_s, axis=1))
+    return np.asarray(uniform_filter1d(norm, max(1, int(round(SMOOTH_S * rate_hz))), mode="nearest"))
+
+
+def _runs(mask: BoolArray) -> list[tuple[int, int]]:
+    """Half-open index runs ``[i, j)`` where ``mask`` is True."""
+    d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
+
+
+def _merge_runs(runs: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in runs:
+        if out and a - out[-1][1] <= max_gap:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _first_run(runs: list[tuple[int, int]], start: int, min_len: int) -> tuple[int, int] | None:
+    for a, b in runs:
+        if b > start and b - max(a, start) >= min_len:
+            return max(a, start), b
+    return None
+
+
+def detect_phases(
+    t_s: FloatArray,
+    gyr_pelvis_rad_s: FloatArray,
+    gyr_thigh_rad_s: FloatArray,
+    *,
+    search_from_s: float | None = None,
+) -> CalibrationPhases:
+    """Find the protocol's steps in two gyroscope signals on one uniform time grid ``t_s``.
+
+    Still: both sensors turn slower than 5 deg/s (0.5-s moving mean). Swings: the thigh turns,
+    the pelvis does not. Bows: the pelvis turns. The steps must come in protocol order; the first
+    still phase found from ``search_from_s`` (default: the start) opens the search.
+    Raises :class:`CalibrationPhaseError` naming the step that is missing.
+    """
+    if len(t_s) < 10:
+        raise CalibrationPhaseError("too few samples to look for the calibration protocol")
+    rate = 1.0 / float(np.median(np.diff(t_s)))
+    p = _smoothed_rate_deg_s(gyr_pelvis_rad_s, rate)
+    th = _smoothed_rate_deg_s(gyr_thigh_rad_s, rate)
+    still = (p < STILL_MAX_DEG_S) & (th < STILL_MAX_DEG_S)
+    swinging = (th > THIGH_ACTIVE_DEG_S) & (p < PELVIS_ACTIVE_DEG_S)
+    bowing = p > PELVIS_ACTIVE_DEG_S
+    n = lambda s: int(round(s * rate))  # noqa: E731 - seconds to samples
+
+    i0 = 0 if search_from_s is None else int(np.searchsorted(t_s, search_from_s))
+    still_runs = _runs(still)
+    r1 = _first_run(still_runs, i0, n(1.0))
+    if r1 is None:
+        raise CalibrationPhaseError(f"no first still phase (>= 1 s with both sensors below {STILL_MAX_DEG_S:g} deg/s) after t = {t_s[i0]:.2f} s")
+    # The swings must follow the first still phase; a still phase long before them is not "first".
+    swing_runs = _merge_runs(_runs(swinging), n(0.6))
+    r2 = _first_run(swing_runs, r1[1], n(2.0))
+    if r2 is None:
+        raise CalibrationPhaseError(f"no leg swings (thigh turning > {THIGH_ACTIVE_DEG_S:g} deg/s for >= 2 s, pelvis quiet) after t = {t_s[r1[1] - 1]:.2f} s")
+    # Take the still run that ends right before the swings (allowing a short transition).
+    before = [r for r in still_runs if r[1] <= r2[0] + n(0.3) and r[1] - r[0] >= n(1.0)]
+    if before:
+        r1 = before[-1]
+    if r2[0] - r1[1] > n(3.0):
+        log.warning("%.1f s between the first still phase and the swings", (r2[0] - r1[1]) / rate)
+    bow_runs = _merge_runs(_runs(bowing), n(1.5))
+    r3 = _first_run(bow_runs, r2[1], n(1.5))
+    if r3 is None:
+        raise CalibrationPhaseError(f"no bows (pelvis turning > {PELVIS_ACTIVE_DEG_S:g} deg/s for >= 1.5 s) after the swings ending at t = {t_s[r2[1] - 1]:.2f} s")
+    r4 = _first_run(still_runs, r3[1], n(1.0))
+    if r4 is None:
+        raise CalibrationPhaseError(f"no final still phase (>= 1 s) after the bows ending at t = {t_s[r3[1] - 1]:.2f} s")
+    if r4[0] - r3[1] > n(3.0):
+        log.warning("%.1f s between the bows and the final still phase", (r4[0] - r3[1]) / rate)
+
+    def iv(r: tuple[int, int]) -> Interval:
+        return Interval(float(t_s[r[0]]), float(t_s[r[1] - 1]))
+
+    return CalibrationPhases(still1=iv(r1), swings=iv(r2), bows=iv(r3), still2=iv(r4))
+
+
+# --------------------------------------------------------------------------------------------
+# Axis estimation
+
+
+def _trimmed(iv: Interval) -> Interval:
+    if iv.duration_s > 4 * EDGE_TRIM_S:
+        return Interval(iv.start_s + EDGE_TRIM_S, iv.end_s - EDGE_TRIM_S)
+    return iv
+
+
+def _unit(v: FloatArray) -> FloatArray:
+    return np.asarray(v / np.linalg.norm(v))
+
+
+def principal_axis(gyr_rad_s: FloatArray) -> tuple[FloatArray, float]:
+    """Principal rotation axis of angular-rate samples (n, 3) and its share of the rate energy (0..1).
+
+    The eigenvector of ``Σ ω ωᵀ`` with the largest eigenvalue; the share ``λ1 / Σλ`` is 1 for a
+    perfect hinge motion. The sign of the axis is arbitrary.
+    """
+    m = gyr_rad_s.T @ gyr_rad_s
+    w, v = np.linalg.eigh(m)
+    share = float(w[-1] / max(float(np.sum(w)), 1e-300))
+    return np.asarray(v[:, -1]), share
+
+
+def _rotation_angle_deg(gyr_rad_s: FloatArray, axis: FloatArray, dt_s: float) -> FloatArray:
+    """Angle turned about ``axis`` since the first sample, from the bias-free angular rate."""
+    return np.asarray(np.degrees(np.cumsum(gyr_rad_s @ axis) * dt_s))
+
+
+def _count_excursions(angle_deg: FloatArray, threshold_deg: float) -> int:
+    """Number of excursions of ``angle_deg`` above ``threshold_deg`` (with hysteresis at half of it)."""
+    count, above = 0, False
+    for a in angle_deg:
+        if not above and a > threshold_deg:
+            count += 1
+            above = True
+        elif above and a < 0.5 * threshold_deg:
+            above = False
+    return count
+
+
+def _segment_rotation(y_up: FloatArray, z_raw: FloatArray) -> FloatArray:
+    """q_segment_sensor from the superior axis and a (not yet orthogonal) right axis, both in sensor frame."""
+    y = _unit(y_up)
+    z = _unit(z_raw - np.dot(z_raw, y) * y)
+    x = np.cross(y, z)
+    # Rows are the segment axes expressed in sensor coordinates: v_segment = M v_sensor.
+    m = np.vstack((x, y, z))
+    return quat.canonical(quat.from_rotation(Rotation.from_matrix(m)))
+
+
+@dataclass(frozen=True)
+class _AxisResult:
+    z: FloatArray
+    share: float
+    tilt_deg: float
+    angle_deg: FloatArray
+
+
+def _functional_axis(gyr_rad_s: FloatArray, y_up: FloatArray, dt_s: float, *, flexion_dominant: bool) -> _AxisResult:
+    z, share = principal_axis(gyr_rad_s)
+    tilt = float(abs(90.0 - np.degrees(np.arccos(np.clip(abs(np.dot(z, _unit(y_up))), 0.0, 1.0)))))
+    angle = _rotation_angle_deg(gyr_rad_s, z, dt_s)
+    # Flexion (positive about +Z) dominates a leg swing; a bow is a forward (negative) pelvis tilt.
+    reach_pos, reach_neg = float(np.max(angle)), float(-np.min(angle))
+    if (reach_pos < reach_neg) == flexion_dominant:
+        z, angle = -z, -angle
+    return _AxisResult(z=z, share=share, tilt_deg=tilt, angle_deg=angle)
+
+
+def _still_step(name: str, label: str, acc: FloatArray, gyr_rad_s: FloatArray, duration_s: float, min_s: float) -> StepReport:
+    rms = float(np.degrees(np.sqrt(np.mean(np.sum((gyr_rad_s - gyr_rad_s.mean(axis=0)) ** 2, axis=1)))))
+    acc_std = float(np.sqrt(np.mean(np.sum((acc - acc.mean(axis=0)) ** 2, axis=1))))
+    metrics = {"duration_s": duration_s, "gyr_rms_deg_s": rms, "acc_std_m_s2": acc_std}
+    if rms > STILL_MAX_RMS_DEG_S:
+        return StepReport(name, False, metrics, f"moved during the {label} still phase ({rms:.1f} deg/s): stand still {min_s:g} s")
+    if duration_s < min_s - 0.3:
+        return StepReport(name, False, metrics, f"{label} still phase too short ({duration_s:.1f} s): stand still {min_s:g} s")
+    return StepReport(name, True, metrics)
+
+
+def calibrate(
+    pelvis: ImuSamples,
+    thigh: ImuSamples,
+    side: str,
+    *,
+    phases: CalibrationPhases | None = None,
+    strict: bool = False,
+) -> Calibration:
+    """Calibrate from a recording of the protocol; ``pelvis`` and ``thigh`` share one uniform grid.
+
+    Use :func:`sensorhub.motion.align.resample_samples` to bring two sensors onto a common grid.
+    ``phases`` default to :func:`detect_phases`. With ``strict=True`` a poor step raises
+    :class:`CalibrationQualityError`; otherwise the calibration is returned with its quality report
+    (and a warning is logged).
+    """
+    if side not in SIDES:
+        raise CalibrationError(f"side is {side!r}, expected 'left' or 'right'")
+    t = pelvis.t_s
+    if thigh.t_s.shape != t.shape or not np.allclose(thigh.t_s, t):
+        raise CalibrationError("calibrate() needs both sensors on one time grid (see sensorhub.motion.align.resample_samples)")
+    dt = float(np.median(np.diff(t)))
+    if phases is None:
+        phases = detect_phases(t, pelvis.gyr_rad_s, thigh.gyr_rad_s)
+    s1, s2 = phases.still1.mask(t), phases.still2.mask(t)
+    s1t, s2t = _trimmed(phases.still1).mask(t), _trimmed(phases.still2).mask(t)
+    sw, bw = phases.swings.mask(t), phases.bows.mask(t)
+
+    steps: list[StepReport] = []
+    q_seg: dict[str, FloatArray] = {}
+    bias: dict[str, FloatArray] = {}
+    mag_ref: dict[str, dict[str, float]] = {}
+    posture_change: dict[str, float] = {}
+    ups: dict[str, FloatArray] = {}
+    for name, smp in (("pelvis", pelvis), ("thigh", thigh)):
+        still = s1t | s2t
+        bias[name] = smp.gyr_rad_s[still].mean(axis=0)
+        up1 = _unit(smp.acc_m_s2[s1t].mean(axis=0))
+        up2 = _unit(smp.acc_m_s2[s2t].mean(axis=0))
+        posture_change[name] = float(np.degrees(np.arccos(np.clip(np.dot(up1, up2), -1.0, 1.0))))
+        ups[name] = _unit(up1 + up2)
+        if smp.mag_uT is not None:
+            m = smp.mag_uT[still]
+            norm = np.linalg.norm(m, axis=1)
+            dip = np.degrees(np.arcsin(np.clip(np.einsum("ij,j->i", m, ups[name]) / norm, -1.0, 1.0)))
+            mag_ref[name] = {"norm_uT": float(np.mean(norm)), "dip_deg": float(np.mean(dip))}
+
+    steps.append(_still_step("still1", "first", np.hstack((pelvis.acc_m_s2[s1], thigh.acc_m_s2[s1])),
+                             np.hstack((pelvis.gyr_rad_s[s1] - bias["pelvis"], thigh.gyr_rad_s[s1] - bias["thigh"])),
+                             phases.still1.duration_s, STILL1_MIN_S))
+
+    thigh_axis = _functional_axis(thigh.gyr_rad_s[sw] - bias["thigh"], ups["thigh"], dt, flexion_dominant=True)
+    amp = float(np.ptp(thigh_axis.angle_deg))
+    n_swings = _count_excursions(thigh_axis.angle_deg - np.median(thigh_axis.angle_deg), 0.25 * amp)
+    metrics = {"amplitude_deg": amp, "count": float(n_swings), "axis_consistency": thigh_axis.share, "axis_tilt_deg": thigh_axis.tilt_deg}
+    if amp < SWING_MIN_AMPLITUDE_DEG:
+        steps.append(StepReport("swings", False, metrics, f"swings too small ({amp:.0f}°): swing at least {SWING_MIN_AMPLITUDE_DEG:.0f}°"))
+    elif thigh_axis.share < AXIS_MIN_CONSISTENCY:
+        steps.append(StepReport("swings", False, metrics, f"swings not in one plane (axis consistency {thigh_axis.share:.2f}): swing the leg straight forward and back, knee straight"))
+    elif thigh_axis.tilt_deg > AXIS_MAX_TILT_DEG:
+        steps.append(StepReport("swings", False, metrics, f"swing axis {thigh_axis.tilt_deg:.0f}° off horizontal: swing straight forward and back, not sideways"))
+    elif n_swings < SWING_MIN_COUNT - 1:
+        steps.append(StepReport("swings", False, metrics, f"only {n_swings} swings found: swing the leg {SWING_MIN_COUNT} times"))
+    else:
+        steps.append(StepReport("swings", True, metrics))
+
+    pelvis_axis = _functional_axis(pelvis.gyr_rad_s[bw] - bias["pelvis"], ups["pelvis"], dt, flexion_dominant=False)
+    depth = float(-np.min(pelvis_axis.angle_deg))
+    n_bows = _count_excursions(-pelvis_axis.angle_deg, 0.5 * depth)
+    metrics = {"depth_deg": depth, "count": float(n_bows), "axis_consistency": pelvis_axis.share, "axis_tilt_deg": pelvis_axis.tilt_deg}
+    if depth < BOW_MIN_AMPLITUDE_DEG:
+        steps.append(StepReport("bows", False, metrics, f"bows too shallow ({depth:.0f}°): bow from the hips about 30°"))
+    elif pelvis_axis.share < AXIS_MIN_CONSISTENCY:
+        steps.append(StepReport("bows", False, metrics, f"bows twisted (axis consistency {pelvis_axis.share:.2f}): bow straight forward from the hips"))
+    elif pelvis_axis.tilt_deg > AXIS_MAX_TILT_DEG:
+        steps.append(StepReport("bows", False, metrics, f"bow axis {pelvis_axis.tilt_deg:.0f}° off horizontal: bow straight forward, not to the side"))
+    elif n_bows < BOW_MIN_COUNT - 1:
+        steps.append(StepReport("bows", False, metrics, f"only {n_bows} bows found: bow {BOW_MIN_COUNT} times"))
+    else:
+        steps.append(StepReport("bows", True, metrics))
+
+    still2 = _still_step("still2", "final", np.hstack((pelvis.acc_m_s2[s2], thigh.acc_m_s2[s2])),
+                         np.hstack((pelvis.gyr_rad_s[s2] - bias["pelvis"], thigh.gyr_rad_s[s2] - bias["thigh"])),
+                         phases.still2.duration_s, STILL2_MIN_S)
+    change = max(posture_change.values())
+    still2.metrics["posture_change_deg"] = change
+    if still2.ok and change > POSTURE_MAX_CHANGE_DEG:
+        still2 = StepReport("still2", False, still2.metrics, f"standing posture differed by {change:.0f}° between the two still phases: stand upright the same way both times")
+    steps.append(still2)
+
+    q_seg["thigh"] = _segment_rotation(ups["thigh"], thigh_axis.z)
+    q_seg["pelvis"] = _segment_rotation(ups["pelvis"], pelvis_axis.z)
+    quality = CalibrationQuality(tuple(steps))
+    if not quality.ok:
+        msg = "; ".join(quality.advice)
+        if strict:
+            raise CalibrationQualityError(f"calibration between t = {phases.still1.start_s:.2f} s and {phases.end_s:.2f} s is poor: {msg}")
+        log.warning("calibration quality is poor: %s", msg)
+    return Calibration(
+        q_segment_sensor=q_seg,
+        side=side,
+        quality=quality,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        gyr_bias_rad_s=bias,
+        mag_ref=mag_ref,
+        phases=phases,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Live, step-by-step calibration
+
+
+class CalibrationStep(enum.Enum):
+    STILL1 = "still1"
+    SWINGS = "swings"
+    BOWS = "bows"
+    STILL2 = "still2"
+    DONE = "done"
+    FAILED = "failed"
+
+
+STEP_PROMPTS = {
+    CalibrationStep.STILL1: f"stand still ({STILL1_MIN_S:g} s)",
+    CalibrationStep.SWINGS: f"swing the measured leg forward and back {SWING_MIN_COUNT} times",
+    CalibrationStep.BOWS: f"bow from the hips {BOW_MIN_COUNT} times (about 30°)",
+    CalibrationStep.STILL2: f"stand still ({STILL2_MIN_S:g} s)",
+    CalibrationStep.DONE: "calibration done",
+    CalibrationStep.FAILED: "calibration failed",
+}
+
+
+@dataclass(frozen=True)
+class LiveCalibrationStatus:
+    """What :meth:`LiveCalibration.feed` reports: the current step, its progress (0..1), the prompt
+    to show, verdicts of finished steps, and the calibration once done."""
+
+    step: CalibrationStep
+    progress: float
+    prompt: str
+    verdicts: tuple[StepReport, ...]
+    calibration: Calibration | None = None
+
+
+class LiveCalibration:
+    """Guide the protocol live: feed blocks of both sensors on a common grid, get the step back.
+
+    The state machine advances STILL1 -> SWINGS -> BOWS -> STILL2 -> DONE from the same
+    angular-rate criteria as :func:`detect_phases`, counting swings and bows as they happen. When
+    STILL2 has lasted long enough the buffered data is calibrated with :func:`calibrate` using the
+    phases the state machine saw. A poor step is reported in the verdicts with its advice; call
+    :meth:`reset` to start over.
+    """
+
+    def __init__(self, side: str, rate_hz: float = 100.0) -> None:
+        if side not in SIDES:
+            raise CalibrationError(f"side is {side!r}, expected 'left' or 'right'")
+        self.side = side
+        self.rate_hz = rate_hz
+        self.reset()
+
+    def reset(self) -> None:
+        self.step = CalibrationStep.STILL1
+        self._t: list[FloatArray] = []
+        self._blocks: dict[str, list[tuple[FloatArray, FloatArray, FloatArray | None]]] = {"pelvis": [], "thigh": []}
+        self._p_hist = np.zeros(0)
+        self._th_hist = np.zeros(0)
+        self._step_start: float | None = None
+        self._marks: dict[str, Interval] = {}
+        self._angle = 0.0
+        self._excursions = 0
+        self._above = False
+        self._peak = 0.0
+        self._verdicts: list[StepReport] = []
+        self._calibration: Calibration | None = None
+        self._quiet_since: float | None = None
+
+    def _status(self, progress: float) -> LiveCalibrationStatus:
+        return LiveCalibrationStatus(self.step, float(np.clip(progress, 0.0, 1.0)), STEP_PROMPTS[self.step], tuple(self._verdicts), self._calibration)
+
+    def feed(self, pelvis: ImuSamples, thigh: ImuSamples) -> LiveCalibrationStatus:
+        """Feed one block of both sensors on the same time points (use the live aligner); return the status."""
+        if len(pelvis) != len(thigh):
+            raise CalibrationError("LiveCalibration.feed needs pelvis and thigh blocks on the same time points")
+        if self.step in (CalibrationStep.DONE, CalibrationStep.FAILED) or len(pelvis) == 0:
+            return self._status(1.0 if self.step is CalibrationStep.DONE else 0.0)
+        self._t.append(pelvis.t_s)
+        self._blocks["pelvis"].append((pelvis.acc_m_s2, pelvis.gyr_rad_s, pelvis.mag_uT))
+        self._blocks["thigh"].append((thigh.acc_m_s2, thigh.gyr_rad_s, thigh.mag_uT))
+        win = max(1, int(round(SMOOTH_S * self.rate_hz)))
+        p_all = np.concatenate((self._p_hist, np.degrees(np.linalg.norm(pelvis.gyr_rad_s, axis=1))))
+        th_all = np.concatenate((self._th_hist, np.degrees(np.linalg.norm(thigh.gyr_rad_s, axis=1))))
+        # Causal moving mean over the last `win` samples.
+        cp = np.convolve(p_all, np.ones(win) / win, mode="full")[: len(p_all)][-len(pelvis):]
+        cth = np.convolve(th_all, np.ones(win) / win, mode="full")[: len(th_all)][-len(thigh):]
+        self._p_hist, self._th_hist = p_all[-win:], th_all[-win:]
+        progress = 0.0
+        dt = 1.0 / self.rate_hz
+        for k, t in enumerate(pelvis.t_s):
+            progress = self._advance(float(t), float(cp[k]), float(cth[k]), thigh.gyr_rad_s[k], pelvis.gyr_rad_s[k], dt)
+            if self.step in (CalibrationStep.DONE, CalibrationStep.FAILED):
+                break
+        return self._status(progress)
+
+    def _advance(self, t: float, p: float, th: float, gyr_t: FloatArray, gyr_p: FloatArray, dt: float) -> float:
+        still = p < STILL_MAX_DEG_S and th < STILL_MAX_DEG_S
+        if self.step is CalibrationStep.STILL1:
+            if still:
+                self._step_start = t if self._step_start is None else self._step_start
+            elif th > THIGH_ACTIVE_DEG_S and self._step_start is not None and t - self._step_start >= 1.0:
+                self._marks["still1"] = Interval(self._step_start, t - SMOOTH_S)
+                self._verdicts.append(StepReport("still1", t - self._step_start >= STILL1_MIN_S - 0.3, {"duration_s": t - self._step_start},
+                                                 "" if t - self._step_start >= STILL1_MIN_S - 0.3 else f"first still phase too short: stand still {STILL1_MIN_S:g} s"))
+                self._enter(CalibrationStep.SWINGS, t)
+                return 0.0
+            else:
+                self._step_start = None
+            return 0.0 if self._step_start is None else (t - self._step_start) / STILL1_MIN_S
+        if self.step is CalibrationStep.SWINGS:
+            self._track_excursion(float(np.linalg.norm(gyr_t)) * np.sign(gyr_t[np.argmax(np.abs(gyr_t))]), dt)
+            if p > PELVIS_ACTIVE_DEG_S and self._step_start is not None:
+                self._marks["swings"] = Interval(self._step_start, t - SMOOTH_S)
+                self._verdicts.append(StepReport("swings", self._excursions >= SWING_MIN_COUNT - 1, {"count": float(self._excursions)},
+                                                 "" if self._excursions >= SWING_MIN_COUNT - 1 else f"only {self._excursions} swings: swing the leg {SWING_MIN_COUNT} times"))
+                self._enter(CalibrationStep.BOWS, t)
+            return self._excursions / SWING_MIN_COUNT
+        if self.step is CalibrationStep.BOWS:
+            self._track_excursion(float(np.linalg.norm(gyr_p)) * np.sign(gyr_p[np.argmax(np.abs(gyr_p))]), dt)
+            if still:
+                self._quiet_since = t if self._quiet_since is None else self._quiet_since
+                if t - self._quiet_since >= 1.0:
+                    self._marks["bows"] = Interval(self._step_start or t, self._quiet_since)
+                    self._verdicts.append(StepReport("bows", self._excursions >= BOW_MIN_COUNT - 1, {"count": float(self._excursions)},
+                                                     "" if self._excursions >= BOW_MIN_COUNT - 1 else f"only {self._excursions} bows: bow {BOW_MIN_COUNT} times"))
+                    self._enter(CalibrationStep.STILL2, self._quiet_since)
+            else:
+                self._quiet_since = None
+            return self._excursions / BOW_MIN_COUNT
+        if self.step is CalibrationStep.STILL2:
+            start = self._step_start if self._step_start is not None else t
+            if not still:
+                self._step_start = t
+                return 0.0
+            if t - start >= STILL2_MIN_S:
+                self._marks["still2"] = Interval(start, t)
+                self._finish()
+                return 1.0
+            return (t - start) / STILL2_MIN_S
+        return 1.0
+
+    def _enter(self, step: CalibrationStep, t: float) -> None:
+        self.step = step
+        self._step_start = t
+        self._angle, self._excursions, self._above, self._peak = 0.0, 0, False, 0.0
+        self._quiet_since = None
+
+    def _track_excursion(self, signed_rate_rad_s: float, dt: float) -> None:
+        # Count excursions by sign changes of the dominant-axis rate with a minimum swept angle.
+        self._angle += np.degrees(signed_rate_rad_s) * dt
+        self._peak = max(self._peak, abs(self._angle))
+        rate_deg = np.degrees(signed_rate_rad_s)
+        if abs(rate_deg) > THIGH_ACTIVE_DEG_S:
+            positive = rate_deg > 0
+            if positive != self._above:
+                if self._peak > 10.0:
+                    self._excursions += 1 if positive else 0
+                self._above = positive
+                self._angle, self._peak = 0.0, 0.0
+
+    def _finish(self) -> None:
+        t = np.concatenate(self._t)
+        smp: dict[str, ImuSamples] = {}
+        for name in SEGMENTS:
+            acc = np.concatenate([b[0] for b in self._blocks[name]])
+            gyr = np.concatenate([b[1] for b in self._blocks[name]])
+            mags = [b[2] for b in self._blocks[name]]
+            mag = np.concatenate(mags) if all(m is not None for m in mags) else None  # type: ignore[arg-type]
+            smp[name] = ImuSamples(t_s=t, acc_m_s2=acc, gyr_rad_s=gyr, mag_uT=mag)
+        phases = CalibrationPhases(self._marks["still1"], self._marks["swings"], self._marks["bows"], self._marks["still2"])
+        try:
+            cal = calibrate(smp["pelvis"], smp["thigh"], self.side, phases=phases)
+        except CalibrationError as exc:
+            self.step = CalibrationStep.FAILED
+            self._verdicts.append(StepReport("calibration", False, {}, str(exc)))
+            return
+        self._verdicts = [v for v in self._verdicts]
+        self._verdicts.append(StepReport("calibration", cal.quality.ok, {}, "; ".join(cal.quality.advice)))
+        self._calibration = cal
+        self.step = CalibrationStep.DONE

@@ -1,0 +1,223 @@
+"""Relative heading between the pelvis and thigh sensors, and magnetic-disturbance handling.
+
+Only the heading of the thigh *relative to* the pelvis matters for hip angles, and it is the weak
+spot of IMU hip rotation: without a magnetometer each sensor's heading drifts on its own, and a
+disturbed magnetometer (a metal chair, a machine) pulls one sensor's heading away for as long as
+the disturbance lasts. This module therefore runs each sensor's orientation filter magnetometer-free
+(6D, heading from the gyroscope only, with the gyroscope bias taken from the calibration still
+phases) and handles the relative heading itself:
+
+* ``Δ(t)``: the rotation about the vertical that takes the thigh's 6D earth frame into the pelvis's.
+  At the calibration's neutral standing, ``Δ₀`` is chosen so that both segment frames point the
+  same way (hip rotation zero in neutral, as the protocol defines it).
+* With magnetometers, each sensor's magnetic heading in its own 6D frame gives the change of Δ
+  over time. A sample counts only when the field's norm and dip both match the reference taken in
+  the calibration still phase (:class:`MagReference`); disturbed spans are reported as
+  :class:`DisturbanceEvent`.
+* Batch (non-causal): Δ is smoothed over undisturbed samples and interpolated linearly across
+  disturbed spans, so a constant gyro drift during a long disturbance is removed entirely.
+  Online (causal): Δ follows an exponential low-pass of the undisturbed magnetic estimate and is
+  frozen (gyro-only) while either sensor is disturbed.
+* Without magnetometers Δ stays at Δ₀: the relative drift is bounded only by the gyroscope bias
+  estimate (see docs/accuracy.md for what that costs).
+
+Pure array maths; no I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.ndimage import uniform_filter1d
+
+from sensorhub.motion import quat
+
+log = logging.getLogger(__name__)
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+#: Relative deviation of the field norm from the reference that counts as disturbed.
+MAG_NORM_TOL = 0.08
+#: Deviation of the dip angle from the reference that counts as disturbed (deg).
+MAG_DIP_TOL_DEG = 8.0
+#: Disturbed spans are widened by this on each side (s): the edges of a disturbance are gradual.
+MAG_MARGIN_S = 1.0
+#: Time constant of the online low-pass on the magnetic relative heading (s).
+ONLINE_TAU_S = 4.0
+#: Window of the batch smoothing of the magnetic relative heading (s).
+BATCH_WINDOW_S = 4.0
+
+
+@dataclass(frozen=True)
+class MagReference:
+    """Undisturbed field of one sensor: norm (µT) and dip below the horizontal (deg, positive down... as measured)."""
+
+    norm_uT: float
+    dip_deg: float
+
+
+@dataclass(frozen=True)
+class DisturbanceEvent:
+    """A span during which one sensor's magnetometer was not trusted."""
+
+    sensor: str
+    start_s: float
+    end_s: float
+    max_norm_dev_uT: float
+    max_dip_dev_deg: float
+
+    def describe(self) -> str:
+        return (
+            f"{self.sensor} magnetometer disturbed from {self.start_s:.1f} s to {self.end_s:.1f} s "
+            f"(norm off by up to {self.max_norm_dev_uT:.0f} µT, dip by {self.max_dip_dev_deg:.0f}°): "
+            "heading held from the gyroscope"
+        )
+
+
+def wrap_rad(a: FloatArray | float) -> FloatArray:
+    """Wrap angles to (−π, π]."""
+    return np.asarray(np.angle(np.exp(1j * np.asarray(a))))
+
+
+def mag_norm_dip(q_earth_sensor: FloatArray, mag_uT: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Field norm (µT) and dip angle (deg, the field's elevation above the horizontal plane; negative
+    when it points down, as in the northern hemisphere) using the sensor's inclination."""
+    m_earth = quat.rotate(q_earth_sensor, mag_uT)
+    norm = np.linalg.norm(m_earth, axis=1)
+    dip = np.degrees(np.arcsin(np.clip(m_earth[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0)))
+    return norm, dip
+
+
+def mag_heading_rad(q_earth_sensor: FloatArray, mag_uT: FloatArray) -> FloatArray:
+    """Direction of the horizontal field in the sensor's (6D) earth frame, counter-clockwise from x."""
+    m_earth = quat.rotate(q_earth_sensor, mag_uT)
+    return np.asarray(np.arctan2(m_earth[:, 1], m_earth[:, 0]))
+
+
+def reference_from(q_earth_sensor: FloatArray, mag_uT: FloatArray) -> MagReference:
+    """Reference field from samples known to be undisturbed (the calibration still phase)."""
+    norm, dip = mag_norm_dip(q_earth_sensor, mag_uT)
+    return MagReference(norm_uT=float(np.median(norm)), dip_deg=float(np.median(dip)))
+
+
+def disturbed_mask(
+    t_s: FloatArray, q_earth_sensor: FloatArray, mag_uT: FloatArray, ref: MagReference, *, margin_s: float = MAG_MARGIN_S
+) -> tuple[BoolArray, FloatArray, FloatArray]:
+    """Samples whose field differs from ``ref`` in norm or dip; returns (mask, norm dev µT, dip dev deg).
+
+    Spans are widened by ``margin_s`` on each side (non-causal; the online tracker uses no margin
+    forward in time and a hold-off after a disturbance instead).
+    """
+    norm, dip = mag_norm_dip(q_earth_sensor, mag_uT)
+    dn = np.abs(norm - ref.norm_uT)
+    dd = np.abs(dip - ref.dip_deg)
+    bad = (dn > MAG_NORM_TOL * ref.norm_uT) | (dd > MAG_DIP_TOL_DEG)
+    if margin_s > 0 and len(t_s) > 1 and bad.any():
+        dt = float(np.median(np.diff(t_s)))
+        w = 2 * int(round(margin_s / dt)) + 1
+        bad = uniform_filter1d(bad.astype(np.float64), w, mode="nearest") > 0.0
+    return bad, dn, dd
+
+
+def events_from_mask(sensor: str, t_s: FloatArray, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> list[DisturbanceEvent]:
+    """One :class:`DisturbanceEvent` per contiguous disturbed span."""
+    d = np.diff(np.concatenate(([0], bad.astype(np.int8), [0])))
+    out = []
+    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+        out.append(DisturbanceEvent(sensor, float(t_s[a]), float(t_s[b - 1]), float(dn[a:b].max()), float(dd[a:b].max())))
+    return out
+
+
+def neutral_heading_offset(q_earth_pelvis: FloatArray, q_earth_femur: FloatArray) -> float:
+    """Δ₀ (rad): the heading rotation that makes the femur's Z axis point like the pelvis's on average.
+
+    Both inputs are segment orientations over a neutral-standing span, each in its own sensor's 6D
+    earth frame. ``heading_rotation(Δ₀) ⊗ q_earth_femur`` is then in the pelvis's earth frame.
+    """
+    z = np.array([0.0, 0.0, 1.0])
+    hp = quat.heading_rad(q_earth_pelvis, z)
+    hf = quat.heading_rad(q_earth_femur, z)
+    return float(np.angle(np.mean(np.exp(1j * (hp - hf)))))
+
+
+def magnetic_relative_heading(
+    q6d_pelvis: FloatArray, mag_pelvis_uT: FloatArray, q6d_thigh: FloatArray, mag_thigh_uT: FloatArray
+) -> FloatArray:
+    """Raw relative heading from the magnetometers, unwrapped (rad).
+
+    In each sensor's 6D frame the horizontal field points at ``ψ``; the thigh frame must turn by
+    ``ψ_pelvis − ψ_thigh`` to agree with the pelvis frame.
+    """
+    psi_p = mag_heading_rad(q6d_pelvis, mag_pelvis_uT)
+    psi_t = mag_heading_rad(q6d_thigh, mag_thigh_uT)
+    return np.asarray(np.unwrap(wrap_rad(psi_p - psi_t)))
+
+
+def batch_relative_heading(
+    t_s: FloatArray,
+    delta_mag_rad: FloatArray | None,
+    valid: BoolArray | None,
+    delta0_rad: float,
+    t_neutral: BoolArray,
+) -> FloatArray:
+    """Relative heading Δ(t) (rad) for a whole recording (non-causal).
+
+    ``delta_mag_rad``: raw magnetic relative heading (None for 6-axis); ``valid``: samples where both
+    fields are undisturbed; ``t_neutral``: mask of the neutral span where Δ = ``delta0_rad``.
+    """
+    n = len(t_s)
+    if delta_mag_rad is None or valid is None or np.count_nonzero(valid) < 2:
+        return np.full(n, delta0_rad)
+    dt = float(np.median(np.diff(t_s)))
+    w = max(1, int(round(BATCH_WINDOW_S / dt)))
+    # Mean over valid samples only within the window (a masked moving average).
+    v = valid.astype(np.float64)
+    x = np.where(valid, delta_mag_rad, 0.0)
+    num = uniform_filter1d(x, w, mode="nearest")
+    den = uniform_filter1d(v, w, mode="nearest")
+    ok = den > 0.25
+    smooth = np.interp(t_s, t_s[ok], num[ok] / den[ok]) if np.any(ok) else np.zeros(n)
+    ref_mask = t_neutral & valid
+    if not np.any(ref_mask):
+        log.warning("no undisturbed magnetometer data in the neutral span; magnetic heading correction not used")
+        return np.full(n, delta0_rad)
+    ref = float(np.mean(smooth[ref_mask]))
+    return np.asarray(delta0_rad + (smooth - ref))
+
+
+class OnlineRelativeHeading:
+    """Causal relative-heading tracker: exponential low-pass of the magnetic estimate, frozen while disturbed.
+
+    Call :meth:`start` with Δ₀ and the magnetic relative heading at the neutral span, then
+    :meth:`update` with each block's raw magnetic relative heading and validity.
+    """
+
+    def __init__(self, rate_hz: float, tau_s: float = ONLINE_TAU_S) -> None:
+        self._alpha = 1.0 - np.exp(-1.0 / (tau_s * rate_hz))
+        self._offset = 0.0
+        self._state: float | None = None
+        self.delta0_rad = 0.0
+
+    def start(self, delta0_rad: float, delta_mag_ref_rad: float | None) -> None:
+        self.delta0_rad = float(delta0_rad)
+        self._offset = 0.0 if delta_mag_ref_rad is None else float(delta_mag_ref_rad)
+        self._state = None if delta_mag_ref_rad is None else float(delta_mag_ref_rad)
+
+    def update(self, delta_mag_rad: FloatArray | None, valid: BoolArray | None) -> FloatArray:
+        """Δ(t) for one block (rad)."""
+        if delta_mag_rad is None or valid is None or self._state is None:
+            n = 0 if delta_mag_rad is None else len(delta_mag_rad)
+            return np.full(n, self.delta0_rad)
+        out = np.empty(len(delta_mag_rad))
+        s = self._state
+        a = self._alpha
+        for i, (d, ok) in enumerate(zip(delta_mag_rad, valid)):
+            if ok:
+                s += a * float(wrap_rad(d - s))
+            out[i] = s
+        self._state = s
+        return np.asarray(self.delta0_rad + wrap_rad(out - self._offset))
