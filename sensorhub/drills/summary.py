@@ -159,9 +159,9 @@ def compare_sides(left: SessionSummary, right: SessionSummary, statistic: Litera
 
 
 def _clean(value: Any) -> Any:
-    """JSON has no NaN: map non-finite floats to None, recursively."""
+    """JSON has no NaN: map non-finite floats to None, recursively; round to 1/1000 (of a degree, second)."""
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return round(value, 3) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k.value if isinstance(k, Direction) else k): _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
