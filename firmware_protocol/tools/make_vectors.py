@@ -106,10 +106,10 @@ def data_vectors() -> dict[str, list[dict[str, Any]]]:
                     seq=65000, t_first_us=3_000_000_000, rate_code=0, range_code=3, sensor_state=2,
                     clipping=True, raw=rand_raw(2, 9)),
     ]
-    for rate_code in RATES_HZ:
+    for rate_code, rate_hz in RATES_HZ.items():
         rng = rate_code % len(RANGES)
         valid.append(data_vector(
-            f"codes_rate{rate_code}_range{rng}", f"{RATES_HZ[rate_code]:g} Hz with range code {rng}",
+            f"codes_rate{rate_code}_range{rng}", f"{rate_hz:g} Hz with range code {rng}",
             seq=100 + rate_code, t_first_us=rnd.randint(0, 2**32 - 1), rate_code=rate_code, range_code=rng,
             raw=rand_raw(1 + rate_code, 6),
         ))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from dataclasses import astuple, dataclass
 from enum import IntEnum
-from typing import Final, Union
+from typing import Final
 
 from sensorhub.protocol.errors import (
     FieldValueError,
@@ -112,9 +112,9 @@ class ErrorReply:
     error: ControlErrorCode
 
 
-ControlMessage = Union[
-    StartStreaming, StopStreaming, SetSampleRate, SetRanges, TimeSyncRequest, Ack, TimeSyncReply, ErrorReply
-]
+ControlMessage = (
+    StartStreaming | StopStreaming | SetSampleRate | SetRanges | TimeSyncRequest | Ack | TimeSyncReply | ErrorReply
+)
 
 # opcode -> (message class, layout after the opcode byte, human name). One table drives both directions.
 _TABLE: Final[dict[Opcode, tuple[type, struct.Struct, str]]] = {
@@ -141,17 +141,13 @@ def _validate(msg: ControlMessage, where: str) -> None:
         sample_rate_hz(msg.rate_code, where)
     elif isinstance(msg, SetRanges):
         full_scale_range(msg.range_code, where)
-    elif isinstance(msg, Ack):
-        if msg.opcode not in COMMAND_OPCODES:
-            raise UnknownCodeError(
-                f"{where}: acked opcode 0x{msg.opcode:02x} is not a command, expected one of "
-                + ", ".join(f"0x{op:02x}" for op in sorted(COMMAND_OPCODES))
-            )
-    elif isinstance(msg, ErrorReply):
-        if msg.error not in set(ControlErrorCode):
-            raise UnknownCodeError(
-                f"{where}: error code {int(msg.error)} is reserved, expected 1..{max(ControlErrorCode)}"
-            )
+    elif isinstance(msg, Ack) and msg.opcode not in COMMAND_OPCODES:
+        raise UnknownCodeError(
+            f"{where}: acked opcode 0x{msg.opcode:02x} is not a command, expected one of "
+            + ", ".join(f"0x{op:02x}" for op in sorted(COMMAND_OPCODES))
+        )
+    elif isinstance(msg, ErrorReply) and msg.error not in set(ControlErrorCode):
+        raise UnknownCodeError(f"{where}: error code {int(msg.error)} is reserved, expected 1..{max(ControlErrorCode)}")
 
 
 def encode_control(msg: ControlMessage) -> bytes:

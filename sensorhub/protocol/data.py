@@ -47,6 +47,8 @@ from sensorhub.protocol.spec import (
     SensorState,
     full_scale_range,
     sample_rate_hz,
+)
+from sensorhub.protocol.spec import (
     sensor_state as _sensor_state_code,
 )
 
@@ -169,9 +171,9 @@ def decode_packet(payload: bytes) -> DataPacket:
         raise error(f"{_WHERE}: sample count {n} with {axes}-axis samples needs {expected} bytes, got {n_bytes}")
 
     raw = np.frombuffer(payload, dtype="<i2", offset=DATA_HEADER_BYTES).reshape(n, axes).astype(np.int16)
-    acc = raw[:, 0:3] * rng.acc_m_s2_per_lsb
-    gyr = raw[:, 3:6] * rng.gyr_rad_s_per_lsb
-    mag = raw[:, 6:9] * MAG_UT_PER_LSB if has_mag else None
+    acc: FloatArray = raw[:, 0:3] * np.float64(rng.acc_m_s2_per_lsb)
+    gyr: FloatArray = raw[:, 3:6] * np.float64(rng.gyr_rad_s_per_lsb)
+    mag: FloatArray | None = raw[:, 6:9] * np.float64(MAG_UT_PER_LSB) if has_mag else None
     for arr in (raw, acc, gyr, mag):
         if arr is not None:
             arr.flags.writeable = False

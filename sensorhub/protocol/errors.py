@@ -11,12 +11,12 @@ from __future__ import annotations
 from sensorhub.errors import ProtocolError
 
 __all__ = [
+    "FieldValueError",
+    "LengthMismatchError",
     "ProtocolError",
     "TruncatedPacketError",
-    "LengthMismatchError",
-    "UnsupportedVersionError",
     "UnknownCodeError",
-    "FieldValueError",
+    "UnsupportedVersionError",
 ]
 
 

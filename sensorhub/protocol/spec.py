@@ -7,10 +7,11 @@ firmware_protocol/c/sensorhub_protocol.h. It holds data only; the codecs live ne
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from types import MappingProxyType
-from typing import Final, Mapping
+from typing import Final
 
 from sensorhub.protocol.errors import UnknownCodeError
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["unwrap_counter", "unwrap_seq", "unwrap_time_us", "SeqStatus", "SeqUpdate", "SequenceUnwrapper"]
+__all__ = ["SeqStatus", "SeqUpdate", "SequenceUnwrapper", "unwrap_counter", "unwrap_seq", "unwrap_time_us"]
 
 
 def unwrap_counter(reference: int | None, value: int, bits: int) -> int:
