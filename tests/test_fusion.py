@@ -140,7 +140,9 @@ def test_online_block_by_block_equals_batch(method: str, has_mag: bool) -> None:
     if method == "vqf":
         assert batch.rest is not None and batch.bias_rad_s is not None
         np.testing.assert_array_equal(np.concatenate([b.rest for b in blocks if b.rest is not None]), batch.rest)
-        np.testing.assert_allclose(np.vstack([b.bias_rad_s for b in blocks if b.bias_rad_s is not None]), batch.bias_rad_s, atol=1e-12)
+        np.testing.assert_allclose(
+            np.vstack([b.bias_rad_s for b in blocks if b.bias_rad_s is not None]), batch.bias_rad_s, atol=1e-12
+        )
 
 
 def test_single_sample_update_accepts_1d_vectors() -> None:
@@ -218,6 +220,10 @@ def test_errors_name_the_problem() -> None:
         fusion.fuse(samples, "kalman")
     with pytest.raises(ConfigurationError, match="restThGyro"):
         fusion.OrientationFilter("vqf", RATE_HZ, True, params={"restThGyro": 1.0})
+    with pytest.raises(ConfigurationError, match="ekf: unknown parameter.*magnetic_ref"):
+        fusion.OrientationFilter("ekf", RATE_HZ, True, params={"magnetic_ref": 60.0})
+    with pytest.raises(ConfigurationError, match="mahony: invalid parameters"):
+        fusion.OrientationFilter("mahony", RATE_HZ, True, params={"k_I": 0.0})  # ahrs rejects k_I = 0
     with pytest.raises(ConfigurationError, match="only available for vqf"):
         fusion.fuse(samples, "madgwick", offline=True)
     with pytest.raises(ConfigurationError, match="sample rate"):

@@ -41,9 +41,7 @@ def test_multiply_and_rotate_match_scipy() -> None:
     np.testing.assert_allclose(dots, 1.0, atol=1e-12)
     np.testing.assert_allclose(quat.rotate(q1, v), quat.to_rotation(q1).apply(v), atol=1e-12)
     # Chaining frames: rotating by q1 ⊗ q2 equals rotating by q2, then by q1.
-    np.testing.assert_allclose(
-        quat.rotate(quat.multiply(q1, q2), v), quat.rotate(q1, quat.rotate(q2, v)), atol=1e-12
-    )
+    np.testing.assert_allclose(quat.rotate(quat.multiply(q1, q2), v), quat.rotate(q1, quat.rotate(q2, v)), atol=1e-12)
 
 
 def test_conjugate_inverts() -> None:

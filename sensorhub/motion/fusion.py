@@ -73,6 +73,15 @@ AHRS_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
     "ekf": {},
 }
 
+#: Keyword arguments of the ahrs filters that may be passed as ``params`` (ahrs silently ignores
+#: unknown keywords, so they are checked here). Rate, time step, initial orientation, frame and
+#: magnetic reference are set by this module.
+AHRS_PARAM_NAMES: Final[dict[str, frozenset[str]]] = {
+    "madgwick": frozenset({"gain", "gain_imu", "gain_marg"}),
+    "mahony": frozenset({"k_P", "k_I", "b0"}),
+    "ekf": frozenset({"noises", "var_gyr", "var_acc", "var_mag", "P"}),
+}
+
 # Rotation taking North-West-Up coordinates to East-North-Up ones (+90° about the common up axis).
 _Q_ENU_NWU: Final[FloatArray] = quat.from_axis_angle(np.array([0.0, 0.0, 1.0]), np.pi / 2)
 _Q_NWU_ENU: Final[FloatArray] = quat.conjugate(_Q_ENU_NWU)
@@ -160,11 +169,20 @@ class _AhrsBackend:
     """One of the ahrs filters stepped sample by sample, with inputs and outputs converted to ENU."""
 
     def __init__(self, method: str, rate_hz: float, has_mag: bool, params: Mapping[str, Any]) -> None:
-        from ahrs.filters import EKF, Madgwick, Mahony  # imported lazily: ahrs is slow to import
+        from ahrs.filters import (  # imported lazily: ahrs is slow to import
+            EKF,
+            Madgwick,
+            Mahony,
+        )
 
         self._method = method
         self._has_mag = has_mag
         self._dt_s = 1.0 / rate_hz
+        unknown = sorted(set(params) - AHRS_PARAM_NAMES[method])
+        if unknown:
+            raise ConfigurationError(
+                f"{method}: unknown parameter(s) {', '.join(unknown)}; valid: {', '.join(sorted(AHRS_PARAM_NAMES[method]))}"
+            )
         kwargs = {**AHRS_DEFAULTS[method], **params}
         self._filter: Any
         if method == "madgwick":
@@ -172,8 +190,6 @@ class _AhrsBackend:
         elif method == "mahony":
             self._filter = Mahony(frequency=rate_hz, Dt=self._dt_s, **kwargs)
         else:
-            if "magnetic_ref" in kwargs:
-                raise ConfigurationError("ekf: magnetic_ref is set from the first magnetometer sample, not a parameter")
             self._filter = EKF(frequency=rate_hz, Dt=self._dt_s, frame="ENU", **kwargs)
             # ahrs' EKF chooses a 3- or 6-row measurement model by whether it was constructed with
             # magnetometer data (self.mag is not None); stepping it ourselves, we set that flag.
@@ -307,10 +323,14 @@ class OrientationFilter:
         mag: FloatArray | None = None
         if self.has_mag:
             if mag_uT is None:
-                raise FusionInputError("filter was set up for 9-axis fusion (has_mag=True) but no magnetometer block was given")
+                raise FusionInputError(
+                    "filter was set up for 9-axis fusion (has_mag=True) but no magnetometer block was given"
+                )
             mag = _as_vectors(mag_uT, "magnetometer (mag_uT)", len(acc))
         elif mag_uT is not None:
-            raise FusionInputError("filter was set up for 6-axis fusion (has_mag=False) but a magnetometer block was given")
+            raise FusionInputError(
+                "filter was set up for 6-axis fusion (has_mag=False) but a magnetometer block was given"
+            )
         if len(acc) == 0:
             return _result_from(self.method, False, self.has_mag, {"q": np.empty((0, 4))})
         out = self._backend.update(acc, gyr, mag)
