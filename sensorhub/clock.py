@@ -8,15 +8,18 @@ never before. Averaging receive times therefore estimates the line plus the mean
 neither constant nor small; the useful information is in the *lower envelope* of the points
 ``(t_sensor, t_host)``.
 
-:class:`ClockMapper` estimates that envelope with a windowed-minimum regression:
+:class:`ClockMapper` estimates that envelope with a windowed-minimum, lower-hull fit:
 
 * sensor time is cut into bins (0.5 s by default); each bin keeps only its minimum
   ``t_host - t_sensor``, i.e. its least-delayed notification;
-* when a bin closes, a line is fitted to the bin minima of a sliding window (60 s by default), bins
-  whose residual sits far above the rest (a stalled link delays a whole bin) are trimmed and the fit
-  repeated; the slope of that fit is the drift;
-* the offset is then lowered until the line touches the lowest point, so the line supports the
-  envelope from below instead of running through the middle of the bin minima;
+* when a bin closes, the drift is the slope of the lower convex hull of the bin minima of a sliding
+  window (60 s by default), taken on the hull edge over the window's mean time (the linear-
+  programming estimator of Moon, Skelly & Towsley, "Estimation and removal of clock skew from
+  network delay measurements", INFOCOM 1999), shrunk towards a prior drift while the window is
+  short;
+* the offset puts the line through the lowest point for that slope, so it supports the envelope from
+  below instead of running through the middle of the bin minima; bins delayed as a whole by a
+  stalled link lie above the hull and do not matter;
 * between refits every observation that falls below the line lowers the offset at once: under a
   one-sided delay such a point proves the line was too high.
 
@@ -30,8 +33,11 @@ when the estimate still moves by the length of a connection interval, a slow one
 mapping handed out is thus continuous and strictly increasing as long as the slew rate stays below
 one.
 
-A delay that never gets small (packet period locked to the connection interval) leaves a constant
-bias that no estimator can see; with drift the phase slides and the minimum is found eventually.
+What no receive-time estimator can see: a constant part of the delay (firmware and host latency that
+every packet pays), and, when the packet period and the connection interval are commensurate, the
+phase of the packets against the connection events: the least delay any packet sees is then up to
+gcd(packet period, interval) and shrinks only as drift slides that phase. Expect errors of that size
+(0-10 ms) until the phase has slid; ``tests/test_clock.py`` pins the bound.
 
 This module is plain arithmetic on floats: no I/O, no knowledge of packets or BLE.
 """
@@ -61,11 +67,9 @@ class ClockMapperConfig:
     """Span of sensor time whose bin minima the line is fitted to."""
     min_fit_span_s: float = 2.0
     """Below this span of bin minima the drift is not fitted: the prior drift is used."""
-    trim_mad: float = 4.0
-    """Bins whose residual exceeds the median by this many (scaled) MADs are left out of the fit."""
     prior_drift_sd_ppm: float = 100.0
     """Spread of crystal drifts expected before any fit (the prior the drift fit is shrunk to)."""
-    bin_noise_s: float = 0.5e-3
+    bin_noise_s: float = 1e-3
     """Typical scatter of the bin minima around the envelope; with the prior sets the shrinkage."""
     max_drift_ppm: float = 1000.0
     """Fitted drifts beyond this are clamped: no working crystal is that far off."""
@@ -182,59 +186,52 @@ class ClockMapper:
         pts = np.array([*self._bins, self._bin_min], dtype=np.float64)
         xs, ys = pts[:, 0], pts[:, 1]
         if len(xs) >= 3 and xs[-1] - xs[0] >= cfg.min_fit_span_s:
-            keep = np.ones(len(xs), dtype=bool)
-            for _ in range(3):
-                a, b = self._fit_hull(xs[keep], ys[keep]) or self._fit_line(xs[keep], ys[keep])
-                resid = ys - (a + b * xs)
-                med = float(np.median(resid[keep]))
-                mad = 1.4826 * float(np.median(np.abs(resid[keep] - med)))
-                # One-sided trim: delays only ever push points up.
-                new_keep = resid <= med + cfg.trim_mad * max(mad, 50e-6)
-                if np.array_equal(new_keep, keep) or new_keep.sum() < 3:
-                    break
-                keep = new_keep
+            b = self._fit_slope(xs, ys)
             limit = cfg.max_drift_ppm * 1e-6
             if abs(b) > limit:
                 log.warning("clock drift fit %.0f ppm beyond ±%.0f ppm; clamped", b * 1e6, cfg.max_drift_ppm)
                 b = math.copysign(limit, b)
             self._b = float(b)
-            self._n_fit = int(keep.sum())
+            self._n_fit = len(xs)
         # Support the envelope from below: for this slope the line touches the lowest point.
         self._a = float(np.min(ys - self._b * xs))
 
-    def _fit_hull(self, xs: FloatArray, ys: FloatArray) -> tuple[float, float] | None:
-        """LP estimate: the lower-hull edge of the points that spans their mean x (Moon et al. 1999)."""
+    def _fit_slope(self, xs: FloatArray, ys: FloatArray) -> float:
+        """Drift of the line supporting the points from below, shrunk towards the prior drift.
+
+        The slope is the one of the lower-convex-hull edge spanning the mean x: the LP estimator
+        of Moon, Skelly & Towsley (1999), the line below all points with the least summed distance
+        to them. Points pushed up by a stalled link never touch the hull, so no trimming is needed.
+        The shrinkage is a Gaussian prior on the drift (``prior_drift_sd_ppm``) against points
+        scattered by ``bin_noise_s``; it keeps a window of a few seconds from producing drifts of
+        thousands of ppm and fades once the window spans tens of seconds.
+        """
+        cfg = self.config
+        x_mean = float(xs.mean())
+        dx = xs - x_mean
+        sxx = float(dx @ dx)
+        b_data = self._hull_slope(xs, ys, x_mean)
+        if b_data is None:  # only with coincident x, which bins rule out; least squares then
+            b_data = float(dx @ (ys - ys.mean())) / sxx if sxx > 0 else self._prior_drift
+        lam = (cfg.bin_noise_s / (cfg.prior_drift_sd_ppm * 1e-6)) ** 2
+        return (sxx * b_data + lam * self._prior_drift) / (sxx + lam)
+
+    @staticmethod
+    def _hull_slope(xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
+        """Slope of the lower-convex-hull edge over ``x_mean`` (xs ascending); None if degenerate."""
         hull: list[int] = []
         for i in range(len(xs)):
             while len(hull) >= 2:
                 i0, i1 = hull[-2], hull[-1]
                 cross = (xs[i1] - xs[i0]) * (ys[i] - ys[i0]) - (ys[i1] - ys[i0]) * (xs[i] - xs[i0])
-                if cross <= 0:
-                    hull.pop()
-                else:
+                if cross > 0:
                     break
+                hull.pop()
             hull.append(i)
-        xm = float(xs.mean())
         for i0, i1 in zip(hull, hull[1:]):
-            if xs[i0] <= xm <= xs[i1]:
-                b = (ys[i1] - ys[i0]) / (xs[i1] - xs[i0])
-                return float(ys[i0] - b * xs[i0]), float(b)
+            if xs[i0] <= x_mean <= xs[i1] and xs[i1] > xs[i0]:
+                return float((ys[i1] - ys[i0]) / (xs[i1] - xs[i0]))
         return None
-
-    def _fit_line(self, xs: FloatArray, ys: FloatArray) -> tuple[float, float]:
-        """Least squares ``y = a + b x`` with the slope shrunk towards the prior drift.
-
-        The shrinkage is a Gaussian prior on the drift (``prior_drift_sd_ppm``) against bin minima
-        scattered by ``bin_noise_s``: it keeps a short window of a few seconds from producing
-        drifts of thousands of ppm, and fades once the window spans tens of seconds.
-        """
-        cfg = self.config
-        x_mean = float(xs.mean())
-        y_mean = float(ys.mean())
-        dx = xs - x_mean
-        lam = (cfg.bin_noise_s / (cfg.prior_drift_sd_ppm * 1e-6)) ** 2
-        b = (float(dx @ (ys - y_mean)) + lam * self._prior_drift) / (float(dx @ dx) + lam)
-        return y_mean - b * x_mean, b
 
     def _keep_output_continuous(self, old_a: float, old_b: float) -> None:
         xq = self._x_query
