@@ -545,14 +545,43 @@ class LiveCalibrationStatus:
     calibration: Calibration | None = None
 
 
+class _Counter:
+    """Counts back-and-forth movements (swings, bows) live from the angular rate about the main axis."""
+
+    def __init__(self) -> None:
+        self.m = np.zeros((3, 3))
+        self.axis: FloatArray | None = None
+        self.count = 0
+        self.positive = True
+        self.swept_deg = 0.0
+
+    def feed(self, gyr_rad_s: FloatArray, dt_s: float) -> None:
+        self.m += gyr_rad_s.T @ gyr_rad_s
+        w, v = np.linalg.eigh(self.m)
+        axis = np.asarray(v[:, -1])
+        if self.axis is not None and float(axis @ self.axis) < 0.0:
+            axis = -axis
+        self.axis = axis
+        for rate in np.degrees(gyr_rad_s @ axis):
+            if abs(rate) < THIGH_ACTIVE_DEG_S:
+                self.swept_deg += abs(rate) * dt_s
+                continue
+            if (rate > 0) != self.positive:
+                if self.swept_deg >= 10.0 and self.positive:
+                    self.count += 1  # one full excursion ended when the rate turned back
+                self.positive = rate > 0
+                self.swept_deg = 0.0
+            self.swept_deg += abs(rate) * dt_s
+
+
 class LiveCalibration:
     """Guide the protocol live: feed blocks of both sensors on a common grid, get the step back.
 
     The state machine advances STILL1 -> SWINGS -> BOWS -> STILL2 -> DONE from the same
     angular-rate criteria as :func:`detect_phases`, counting swings and bows as they happen. When
     STILL2 has lasted long enough the buffered data is calibrated with :func:`calibrate` using the
-    phases the state machine saw. A poor step is reported in the verdicts with its advice; call
-    :meth:`reset` to start over.
+    phases the state machine saw, and the status carries the :class:`Calibration` and its quality
+    report. Call :meth:`reset` to start over (e.g. after a poor verdict).
     """
 
     def __init__(self, side: str, rate_hz: float = 100.0) -> None:
@@ -563,112 +592,122 @@ class LiveCalibration:
         self.reset()
 
     def reset(self) -> None:
+        """Forget everything and start again at STILL1."""
         self.step = CalibrationStep.STILL1
         self._t: list[FloatArray] = []
         self._blocks: dict[str, list[tuple[FloatArray, FloatArray, FloatArray | None]]] = {"pelvis": [], "thigh": []}
-        self._p_hist = np.zeros(0)
-        self._th_hist = np.zeros(0)
-        self._step_start: float | None = None
+        self._hist = np.zeros((0, 2))
+        self._run_start: float | None = None
+        self._run_end = -np.inf
+        self._step_start = 0.0
         self._marks: dict[str, Interval] = {}
-        self._angle = 0.0
-        self._excursions = 0
-        self._above = False
-        self._peak = 0.0
+        self._counter = _Counter()
         self._verdicts: list[StepReport] = []
         self._calibration: Calibration | None = None
-        self._quiet_since: float | None = None
+        self._progress = 0.0
 
-    def _status(self, progress: float) -> LiveCalibrationStatus:
-        return LiveCalibrationStatus(self.step, float(np.clip(progress, 0.0, 1.0)), STEP_PROMPTS[self.step], tuple(self._verdicts), self._calibration)
+    @property
+    def calibration(self) -> Calibration | None:
+        return self._calibration
+
+    def _status(self) -> LiveCalibrationStatus:
+        return LiveCalibrationStatus(self.step, float(np.clip(self._progress, 0.0, 1.0)), STEP_PROMPTS[self.step],
+                                     tuple(self._verdicts), self._calibration)
 
     def feed(self, pelvis: ImuSamples, thigh: ImuSamples) -> LiveCalibrationStatus:
-        """Feed one block of both sensors on the same time points (use the live aligner); return the status."""
+        """Feed one block of both sensors on the same time points (see :mod:`sensorhub.motion.align`)."""
         if len(pelvis) != len(thigh):
             raise CalibrationError("LiveCalibration.feed needs pelvis and thigh blocks on the same time points")
         if self.step in (CalibrationStep.DONE, CalibrationStep.FAILED) or len(pelvis) == 0:
-            return self._status(1.0 if self.step is CalibrationStep.DONE else 0.0)
+            return self._status()
         self._t.append(pelvis.t_s)
         self._blocks["pelvis"].append((pelvis.acc_m_s2, pelvis.gyr_rad_s, pelvis.mag_uT))
         self._blocks["thigh"].append((thigh.acc_m_s2, thigh.gyr_rad_s, thigh.mag_uT))
         win = max(1, int(round(SMOOTH_S * self.rate_hz)))
-        p_all = np.concatenate((self._p_hist, np.degrees(np.linalg.norm(pelvis.gyr_rad_s, axis=1))))
-        th_all = np.concatenate((self._th_hist, np.degrees(np.linalg.norm(thigh.gyr_rad_s, axis=1))))
-        # Causal moving mean over the last `win` samples.
-        cp = np.convolve(p_all, np.ones(win) / win, mode="full")[: len(p_all)][-len(pelvis):]
-        cth = np.convolve(th_all, np.ones(win) / win, mode="full")[: len(th_all)][-len(thigh):]
-        self._p_hist, self._th_hist = p_all[-win:], th_all[-win:]
-        progress = 0.0
+        rates = np.column_stack((np.degrees(np.linalg.norm(pelvis.gyr_rad_s, axis=1)),
+                                 np.degrees(np.linalg.norm(thigh.gyr_rad_s, axis=1))))
+        hist = np.vstack((self._hist, rates))
+        # Causal moving mean over the last `win` samples (shorter at the very start).
+        c = np.cumsum(np.vstack((np.zeros((1, 2)), hist)), axis=0)
+        idx = np.arange(len(hist) - len(rates), len(hist)) + 1
+        lo = np.maximum(idx - win, 0)
+        smooth = (c[idx] - c[lo]) / (idx - lo)[:, None]
+        self._hist = hist[-win:]
         dt = 1.0 / self.rate_hz
         for k, t in enumerate(pelvis.t_s):
-            progress = self._advance(float(t), float(cp[k]), float(cth[k]), thigh.gyr_rad_s[k], pelvis.gyr_rad_s[k], dt)
+            before = self.step
+            self._advance(float(t), float(smooth[k, 0]), float(smooth[k, 1]))
             if self.step in (CalibrationStep.DONE, CalibrationStep.FAILED):
                 break
-        return self._status(progress)
+            if self.step is not before and self.step in (CalibrationStep.SWINGS, CalibrationStep.BOWS):
+                seg = thigh if self.step is CalibrationStep.SWINGS else pelvis
+                self._counter.feed(seg.gyr_rad_s[k:], dt)
+            elif k == 0 and self.step in (CalibrationStep.SWINGS, CalibrationStep.BOWS):
+                # Count the whole block before its samples can end the step (the verdict reads the count).
+                seg = thigh if self.step is CalibrationStep.SWINGS else pelvis
+                self._counter.feed(seg.gyr_rad_s, dt)
+        if self.step is CalibrationStep.SWINGS:
+            self._progress = self._counter.count / SWING_MIN_COUNT
+        elif self.step is CalibrationStep.BOWS:
+            self._progress = self._counter.count / BOW_MIN_COUNT
+        return self._status()
 
-    def _advance(self, t: float, p: float, th: float, gyr_t: FloatArray, gyr_p: FloatArray, dt: float) -> float:
+    def _advance(self, t: float, p: float, th: float) -> None:
         still = p < STILL_MAX_DEG_S and th < STILL_MAX_DEG_S
         if self.step is CalibrationStep.STILL1:
             if still:
-                self._step_start = t if self._step_start is None else self._step_start
-            elif th > THIGH_ACTIVE_DEG_S and self._step_start is not None and t - self._step_start >= 1.0:
-                self._marks["still1"] = Interval(self._step_start, t - SMOOTH_S)
-                self._verdicts.append(StepReport("still1", t - self._step_start >= STILL1_MIN_S - 0.3, {"duration_s": t - self._step_start},
-                                                 "" if t - self._step_start >= STILL1_MIN_S - 0.3 else f"first still phase too short: stand still {STILL1_MIN_S:g} s"))
-                self._enter(CalibrationStep.SWINGS, t)
-                return 0.0
-            else:
-                self._step_start = None
-            return 0.0 if self._step_start is None else (t - self._step_start) / STILL1_MIN_S
-        if self.step is CalibrationStep.SWINGS:
-            self._track_excursion(float(np.linalg.norm(gyr_t)) * np.sign(gyr_t[np.argmax(np.abs(gyr_t))]), dt)
-            if p > PELVIS_ACTIVE_DEG_S and self._step_start is not None:
+                if self._run_start is None or t - self._run_end > SMOOTH_S:
+                    self._run_start = t
+                self._run_end = t
+                self._progress = (t - self._run_start) / STILL1_MIN_S
+            elif (th > THIGH_ACTIVE_DEG_S and p < PELVIS_ACTIVE_DEG_S and self._run_start is not None
+                  and t - self._run_end <= SMOOTH_S and self._run_end - self._run_start >= 1.0):
+                iv = Interval(self._run_start, self._run_end)
+                self._marks["still1"] = iv
+                ok = iv.duration_s >= STILL1_MIN_S - 0.3
+                self._verdicts.append(StepReport("still1", ok, {"duration_s": iv.duration_s},
+                                                 "" if ok else f"first still phase too short ({iv.duration_s:.1f} s): stand still {STILL1_MIN_S:g} s"))
+                self._enter(CalibrationStep.SWINGS, self._run_end)
+            elif t - self._run_end > SMOOTH_S:
+                self._run_start = None
+                self._progress = 0.0
+        elif self.step is CalibrationStep.SWINGS:
+            if p > PELVIS_ACTIVE_DEG_S:
+                n = self._counter.count
                 self._marks["swings"] = Interval(self._step_start, t - SMOOTH_S)
-                self._verdicts.append(StepReport("swings", self._excursions >= SWING_MIN_COUNT - 1, {"count": float(self._excursions)},
-                                                 "" if self._excursions >= SWING_MIN_COUNT - 1 else f"only {self._excursions} swings: swing the leg {SWING_MIN_COUNT} times"))
-                self._enter(CalibrationStep.BOWS, t)
-            return self._excursions / SWING_MIN_COUNT
-        if self.step is CalibrationStep.BOWS:
-            self._track_excursion(float(np.linalg.norm(gyr_p)) * np.sign(gyr_p[np.argmax(np.abs(gyr_p))]), dt)
+                ok = n >= SWING_MIN_COUNT - 1
+                self._verdicts.append(StepReport("swings", ok, {"count": float(n)}, "" if ok else f"only {n} swings: swing the leg {SWING_MIN_COUNT} times"))
+                self._enter(CalibrationStep.BOWS, t - SMOOTH_S)
+        elif self.step is CalibrationStep.BOWS:
             if still:
-                self._quiet_since = t if self._quiet_since is None else self._quiet_since
-                if t - self._quiet_since >= 1.0:
-                    self._marks["bows"] = Interval(self._step_start or t, self._quiet_since)
-                    self._verdicts.append(StepReport("bows", self._excursions >= BOW_MIN_COUNT - 1, {"count": float(self._excursions)},
-                                                     "" if self._excursions >= BOW_MIN_COUNT - 1 else f"only {self._excursions} bows: bow {BOW_MIN_COUNT} times"))
-                    self._enter(CalibrationStep.STILL2, self._quiet_since)
+                self._run_start = t if self._run_start is None else self._run_start
+                if t - self._run_start >= 1.0:
+                    n = self._counter.count
+                    self._marks["bows"] = Interval(self._step_start, self._run_start)
+                    ok = n >= BOW_MIN_COUNT - 1
+                    self._verdicts.append(StepReport("bows", ok, {"count": float(n)}, "" if ok else f"only {n} bows: bow {BOW_MIN_COUNT} times"))
+                    start = self._run_start
+                    self._enter(CalibrationStep.STILL2, start)
+                    self._run_start = start
             else:
-                self._quiet_since = None
-            return self._excursions / BOW_MIN_COUNT
-        if self.step is CalibrationStep.STILL2:
-            start = self._step_start if self._step_start is not None else t
+                self._run_start = None
+        elif self.step is CalibrationStep.STILL2:
             if not still:
-                self._step_start = t
-                return 0.0
-            if t - start >= STILL2_MIN_S:
-                self._marks["still2"] = Interval(start, t)
+                self._run_start = None
+                self._progress = 0.0
+                return
+            self._run_start = t if self._run_start is None else self._run_start
+            self._progress = (t - self._run_start) / STILL2_MIN_S
+            if t - self._run_start >= STILL2_MIN_S:
+                self._marks["still2"] = Interval(self._run_start, t)
                 self._finish()
-                return 1.0
-            return (t - start) / STILL2_MIN_S
-        return 1.0
 
     def _enter(self, step: CalibrationStep, t: float) -> None:
         self.step = step
         self._step_start = t
-        self._angle, self._excursions, self._above, self._peak = 0.0, 0, False, 0.0
-        self._quiet_since = None
-
-    def _track_excursion(self, signed_rate_rad_s: float, dt: float) -> None:
-        # Count excursions by sign changes of the dominant-axis rate with a minimum swept angle.
-        self._angle += np.degrees(signed_rate_rad_s) * dt
-        self._peak = max(self._peak, abs(self._angle))
-        rate_deg = np.degrees(signed_rate_rad_s)
-        if abs(rate_deg) > THIGH_ACTIVE_DEG_S:
-            positive = rate_deg > 0
-            if positive != self._above:
-                if self._peak > 10.0:
-                    self._excursions += 1 if positive else 0
-                self._above = positive
-                self._angle, self._peak = 0.0, 0.0
+        self._run_start = None
+        self._counter = _Counter()
+        self._progress = 0.0
 
     def _finish(self) -> None:
         t = np.concatenate(self._t)
@@ -677,7 +716,7 @@ class LiveCalibration:
             acc = np.concatenate([b[0] for b in self._blocks[name]])
             gyr = np.concatenate([b[1] for b in self._blocks[name]])
             mags = [b[2] for b in self._blocks[name]]
-            mag = np.concatenate(mags) if all(m is not None for m in mags) else None  # type: ignore[arg-type]
+            mag = np.concatenate([m for m in mags if m is not None]) if all(m is not None for m in mags) else None
             smp[name] = ImuSamples(t_s=t, acc_m_s2=acc, gyr_rad_s=gyr, mag_uT=mag)
         phases = CalibrationPhases(self._marks["still1"], self._marks["swings"], self._marks["bows"], self._marks["still2"])
         try:
@@ -686,7 +725,19 @@ class LiveCalibration:
             self.step = CalibrationStep.FAILED
             self._verdicts.append(StepReport("calibration", False, {}, str(exc)))
             return
-        self._verdicts = [v for v in self._verdicts]
-        self._verdicts.append(StepReport("calibration", cal.quality.ok, {}, "; ".join(cal.quality.advice)))
+        self._verdicts = [v for v in self._verdicts if v.step not in {s.step for s in cal.quality.steps}] + list(cal.quality.steps)
         self._calibration = cal
+        self._progress = 1.0
         self.step = CalibrationStep.DONE
+
+    def buffered(self) -> tuple[ImuSamples, ImuSamples] | None:
+        """The grid samples fed so far (pelvis, thigh), e.g. to warm up filters after calibration."""
+        if not self._t:
+            return None
+        t = np.concatenate(self._t)
+        out = []
+        for name in SEGMENTS:
+            mags = [b[2] for b in self._blocks[name]]
+            out.append(ImuSamples(t, np.concatenate([b[0] for b in self._blocks[name]]), np.concatenate([b[1] for b in self._blocks[name]]),
+                                  np.concatenate([m for m in mags if m is not None]) if all(m is not None for m in mags) else None))
+        return out[0], out[1]

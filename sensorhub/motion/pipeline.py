@@ -57,6 +57,13 @@ VQF_PARAMS: dict[str, Any] = {"biasSigmaInit": 0.05, "restThGyr": 0.5}
 #: Largest thigh-mount correction (deg) the magnetometers may make at neutral standing; a larger
 #: disagreement means one of the two is wrong and the swing axis is kept.
 MAX_MAG_MOUNT_REFINEMENT_DEG = 15.0
+#: Assumed uncertainty (1σ, deg) of the thigh's heading about its long axis from the swing axis
+#: (ab/adduction coupled to the swing at 5-10 % of the flexion tilts the axis by 3-6°) and from
+#: two magnetometers at neutral standing (residual hard/soft-iron errors of each sensor).
+SWING_AXIS_SIGMA_DEG = 4.0
+MAG_HEADING_SIGMA_DEG = 2.0
+#: With a stored calibration, the online pipeline takes 1 s below this rate (both sensors) as neutral.
+STILL_FOR_NEUTRAL_DEG_S = 2.5
 
 
 @dataclass
@@ -258,6 +265,10 @@ def analyze_imu(
             delta_mag_neutral = float(np.angle(np.mean(np.exp(1j * delta_mag[ref_ok]))))
             residual = float(heading.wrap_rad(delta0 - delta_mag_neutral))
             if abs(residual) <= np.radians(MAX_MAG_MOUNT_REFINEMENT_DEG):
+                # Inverse-variance blend of the two estimates of the thigh heading.
+                w_mag = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + MAG_HEADING_SIGMA_DEG**2)
+                residual *= w_mag
+                delta_mag_neutral = delta0 - residual
                 q_thigh_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), calibration.q_segment_sensor["thigh"])
                 calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_thigh_mount})
                 q_earth_femur = angles.segment_orientation(q6["thigh"], q_thigh_mount)
@@ -292,3 +303,357 @@ def _mean_quat(q: FloatArray) -> FloatArray:
     """Mean orientation of nearby quaternions (sign-aligned average, renormalised)."""
     q = quat.make_continuous(q)
     return quat.normalize(q.mean(axis=0))
+
+
+# --------------------------------------------------------------------------------------------
+# Online
+
+
+@dataclass(frozen=True)
+class AngleFrame:
+    """One output frame of :class:`OnlinePipeline` (degrees; NaN inside long gaps)."""
+
+    t_s: float
+    hip_flexion_deg: float
+    hip_adduction_deg: float
+    hip_rotation_deg: float
+    pelvis_tilt_deg: float
+    pelvis_obliquity_deg: float
+    pelvis_rotation_deg: float
+    gap: bool
+
+
+def _slerp_at(t_s: FloatArray, q: FloatArray, t_new: FloatArray) -> FloatArray:
+    """Vectorised slerp of a short quaternion series at times inside ``[t_s[0], t_s[-1]]``."""
+    i = np.clip(np.searchsorted(t_s, t_new, side="right") - 1, 0, len(t_s) - 2)
+    u = ((t_new - t_s[i]) / (t_s[i + 1] - t_s[i]))[:, None]
+    a, b = q[i], q[i + 1]
+    d = np.einsum("ij,ij->i", a, b)[:, None]
+    b = np.where(d < 0, -b, b)
+    d = np.abs(d)
+    theta = np.arccos(np.clip(d, -1.0, 1.0))
+    small = theta < 1e-6
+    s = np.sin(theta)
+    wa = np.where(small, 1.0 - u, np.sin((1.0 - u) * theta) / np.where(small, 1.0, s))
+    wb = np.where(small, u, np.sin(u * theta) / np.where(small, 1.0, s))
+    out = wa * a + wb * b
+    return np.asarray(out / np.linalg.norm(out, axis=1, keepdims=True))
+
+
+class _Stream:
+    """One sensor's live state: raw buffer until calibrated, then its filter and a short tail."""
+
+    def __init__(self, name: str, nominal_rate_hz: float | None) -> None:
+        self.name = name
+        self.rate_hz = nominal_rate_hz
+        self.raw_t: list[FloatArray] = []
+        self.raw_acc: list[FloatArray] = []
+        self.raw_gyr: list[FloatArray] = []
+        self.raw_mag: list[FloatArray | None] = []
+        self.filter: Any = None
+        self.bias = np.zeros(3)
+        self.tail_t = np.zeros(0)
+        self.tail_q = np.zeros((0, 4))
+        self.tail_mag = np.zeros((0, 3))
+        self.tail_gap = np.zeros(0, dtype=bool)
+        self.last_t: float | None = None
+        self.last_acc = np.zeros(3)
+        self.last_gyr = np.zeros(3)
+        self.last_mag: FloatArray | None = None
+
+    def fill_gap(self, block: ImuSamples) -> tuple[ImuSamples, BoolArray]:
+        """Insert linearly interpolated samples for up to 0.5 s of lost samples before ``block``."""
+        if self.last_t is None or self.rate_hz is None or len(block) == 0:
+            return block, np.zeros(len(block), dtype=bool)
+        dt = 1.0 / self.rate_hz
+        missing = int(round((block.t_s[0] - self.last_t) / dt)) - 1
+        if missing <= 0:
+            return block, np.zeros(len(block), dtype=bool)
+        missing = min(missing, int(0.5 * self.rate_hz))
+        u = (np.arange(1, missing + 1) / (missing + 1))[:, None]
+        t_fill = self.last_t + (block.t_s[0] - self.last_t) * u[:, 0]
+
+        def lerp(a: FloatArray, b: FloatArray) -> FloatArray:
+            return np.asarray(a + (b - a) * u)
+
+        mag = None
+        if block.mag_uT is not None and self.last_mag is not None:
+            mag = np.vstack((lerp(self.last_mag, block.mag_uT[0]), block.mag_uT))
+        filled = ImuSamples(
+            np.concatenate((t_fill, block.t_s)),
+            np.vstack((lerp(self.last_acc, block.acc_m_s2[0]), block.acc_m_s2)),
+            np.vstack((lerp(self.last_gyr, block.gyr_rad_s[0]), block.gyr_rad_s)),
+            mag if block.mag_uT is not None and mag is not None else block.mag_uT if block.mag_uT is None else None,
+        )
+        if filled.mag_uT is None and block.mag_uT is not None:
+            # No previous magnetometer sample: repeat the first one of the block.
+            filled = ImuSamples(filled.t_s, filled.acc_m_s2, filled.gyr_rad_s, np.vstack((np.repeat(block.mag_uT[:1], missing, 0), block.mag_uT)))
+        gap = np.zeros(len(filled), dtype=bool)
+        gap[: missing + 1] = True
+        return filled, gap
+
+    def remember(self, block: ImuSamples) -> None:
+        self.last_t = float(block.t_s[-1])
+        self.last_acc = block.acc_m_s2[-1]
+        self.last_gyr = block.gyr_rad_s[-1]
+        self.last_mag = None if block.mag_uT is None else block.mag_uT[-1]
+
+
+class OnlinePipeline:
+    """Live hip and pelvis angles: blocks of samples per sensor in, angle frames out.
+
+    Life cycle: without a ``calibration`` the pipeline first runs :class:`LiveCalibration` on the
+    incoming data (``status`` tells the athlete what to do); with one, it waits for 1 s of standing
+    still to take as neutral. It then warms the orientation filters up on the buffered data (so the
+    neutral heading alignment is the same as in batch mode) and from then on emits one
+    :class:`AngleFrame` per grid point (``rate_hz``) as soon as both sensors have data past it.
+
+    Heading: the thigh's heading relative to the pelvis follows the magnetometers through a causal
+    low-pass where both fields match their reference, and is frozen (gyroscope only) while either
+    is disturbed — see :class:`sensorhub.motion.heading.OnlineRelativeHeading`. Without
+    magnetometers it stays at the neutral alignment. Per-block cost is a few hundred microseconds
+    (benchmarks/online_latency.py).
+    """
+
+    def __init__(self, side: str, *, calibration: Calibration | None = None, rate_hz: float = 100.0, method: str = "vqf",
+                 use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None) -> None:
+        from sensorhub.motion.calibration import LiveCalibration
+
+        _check_side(side)
+        self.side = side
+        self.rate_hz = float(rate_hz)
+        self.method = method
+        self.use_mag = use_mag
+        self._given_calibration = calibration
+        self.calibration: Calibration | None = None
+        self.live_calibration = None if calibration is not None else LiveCalibration(side, rate_hz)
+        self.state = "calibrating" if calibration is None else "waiting_for_still"
+        rates = dict(sensor_rates_hz or {})
+        self._streams = {n: _Stream(n, rates.get(n)) for n in ("pelvis", "thigh")}
+        self._next_t: float | None = None
+        self._raw_tail: dict[str, ImuSamples] = {}
+        self._frames: list[FloatArray] = []
+        self._gaps: list[BoolArray] = []
+        self._heading = heading.OnlineRelativeHeading(self.rate_hz)
+        self._mag_ref: dict[str, heading.MagReference] = {}
+        self._q_neutral = quat.IDENTITY.copy()
+        self._still_run: float | None = None
+        self.diagnostics = Diagnostics()
+        self._dist_open: dict[str, float | None] = {"pelvis": None, "thigh": None}
+
+    @property
+    def status(self) -> Any:
+        """The live calibration status (step, progress, prompt, verdicts), or None once streaming."""
+        return None if self.live_calibration is None else self.live_calibration._status()
+
+    # -- input -------------------------------------------------------------------------------
+
+    def push(self, sensor: str, block: ImuSamples) -> list[AngleFrame]:
+        """Add one block of samples of ``sensor`` ("pelvis" or "thigh"); return the new frames."""
+        if sensor not in self._streams:
+            raise ConfigurationError(f"unknown sensor {sensor!r}, expected 'pelvis' or 'thigh'")
+        if len(block) == 0:
+            return []
+        st = self._streams[sensor]
+        if st.last_t is not None:
+            keep = block.t_s > st.last_t
+            if not np.all(keep):
+                block = ImuSamples(block.t_s[keep], block.acc_m_s2[keep], block.gyr_rad_s[keep],
+                                   None if block.mag_uT is None else block.mag_uT[keep])
+                if len(block) == 0:
+                    return []
+        if st.rate_hz is None:
+            # Learn the nominal rate from the first samples (needs two).
+            st.raw_t.append(block.t_s)
+            t_all = np.concatenate(st.raw_t)
+            st.raw_t.pop()
+            if len(t_all) >= 2:
+                st.rate_hz = float(1.0 / np.median(np.diff(t_all)))
+        filled, gap = st.fill_gap(block)
+        st.remember(block)
+        if self.state != "streaming":
+            st.raw_t.append(filled.t_s)
+            st.raw_acc.append(filled.acc_m_s2)
+            st.raw_gyr.append(filled.gyr_rad_s)
+            st.raw_mag.append(filled.mag_uT)
+            return self._calibration_step()
+        return self._stream_block(st, filled, gap)
+
+    # -- calibration -------------------------------------------------------------------------
+
+    def _raw(self, name: str) -> ImuSamples | None:
+        st = self._streams[name]
+        if not st.raw_t:
+            return None
+        mags = st.raw_mag
+        return ImuSamples(np.concatenate(st.raw_t), np.vstack(st.raw_acc), np.vstack(st.raw_gyr),
+                          np.vstack([m for m in mags if m is not None]) if all(m is not None for m in mags) else None)
+
+    def _calibration_step(self) -> list[AngleFrame]:
+        raw = {n: self._raw(n) for n in self._streams}
+        if raw["pelvis"] is None or raw["thigh"] is None or len(raw["pelvis"]) < 2 or len(raw["thigh"]) < 2:
+            return []
+        p, th = raw["pelvis"], raw["thigh"]
+        assert p is not None and th is not None
+        end = min(p.t_s[-1], th.t_s[-1])
+        dt = 1.0 / self.rate_hz
+        if self._next_t is None:
+            self._next_t = float(np.ceil(max(p.t_s[0], th.t_s[0]) / dt - 1e-9) * dt)
+        n = int(np.floor((end - self._next_t) / dt + 1e-9)) + 1
+        if n <= 0:
+            return []
+        t = self._next_t + np.arange(n) * dt
+        self._next_t = float(t[-1] + dt)
+        pg, tg = align.resample_samples(p, t), align.resample_samples(th, t)
+        if self.live_calibration is not None:
+            status = self.live_calibration.feed(pg, tg)
+            if status.calibration is not None:
+                cal = status.calibration
+                assert cal.phases is not None
+                return self._start_streaming(cal, _neutral_span(cal.phases), dict(cal.gyr_bias_rad_s))
+            return []
+        # A stored calibration: wait for 1 s of standing still as neutral.
+        w = np.degrees(np.maximum(np.linalg.norm(pg.gyr_rad_s, axis=1), np.linalg.norm(tg.gyr_rad_s, axis=1)))
+        for ti, wi in zip(t, w):
+            if wi < 2.0 * STILL_FOR_NEUTRAL_DEG_S:
+                self._still_run = ti if self._still_run is None else self._still_run
+                if ti - self._still_run >= 1.0:
+                    neutral = Interval(self._still_run, ti)
+                    m_p, m_t = neutral.mask(p.t_s), neutral.mask(th.t_s)
+                    bias = {"pelvis": p.gyr_rad_s[m_p].mean(axis=0), "thigh": th.gyr_rad_s[m_t].mean(axis=0)}
+                    assert self._given_calibration is not None
+                    return self._start_streaming(self._given_calibration, neutral, bias)
+            else:
+                self._still_run = None
+        return []
+
+    def _start_streaming(self, cal: Calibration, neutral: Interval, bias: dict[str, FloatArray]) -> list[AngleFrame]:
+        """Warm the filters up on everything buffered, set the heading alignment, then stream."""
+        from sensorhub.motion.fusion import OrientationFilter
+
+        self.diagnostics.neutral = neutral
+        self.diagnostics.drill_start_s = neutral.end_s
+        q6: dict[str, FloatArray] = {}
+        raw: dict[str, ImuSamples] = {}
+        for name, st in self._streams.items():
+            r = self._raw(name)
+            assert r is not None and st.rate_hz is not None
+            raw[name] = r
+            st.bias = bias.get(name, np.zeros(3))
+            has_mag = self.use_mag and r.mag_uT is not None
+            p = dict(VQF_PARAMS if self.method == "vqf" else {})
+            st.filter = OrientationFilter(self.method, st.rate_hz, has_mag=False, params=p)
+            q6[name] = st.filter.update_block(r.acc_m_s2, r.gyr_rad_s - st.bias)
+            st.tail_t, st.tail_q = r.t_s, q6[name]
+            st.tail_mag = r.mag_uT if has_mag and r.mag_uT is not None else np.zeros((len(r), 3))
+            st.tail_gap = np.zeros(len(r), dtype=bool)
+        t = np.arange(np.ceil(neutral.start_s * self.rate_hz), np.floor(neutral.end_s * self.rate_hz) + 1) / self.rate_hz
+        qp = _slerp_at(raw["pelvis"].t_s, q6["pelvis"], t)
+        qt = _slerp_at(raw["thigh"].t_s, q6["thigh"], t)
+        q_pel = angles.segment_orientation(qp, cal.q_segment_sensor["pelvis"])
+        q_fem = angles.segment_orientation(qt, cal.q_segment_sensor["thigh"])
+        delta0 = heading.neutral_heading_offset(q_pel, q_fem)
+        self._q_neutral = _mean_quat(q_pel)
+        delta_mag_ref = None
+        if self.use_mag and raw["pelvis"].mag_uT is not None and raw["thigh"].mag_uT is not None:
+            mp = align.resample_vec(raw["pelvis"].t_s, raw["pelvis"].mag_uT, t)
+            mt = align.resample_vec(raw["thigh"].t_s, raw["thigh"].mag_uT, t)
+            self._mag_ref = {"pelvis": heading.reference_from(qp, mp), "thigh": heading.reference_from(qt, mt)}
+            dm = heading.magnetic_relative_heading(qp, mp, qt, mt)
+            delta_mag_ref = float(np.angle(np.mean(np.exp(1j * dm))))
+            residual = float(heading.wrap_rad(delta0 - delta_mag_ref))
+            if abs(residual) <= np.radians(MAX_MAG_MOUNT_REFINEMENT_DEG):
+                w_mag = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + MAG_HEADING_SIGMA_DEG**2)
+                residual *= w_mag
+                q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), cal.q_segment_sensor["thigh"])
+                cal = dataclasses.replace(cal, q_segment_sensor={**cal.q_segment_sensor, "thigh": q_mount})
+                delta0 = delta0 - residual
+            self.diagnostics.heading_mode = "magnetometer relative heading, causal low-pass, frozen while disturbed"
+        else:
+            self.diagnostics.heading_mode = "gyroscope only (relative heading fixed at neutral standing)"
+        self._heading.start(delta0, delta_mag_ref)
+        self.calibration = cal
+        self.diagnostics.calibration = cal
+        self.state = "streaming"
+        for st in self._streams.values():
+            st.raw_t, st.raw_acc, st.raw_gyr, st.raw_mag = [], [], [], []
+        # Frames from the end of the neutral span on.
+        self._next_t = float(np.floor(neutral.end_s * self.rate_hz) / self.rate_hz + 1.0 / self.rate_hz)
+        return self._emit()
+
+    # -- streaming ---------------------------------------------------------------------------
+
+    def _stream_block(self, st: _Stream, block: ImuSamples, gap: BoolArray) -> list[AngleFrame]:
+        q = st.filter.update_block(block.acc_m_s2, block.gyr_rad_s - st.bias)
+        mag = block.mag_uT if (self.use_mag and block.mag_uT is not None and self._mag_ref) else np.zeros((len(block), 3))
+        st.tail_t = np.concatenate((st.tail_t, block.t_s))
+        st.tail_q = np.vstack((st.tail_q, q))
+        st.tail_mag = np.vstack((st.tail_mag, mag))
+        st.tail_gap = np.concatenate((st.tail_gap, gap))
+        return self._emit()
+
+    def _emit(self) -> list[AngleFrame]:
+        p, th = self._streams["pelvis"], self._streams["thigh"]
+        if self._next_t is None or len(p.tail_t) < 2 or len(th.tail_t) < 2:
+            return []
+        end = min(p.tail_t[-1], th.tail_t[-1])
+        dt = 1.0 / self.rate_hz
+        n = int(np.floor((end - self._next_t) / dt + 1e-9)) + 1
+        if n <= 0:
+            return []
+        t = self._next_t + np.arange(n) * dt
+        self._next_t = float(t[-1] + dt)
+        qs, mags, gaps, long_gap = {}, {}, [], np.zeros(n, dtype=bool)
+        for name, st in self._streams.items():
+            qs[name] = _slerp_at(st.tail_t, st.tail_q, t)
+            mags[name] = align.resample_vec(st.tail_t, st.tail_mag, t)
+            i = np.clip(np.searchsorted(st.tail_t, t, side="right"), 0, len(st.tail_t) - 1)
+            gaps.append(st.tail_gap[i])
+            long_gap |= (st.tail_t[i] - st.tail_t[np.maximum(i - 1, 0)]) > align.DEFAULT_MAX_BRIDGE_S
+            # Keep only what the next grid point can need.
+            keep = max(0, int(np.searchsorted(st.tail_t, self._next_t)) - 2)
+            st.tail_t, st.tail_q, st.tail_mag, st.tail_gap = st.tail_t[keep:], st.tail_q[keep:], st.tail_mag[keep:], st.tail_gap[keep:]
+        assert self.calibration is not None
+        q_pel = angles.segment_orientation(qs["pelvis"], self.calibration.q_segment_sensor["pelvis"])
+        q_fem = angles.segment_orientation(qs["thigh"], self.calibration.q_segment_sensor["thigh"])
+        if self._mag_ref:
+            bad = np.zeros(n, dtype=bool)
+            for name in ("pelvis", "thigh"):
+                b, dn, dd = heading.disturbed_mask(t, qs[name], mags[name], self._mag_ref[name], margin_s=0.0)
+                self._track_events(name, t, b, dn, dd)
+                bad |= b
+            dm = heading.magnetic_relative_heading(qs["pelvis"], mags["pelvis"], qs["thigh"], mags["thigh"])
+            delta = self._heading.update(dm, ~bad)
+        else:
+            delta = np.full(n, self._heading.delta0_rad)
+        q_fem = quat.multiply(quat.heading_rotation(delta), q_fem)
+        hip = angles.hip_angles_deg(q_pel, q_fem, self.side)
+        pel = angles.pelvis_angles_deg(q_pel, self._q_neutral)
+        gap = gaps[0] | gaps[1]
+        hip[long_gap] = np.nan
+        pel[long_gap] = np.nan
+        block = np.column_stack((t, hip, pel))
+        self._frames.append(block)
+        self._gaps.append(gap)
+        return [AngleFrame(*(float(x) for x in row), bool(g)) for row, g in zip(block, gap)]
+
+    def _track_events(self, name: str, t: FloatArray, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> None:
+        for i in range(len(t)):
+            if bad[i] and self._dist_open[name] is None:
+                self._dist_open[name] = float(t[i])
+            elif not bad[i] and self._dist_open[name] is not None:
+                start = self._dist_open[name]
+                assert start is not None
+                ev = heading.DisturbanceEvent(name, start, float(t[i]), float(dn.max()), float(dd.max()))
+                self.diagnostics.disturbance_events.append(ev)
+                log.info("%s", ev.describe())
+                self._dist_open[name] = None
+
+    def series(self) -> AngleSeries:
+        """Every frame emitted so far as one :class:`AngleSeries`."""
+        if self._frames:
+            a = np.vstack(self._frames)
+            g = np.concatenate(self._gaps)
+        else:
+            a, g = np.zeros((0, 7)), np.zeros(0, dtype=bool)
+        return AngleSeries(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5], a[:, 6], g, self.side, self.diagnostics)
