@@ -93,6 +93,16 @@ def test_decode_hand_written_9axis_packet_with_flags() -> None:
     np.testing.assert_allclose(p.mag_uT, [[15.0, -15.0, 0.0], [32767 * 0.15, 0.15, -0.15]])
 
 
+def test_decode_accepts_bleak_bytearray_and_returns_read_only_arrays() -> None:
+    payload = bytearray.fromhex("0840" "3412" "efcdab89" "0040" "0000" "00c0" "0010" "ffff" "0000")
+    p = decode_packet(payload)
+    payload[8:10] = b"\x00\x00"  # the caller reusing its buffer must not change the decoded packet
+    assert p.raw[0, 0] == 16384 and p.acc_m_s2[0, 0] == pytest.approx(G)
+    for arr in (p.raw, p.acc_m_s2, p.gyr_rad_s):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = 0
+
+
 def test_encode_sets_clipping_when_values_saturate() -> None:
     acc = [[0.0, 0.0, G], [0.0, 0.0, 3 * G]]  # 3 g exceeds ±2 g
     gyr = [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]

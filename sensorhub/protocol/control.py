@@ -166,7 +166,7 @@ def encode_control(msg: ControlMessage) -> bytes:
         raise FieldValueError(f"{where}: field out of range in {msg!r}") from None
 
 
-def decode_control(payload: bytes) -> ControlMessage:
+def decode_control(payload: bytes | bytearray | memoryview) -> ControlMessage:
     """Decode a control payload (a command the hub wrote or a reply the sensor notified).
 
     Raises :class:`TruncatedPacketError` (empty or shorter than the opcode's layout),

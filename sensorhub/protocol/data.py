@@ -20,6 +20,7 @@ the header length, the codes and finally the exact byte length the count implies
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -84,6 +85,9 @@ def _put(value: int, field: tuple[int, int]) -> int:
 class DataPacket:
     """One decoded data packet, values in SI units (arrays are read-only float64, shape (n, 3)).
 
+    The three SI arrays are column views of one (n, 6|9) array, so they are not C-contiguous:
+    copy (``np.ascontiguousarray``) before handing them to C extensions such as vqf.
+
     Sensor axes are the sensor's own body frame as the firmware reports it; accelerometer values
     are specific force (+9.81 m/s² on the axis pointing up at rest).
     """
@@ -135,7 +139,17 @@ def max_samples_per_packet(mtu: int, has_mag: bool) -> int:
     return max(0, min(MAX_SAMPLES_PER_PACKET, (payload - DATA_HEADER_BYTES) // stride))
 
 
-def decode_packet(payload: bytes) -> DataPacket:
+@functools.cache
+def _scale_row(range_code: int, has_mag: bool) -> FloatArray:
+    """SI units per count for each column of a sample row (acc, gyr[, mag])."""
+    rng = full_scale_range(range_code, _WHERE)
+    row = [rng.acc_m_s2_per_lsb] * 3 + [rng.gyr_rad_s_per_lsb] * 3 + ([MAG_UT_PER_LSB] * 3 if has_mag else [])
+    scale = np.array(row, dtype=np.float64)
+    scale.flags.writeable = False
+    return scale
+
+
+def decode_packet(payload: bytes | bytearray | memoryview) -> DataPacket:
     """Decode one data-characteristic notification.
 
     Raises a :class:`sensorhub.errors.ProtocolError` subclass for any malformation:
@@ -171,12 +185,10 @@ def decode_packet(payload: bytes) -> DataPacket:
         raise error(f"{_WHERE}: sample count {n} with {axes}-axis samples needs {expected} bytes, got {n_bytes}")
 
     raw = np.frombuffer(payload, dtype="<i2", offset=DATA_HEADER_BYTES).reshape(n, axes).astype(np.int16)
-    acc: FloatArray = raw[:, 0:3] * np.float64(rng.acc_m_s2_per_lsb)
-    gyr: FloatArray = raw[:, 3:6] * np.float64(rng.gyr_rad_s_per_lsb)
-    mag: FloatArray | None = raw[:, 6:9] * np.float64(MAG_UT_PER_LSB) if has_mag else None
-    for arr in (raw, acc, gyr, mag):
-        if arr is not None:
-            arr.flags.writeable = False
+    # One multiplication by a per-column scale row; the SI arrays are read-only views of its result.
+    si: FloatArray = raw * _scale_row(range_code, has_mag)
+    raw.flags.writeable = False
+    si.flags.writeable = False
     return DataPacket(
         version=version,
         seq=seq,
@@ -191,9 +203,9 @@ def decode_packet(payload: bytes) -> DataPacket:
         range_code=range_code,
         acc_range_g=rng.acc_g,
         gyr_range_dps=rng.gyr_dps,
-        acc_m_s2=acc,
-        gyr_rad_s=gyr,
-        mag_uT=mag,
+        acc_m_s2=si[:, 0:3],
+        gyr_rad_s=si[:, 3:6],
+        mag_uT=si[:, 6:9] if has_mag else None,
         raw=raw,
     )
 

@@ -58,7 +58,7 @@ class SensorInfo:
         return ".".join(str(v) for v in self.firmware_version)
 
 
-def decode_info(payload: bytes) -> SensorInfo:
+def decode_info(payload: bytes | bytearray | memoryview) -> SensorInfo:
     """Decode the info record; raises a ProtocolError subclass for any deviation from the layout."""
     if len(payload) >= 1 and payload[0] != PROTOCOL_VERSION:
         raise UnsupportedVersionError(f"{_WHERE}: protocol version {payload[0]}, expected {PROTOCOL_VERSION}")
