@@ -38,7 +38,7 @@ class RangeNorm:
 
 @dataclass(frozen=True)
 class MeasurementError:
-    """A minimal detectable change (95 %) of one rotation measurement, with where it comes from."""
+    """The minimal detectable change of one rotation measurement as reported by its source."""
 
     direction: str
     mdc_deg: float

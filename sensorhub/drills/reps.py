@@ -171,10 +171,6 @@ class _Excursion:
     t_exit: float = math.nan
     t_back: float = math.nan
 
-    @property
-    def aborted_below(self) -> float:
-        return self.peak_deg
-
 
 class _State(Enum):
     NEUTRAL = "neutral"
@@ -364,7 +360,10 @@ class RepDetector:
             log.debug("drills: %s excursion ignored; %s measures %s", half.direction.value, drill.name, [d.value for d in drill.directions])
             return events
         if half.peak_deg < drill.min_peak_deg:
-            return [self._incomplete([*self._pending, half], t, f"aborted: {half.direction.value} peak {half.peak_deg:.1f}° < {drill.min_peak_deg:.0f}°")] + self._clear_pending()
+            # An aborted half also ends the attempt it belonged to.
+            attempt = [*self._pending, half]
+            self._pending.clear()
+            return [self._incomplete(attempt, t, f"aborted: {half.direction.value} peak {half.peak_deg:.1f}° < {drill.min_peak_deg:.0f}°")]
         position = drill.directions.index(half.direction)
         if position != len(self._pending):
             # Out of order: a first half again (the previous attempt was abandoned) or a stray second half.
@@ -384,10 +383,6 @@ class RepDetector:
             else:
                 events.append(RepCompleted(t_emit=t, rep=rep))
         return events
-
-    def _clear_pending(self) -> list[RepEvent]:
-        self._pending.clear()
-        return []
 
     def _measure(self, halves: Sequence[_Excursion], t: float) -> Rep | None:
         cfg = self.config
