@@ -261,6 +261,22 @@ def test_unwrap_functions() -> None:
     assert unwrap_time_us(last + elapsed_host_us, t32) == last + elapsed_host_us + 1234
 
 
+@settings(max_examples=150, deadline=None)
+@given(bits=st.sampled_from([16, 32]), start=st.integers(0, 2**40), data=st.data())
+def test_unwrap_recovers_any_counter_with_steps_up_to_half_range(bits: int, start: int, data: st.DataObject) -> None:
+    steps = data.draw(st.lists(st.integers(0, 2 ** (bits - 1)), min_size=1, max_size=50))
+    unwrap = unwrap_seq if bits == 16 else unwrap_time_us
+    true_values = [start]
+    for step in steps:
+        true_values.append(true_values[-1] + step)
+    unwrapped: list[int] = []
+    prev: int | None = None
+    for value in true_values:
+        prev = unwrap(prev, value % 2**bits)
+        unwrapped.append(prev)
+    assert [u - unwrapped[0] for u in unwrapped] == [t - start for t in true_values]
+
+
 def test_sequence_unwrapper_classifies_arrivals() -> None:
     u = SequenceUnwrapper(window=8)
     arrivals = [65534, 65535, 2, 0, 0, 3, 1, 65535]
