@@ -171,7 +171,6 @@ class RecordingWriteError(RecordingError, ValueError):
 # --------------------------------------------------------------------------------------------------
 
 Side = Literal["left", "right"]
-Segment = Literal["pelvis", "thigh"]
 SEGMENTS: Final = ("pelvis", "thigh")
 SIDES: Final = ("left", "right")
 
@@ -188,6 +187,8 @@ class MarkLabel:
 
 @dataclass(frozen=True)
 class Athlete:
+    """Who was measured: a stable ``id`` (for storage and comparisons) and a display ``name``."""
+
     id: str
     name: str = ""
 
@@ -218,8 +219,6 @@ class RecordingMeta:
             "source": self.source,
             "extra": dict(self.extra),
         }
-
-
 
 
 def _fold_meta(meta: RecordingMeta, update: Mapping[str, Any], *, strict: bool) -> RecordingMeta:
@@ -327,7 +326,10 @@ class SensorDescriptor:
         for key in ("name", "firmware"):
             if not (obj.get(key) is None or isinstance(obj.get(key), str)):
                 raise ValueError(f"'{key}' must be a string or null, got {obj.get(key)!r}")
-        extra = dict(obj.get("extra") or {})
+        extra_in = obj.get("extra") or {}
+        if not isinstance(extra_in, Mapping):
+            raise ValueError(f"'extra' must be an object, got {extra_in!r}")
+        extra = dict(extra_in)
         known = {"sensor_id", "segment", "side", "has_mag", "rate_hz", "name", "firmware", "extra", "index"}
         extra.update({k: v for k, v in obj.items() if k not in known})
         return cls(
@@ -535,7 +537,7 @@ class RecordingWriter:
             raise RecordingWriteError(
                 f"{self.path}: notification of {len(data)} bytes exceeds {MAX_NOTIFY_DATA_BYTES} bytes"
             )
-        payload = _NOTIFY_HEADER.pack(index, t) + bytes(data)
+        payload = _NOTIFY_HEADER.pack(index, t) + data
         with self._lock:
             self._check_open_locked()
             self._append_locked(RecordType.NOTIFY, payload)
@@ -649,7 +651,10 @@ class RecordingWriter:
         if meta is None:
             return RecordingMeta()
         if isinstance(meta, RecordingMeta):
-            return meta
+            # Validated like a mapping, so a dataclass built by hand cannot store e.g. side="middle".
+            as_json = meta.to_json()
+            del as_json["format_version"]
+            meta = as_json
         try:
             return _fold_meta(RecordingMeta(), meta, strict=True)
         except ValueError as exc:
@@ -834,7 +839,7 @@ def _type_name(rtype: int) -> str:
 def _decode_json(path: Path, rec: _RawRecord) -> dict[str, Any]:
     try:
         obj = json.loads(rec.payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise RecordPayloadError(
             path, rec.offset, f"{_type_name(rec.rtype)} payload is not UTF-8 JSON ({exc}); expected a JSON object"
         ) from None

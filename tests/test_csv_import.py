@@ -123,7 +123,8 @@ def test_float32_sensor_values_round_trip_exactly(tmp_path_factory: pytest.TempP
     """9 significant digits identify every float32: a sensor's float32 readings survive the trip exactly."""
     data_f32 = np.tile(np.asarray(values, dtype=np.float32), (n, 1))
     data = data_f32.astype(np.float64)
-    samples = ImuSamples(t_s=np.arange(n) * 0.01, acc_m_s2=data[:, 0:3], gyr_rad_s=data[:, 3:6], mag_uT=data[:, 6:9])
+    t_s = np.linspace(0.0, 0.01 * (n - 1), n)
+    samples = ImuSamples(t_s=t_s, acc_m_s2=data[:, 0:3], gyr_rad_s=data[:, 3:6], mag_uT=data[:, 6:9])
     path = tmp_path_factory.mktemp("f32") / "f32.csv"
     write_imu_csv(path, samples)
     back = read_imu_csv(path)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sensorhub.errors import RecordingError
 from sensorhub.notification import Notification
@@ -214,7 +216,7 @@ def test_truncation_at_every_byte_of_the_last_records(session: Session, tmp_path
     assert [s.rtype for s in spans[-6:]] == [T_NOTIFY, T_MARK, T_NOTIFY, T_CALIBRATION, T_NOTIFY, T_END]
     boundaries = {s.end for s in spans}
     cut_path = tmp_path / "cut.shr"
-    for cut in range(spans[-7].offset, len(raw)):
+    for cut in range(spans[-6].offset, len(raw)):
         cut_path.write_bytes(raw[:cut])
         rec = open_recording(cut_path)
         n_notes, n_marks, has_end = _expected_prefix(session, spans, cut)
@@ -488,3 +490,49 @@ def test_kill_9_while_writing_replays_up_to_the_last_complete_record(tmp_path: P
         assert n == Notification("PT"[i % 2], i * 0.005, i.to_bytes(4, "little") * (1 + i % 7))
     assert [(s.sensor_id, s.segment, s.side) for s in rec.sensors] == [("P", "pelvis", None), ("T", "thigh", "left")]
     assert rec.meta.source == "kill-test"
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    return write_session(tmp_path_factory.mktemp("small") / "small.shr", n_per_sensor=6).path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_files_fail_only_with_recording_errors(small_file: bytes, tmp_path: Path, data: st.DataObject) -> None:
+    """Whatever happens to the bytes, the reader either replays or raises a RecordingError, never a crash."""
+    raw = bytearray(small_file)
+    for _ in range(data.draw(st.integers(1, 4))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] = data.draw(st.integers(0, 255))
+    raw = raw[: data.draw(st.integers(0, len(raw)))]
+    path = tmp_path / "damaged.shr"
+    path.write_bytes(bytes(raw))
+    try:
+        rec = open_recording(path)
+        list(rec.iter_records())
+    except RecordingError:
+        pass
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_payloads_with_valid_crc_fail_only_with_recording_errors(
+    small_file: bytes, tmp_path: Path, data: st.DataObject
+) -> None:
+    """Payload damage behind a recomputed CRC reaches the JSON and NOTIFY decoders: still no crash."""
+    raw = bytearray(small_file)
+    span = data.draw(st.sampled_from(spec_spans(small_file)))
+    payload = bytearray(raw[span.offset + 5 : span.end - 4])
+    for _ in range(data.draw(st.integers(1, 3))):
+        if payload:
+            payload[data.draw(st.integers(0, len(payload) - 1))] = data.draw(st.sampled_from(b'{}[]":,0a\\\x00\xff'))
+    rtype = data.draw(st.sampled_from([span.rtype, span.rtype, T_META, T_SENSOR, T_NOTIFY, T_MARK, T_END]))
+    record = spec_record(rtype, bytes(payload))
+    path = tmp_path / "damaged.shr"
+    path.write_bytes(bytes(raw[: span.offset]) + record + bytes(raw[span.end :]))
+    try:
+        rec = open_recording(path)
+        list(rec.iter_records())
+    except RecordingError:
+        pass
