@@ -82,6 +82,8 @@ class LinkResult:
     packets_sent: int
     dropped_seq: list[int] = field(default_factory=list)
     samples_per_packet: int = 0
+    first_seq: int = 0
+    """Sequence number of the first packet the sensor sent (whether or not it arrived)."""
 
     @property
     def dropped(self) -> int:
@@ -154,7 +156,7 @@ def transmit(
             mag_uT=None if mag_uT is None else mag_uT[lo:hi],
         )
         out.append(Notification(sensor_id, float(t_host), payload))
-    return LinkResult(out, n_packets, dropped, per_packet)
+    return LinkResult(out, n_packets, dropped, per_packet, seq0)
 
 
 def random_clock(rng: np.random.Generator, drift_ppm_max: float = 50.0, t_on_max_s: float = 0.05) -> SensorClock:

@@ -2,9 +2,9 @@
 
 A session is scripted as keyframes of nine channels (:data:`CHANNELS`): the three hip angles of the
 measured side, the pelvis's own three Cardan angles relative to its standing neutral and the pelvis
-origin's position. Between keyframes each channel follows a minimum-jerk (quintic) profile, so
-velocity and acceleration are continuous and zero at each keyframe. Postural sway is added as a sum
-of slow sinusoids. Both parts are analytic, so every channel and its rate can be evaluated exactly
+origin's position. Between keyframes each channel follows a quintic Hermite profile (minimum jerk
+between rests), so velocity and acceleration are continuous. Postural sway is added as a sum
+of slow sinusoids (tabulated as a cubic spline). Both parts are analytic, so every channel and its rate can be evaluated exactly
 at any time; this is what makes the synthetic gyroscope exact (no finite differences of
 orientation) and lets each sensor sample its own clock.
 
@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from sensorhub.sim.rotations import FloatArray, cardan_zxy, cardan_zxy_body_rate, rot_z
 
@@ -60,36 +61,55 @@ def channel_index(name: str) -> int:
 
 @dataclass(frozen=True)
 class Keyframes:
-    """Keyframe times (s, strictly increasing) and channel values, shape (k, len(CHANNELS))."""
+    """Keyframe times (s, strictly increasing), channel values and channel velocities.
+
+    ``values`` and ``rates`` have shape (k, len(CHANNELS)); ``rates`` (per second) is zero at ordinary
+    keyframes, where the motion comes to rest, and non-zero at via points passed through in motion.
+    """
 
     t_s: FloatArray
     values: FloatArray
+    rates: FloatArray
 
     def evaluate(self, t_s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Channel values, first and second time derivatives at ``t_s`` (each shape (n, channels)).
 
-        Minimum-jerk blend ``v0 + (v1 - v0) * (10 s^3 - 15 s^4 + 6 s^5)`` between neighbouring
-        keyframes; before the first and after the last keyframe the values hold.
+        Between neighbouring keyframes a quintic Hermite segment matches value and velocity at both
+        ends with zero acceleration (with zero end velocities it is the minimum-jerk profile
+        ``v0 + (v1 - v0)(10 s^3 - 15 s^4 + 6 s^5)``). Outside the keyframes the values hold.
         """
         t = np.asarray(t_s, dtype=float)
         k = np.clip(np.searchsorted(self.t_s, t, side="right") - 1, 0, len(self.t_s) - 2)
         t0 = self.t_s[k]
-        dt = self.t_s[k + 1] - t0
-        s = np.clip((t - t0) / dt, 0.0, 1.0)
-        inside = ((t >= self.t_s[0]) & (t <= self.t_s[-1])).astype(float)
-        shape = s * s * s * (10.0 - 15.0 * s + 6.0 * s * s)
-        dshape = 30.0 * s * s * (1.0 - s) ** 2 / dt * inside
-        ddshape = 60.0 * s * (1.0 - s) * (1.0 - 2.0 * s) / dt**2 * inside
-        delta = self.values[k + 1] - self.values[k]
-        value = self.values[k] + delta * shape[:, None]
-        return value, delta * dshape[:, None], delta * ddshape[:, None]
+        dt = (self.t_s[k + 1] - t0)[:, None]
+        s = np.clip((t - t0) / dt[:, 0], 0.0, 1.0)[:, None]
+        inside = ((t >= self.t_s[0]) & (t <= self.t_s[-1])).astype(float)[:, None]
+        s2, s3 = s * s, s * s * s
+        h1 = s3 * (10.0 - 15.0 * s + 6.0 * s2)
+        dh1 = 30.0 * s2 * (1.0 - s) ** 2
+        ddh1 = 60.0 * s * (1.0 - s) * (1.0 - 2.0 * s)
+        g0 = s - 6.0 * s3 + 8.0 * s3 * s - 3.0 * s3 * s2
+        dg0 = 1.0 - 18.0 * s2 + 32.0 * s3 - 15.0 * s3 * s
+        ddg0 = -36.0 * s + 96.0 * s2 - 60.0 * s3
+        g1 = -4.0 * s3 + 7.0 * s3 * s - 3.0 * s3 * s2
+        dg1 = -12.0 * s2 + 28.0 * s3 - 15.0 * s3 * s
+        ddg1 = -24.0 * s + 84.0 * s2 - 60.0 * s3
+        v0, v1 = self.values[k], self.values[k + 1]
+        d0, d1 = self.rates[k] * dt, self.rates[k + 1] * dt  # velocities in units per segment
+        value = v0 + (v1 - v0) * h1 + d0 * g0 + d1 * g1
+        rate = ((v1 - v0) * dh1 + d0 * dg0 + d1 * dg1) / dt * inside
+        acc = ((v1 - v0) * ddh1 + d0 * ddg0 + d1 * ddg1) / dt**2 * inside
+        return value, rate, acc
 
 
 class MotionScript:
     """Builds :class:`Keyframes` move by move, keeping the current time and posture.
 
-    ``move(duration, hip_rotation=30)`` ends a minimum-jerk transition ``duration`` seconds later at the
-    given channel values; channels not named keep their value. ``hold(duration)`` stays put.
+    ``move(duration, hip_rotation=30)`` ends a transition ``duration`` seconds later at the given
+    channel values, coming to rest there; channels not named keep their value. With ``via=True`` the
+    posture is passed through in motion instead (velocity from the neighbouring keyframes, as in a
+    Catmull-Rom spline), e.g. the forward lean half-way through sitting down. ``hold(duration)``
+    stays put.
     """
 
     def __init__(self, initial: Mapping[str, float] | None = None) -> None:
@@ -98,6 +118,7 @@ class MotionScript:
             start[_CHANNEL_INDEX[name]] = value
         self._times: list[float] = [0.0]
         self._values: list[FloatArray] = [start]
+        self._via: list[bool] = [False]
 
     @property
     def t_s(self) -> float:
@@ -108,7 +129,7 @@ class MotionScript:
         """Value of channel ``name`` at the end of the script so far."""
         return float(self._values[-1][_CHANNEL_INDEX[name]])
 
-    def move(self, duration_s: float, **targets: float) -> float:
+    def move(self, duration_s: float, via: bool = False, **targets: float) -> float:
         """Append a transition to ``targets`` lasting ``duration_s``; returns the new end time."""
         if duration_s <= 0:
             raise ValueError(f"MotionScript.move: duration must be positive, got {duration_s}")
@@ -117,6 +138,7 @@ class MotionScript:
             value[_CHANNEL_INDEX[name]] = target
         self._times.append(self._times[-1] + duration_s)
         self._values.append(value)
+        self._via.append(via)
         return self._times[-1]
 
     def hold(self, duration_s: float) -> float:
@@ -124,7 +146,13 @@ class MotionScript:
         return self.move(duration_s)
 
     def build(self) -> Keyframes:
-        return Keyframes(np.asarray(self._times), np.vstack(self._values))
+        t = np.asarray(self._times)
+        v = np.vstack(self._values)
+        rates = np.zeros_like(v)
+        for i, via in enumerate(self._via):
+            if via and 0 < i < len(t) - 1:
+                rates[i] = (v[i + 1] - v[i - 1]) / (t[i + 1] - t[i - 1])
+        return Keyframes(t, v, rates)
 
 
 @dataclass(frozen=True)
@@ -132,16 +160,18 @@ class Sway:
     """Postural sway: per channel a sum of sinusoids between about 0.05 and 1.5 Hz.
 
     Amplitudes fall off as 1/f (slow drift dominates, as in quiet standing) and are scaled so each
-    channel's RMS equals the requested value.
+    channel's RMS equals the requested value. The sum is tabulated at 50 Hz over the session and
+    represented by a C2 cubic spline, which is what is evaluated (values, rates and accelerations are
+    the spline's own derivatives, so they stay mutually consistent) at a fraction of the cost of
+    summing sinusoids at every sample instant.
     """
 
-    freq_hz: FloatArray
-    """(channels, components)"""
-    amplitude: FloatArray
-    phase_rad: FloatArray
+    spline: CubicSpline | None
 
     @classmethod
-    def random(cls, rng: np.random.Generator, rms: Mapping[str, float], components: int = 14) -> Sway:
+    def random(
+        cls, rng: np.random.Generator, rms: Mapping[str, float], duration_s: float, components: int = 14
+    ) -> Sway:
         n = len(CHANNELS)
         freq = np.exp(rng.uniform(np.log(0.05), np.log(1.5), size=(n, components)))
         amp = 1.0 / freq * rng.uniform(0.5, 1.0, size=(n, components))
@@ -149,22 +179,22 @@ class Sway:
         for name, value in rms.items():
             scale[_CHANNEL_INDEX[name]] = value
         amp *= (scale / np.sqrt(0.5 * np.sum(amp**2, axis=1)))[:, None]
-        return cls(freq, amp, rng.uniform(0.0, 2.0 * np.pi, size=(n, components)))
+        phase = rng.uniform(0.0, 2.0 * np.pi, size=(n, components))
+        t = np.arange(-1.0, duration_s + 1.0, 0.02)
+        values = np.sum(amp * np.sin(2.0 * np.pi * freq * t[:, None, None] + phase), axis=-1)
+        return cls(CubicSpline(t, values, axis=0))
 
     @classmethod
     def none(cls) -> Sway:
-        n = len(CHANNELS)
-        return cls(np.ones((n, 1)), np.zeros((n, 1)), np.zeros((n, 1)))
+        return cls(None)
 
     def evaluate(self, t_s: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Sway values, first and second derivatives at ``t_s``, each (n, channels)."""
-        w = 2.0 * np.pi * self.freq_hz  # (c, k)
-        arg = np.asarray(t_s, dtype=float)[:, None, None] * w[None] + self.phase_rad[None]
-        s, c = np.sin(arg), np.cos(arg)
-        value = np.sum(self.amplitude * s, axis=-1)
-        rate = np.sum(self.amplitude * w * c, axis=-1)
-        acc = -np.sum(self.amplitude * w * w * s, axis=-1)
-        return value, rate, acc
+        t = np.asarray(t_s, dtype=float)
+        if self.spline is None:
+            zero = np.zeros((len(t), len(CHANNELS)))
+            return zero, zero, zero
+        return self.spline(t), self.spline(t, 1), self.spline(t, 2)
 
 
 @dataclass(frozen=True)
@@ -262,11 +292,12 @@ class Kinematics:
         p_thigh_sensor = hip + st.r_earth_femur @ self._mirror(g.thigh_sensor_m)
         return p_pelvis_sensor, p_thigh_sensor
 
-    def sensor_accelerations(self, t_s: FloatArray, h_s: float = 2e-3) -> tuple[FloatArray, FloatArray]:
+    def sensor_accelerations(self, t_s: FloatArray, h_s: float = 5e-4) -> tuple[FloatArray, FloatArray]:
         """Linear accelerations (m/s², ENU) of both sensor positions by a central second difference.
 
-        The trajectories are smooth (quintic keyframes, low-frequency sway), so with ``h = 2 ms`` the
-        truncation error is below 1e-3 m/s², far under accelerometer noise.
+        Within a keyframe segment the error is O(h²) (~1e-6 m/s²); across a keyframe, where the jerk
+        of a quintic segment steps, it is about ``jerk * h / 6``, a few mm/s² for brisk moves, well
+        under accelerometer noise. Round-off stays near 1e-9 m/s².
         """
         t = np.asarray(t_s, dtype=float)
         pm = self.sensor_positions(t - h_s)

@@ -181,7 +181,7 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     seat_back = -_u(rng, 0.14, 0.22)
     t_sit = script.t_s
     # Sitting down: lean forward while bending, then settle back onto the chair.
-    script.move(_u(rng, 0.9, 1.2), hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
+    script.move(_u(rng, 0.9, 1.2), via=True, hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
                 pelvis_up=0.45 * seat_up, pelvis_anterior=0.4 * seat_back)
     script.move(_u(rng, 0.9, 1.3), hip_flexion=seat_flex, pelvis_tilt=seat_tilt, pelvis_up=seat_up,
                 pelvis_anterior=seat_back, hip_adduction=_u(rng, -3, 1))
@@ -191,7 +191,7 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     reps = _reps(script, rng, options, side_sign, tempo_s=(0.8, 1.4))
     drill_end = script.t_s
     t_stand = script.t_s
-    script.move(_u(rng, 0.9, 1.2), hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
+    script.move(_u(rng, 0.9, 1.2), via=True, hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
                 pelvis_up=0.45 * seat_up, pelvis_anterior=0.4 * seat_back, pelvis_rotation=0.0,
                 pelvis_obliquity=0.0, hip_rotation=0.0)
     script.move(_u(rng, 1.0, 1.3), hip_flexion=0.0, hip_adduction=0.0, pelvis_tilt=0.0, pelvis_up=0.0,
@@ -280,6 +280,7 @@ def build_scenario(
     script = MotionScript()
     phases = _calibration(script, rng)
     start, end, rep_list, pose_t, events = spec.builder(script, rng, options, side_sign)
+    keyframes = script.build()
     sway_model = (
         Sway.random(
             rng,
@@ -288,9 +289,10 @@ def build_scenario(
                 "pelvis_tilt": 0.3, "pelvis_obliquity": 0.25, "pelvis_rotation": 0.3,
                 "pelvis_anterior": 0.004, "pelvis_up": 0.0015, "pelvis_right": 0.003,
             },
+            duration_s=float(keyframes.t_s[-1]),
         )
         if sway
         else Sway.none()
     )
-    kin = Kinematics(script.build(), side, heading_deg, sway_model, geometry)
+    kin = Kinematics(keyframes, side, heading_deg, sway_model, geometry)
     return Scenario(drill, spec.scenario_label, side, kin, phases, start, end, rep_list, pose_t, events)

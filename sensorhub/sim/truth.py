@@ -82,13 +82,17 @@ class TruthRep:
         }
 
 
-def truth_reps(kinematics: Kinematics, reps: Sequence[ScriptedRep], dt_s: float = 1e-3) -> list[TruthRep]:
+def truth_reps(kinematics: Kinematics, reps: Sequence[ScriptedRep], dt_s: float = 2e-3) -> list[TruthRep]:
     """Peaks of each scripted rep measured on the true hip rotation, sampled every ``dt_s``."""
     out: list[TruthRep] = []
     for rep in reps:
         t = np.arange(rep.t_start_s, rep.t_end_s + dt_s / 2, dt_s)
-        rot = truth_angles_deg(kinematics, t)[:, 3]
-        excursion = pelvis_excursion_deg(kinematics, t, rep.t_start_s)
+        st = kinematics.evaluate(t)
+        s = kinematics.side_sign
+        r_pf = np.einsum("nji,njk->nik", st.r_earth_pelvis, st.r_earth_femur)
+        rot = s * np.degrees(matrix_to_cardan_zxy(r_pf)[2])
+        rel = np.einsum("ji,njk->nik", st.r_earth_pelvis[0], st.r_earth_pelvis)
+        cos = np.clip((np.trace(rel, axis1=1, axis2=2) - 1.0) / 2.0, -1.0, 1.0)
         out.append(
             TruthRep(
                 t_start=float(rep.t_start_s),
@@ -96,7 +100,7 @@ def truth_reps(kinematics: Kinematics, reps: Sequence[ScriptedRep], dt_s: float 
                 compensation=rep.compensation,
                 peak_internal_rotation=float(rot.max()),
                 peak_external_rotation=float(-rot.min()),
-                peak_pelvis_excursion_deg=float(excursion.max()),
+                peak_pelvis_excursion_deg=float(np.degrees(np.arccos(cos)).max()),
             )
         )
     return out
