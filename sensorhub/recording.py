@@ -525,10 +525,7 @@ class RecordingWriter:
 
     def write_notification(self, notification: Notification) -> None:
         """Append one raw notification (the hot path: 19 bytes of overhead, no JSON)."""
-        index = self._sensor_index.get(notification.sensor_id)
-        if index is None:
-            self.sensor_index(notification.sensor_id)  # raises with the message
-            return
+        index = self.sensor_index(notification.sensor_id)
         t = notification.t_host_s
         if not math.isfinite(t):
             raise RecordingWriteError(f"{self.path}: notification of {notification.sensor_id!r} has t_host_s={t}")
@@ -945,18 +942,13 @@ class Recording:
 
     def iter_notifications(self, sensor_id: str | None = None) -> Iterator[Notification]:
         """Notifications in file order, optionally of one sensor, streamed from disk."""
-        sensor_ids = [s.sensor_id for s in self.sensors]
-        want = None
-        if sensor_id is not None:
-            if sensor_id not in sensor_ids:
-                raise RecordingError(f"{self.path}: no sensor {sensor_id!r}; declared: {sensor_ids}")
-            want = sensor_ids.index(sensor_id)
-        n_sensors = len(sensor_ids)
-        for rec in self._iter_raw():
-            if rec.rtype == RecordType.NOTIFY:
-                index, t, data = _decode_notify(self.path, rec, n_sensors)
-                if want is None or index == want:
-                    yield Notification(sensor_ids[index], t, data)
+        if sensor_id is not None and sensor_id not in {s.sensor_id for s in self.sensors}:
+            raise RecordingError(f"{self.path}: no sensor {sensor_id!r}; declared: {[s.sensor_id for s in self.sensors]}")
+        return (
+            item
+            for item in self.iter_records()
+            if isinstance(item, Notification) and (sensor_id is None or item.sensor_id == sensor_id)
+        )
 
     def notifications(self, sensor_id: str | None = None) -> list[Notification]:
         """All notifications in memory (convenience for short recordings and tests)."""

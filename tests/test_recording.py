@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ def test_iter_filters_and_timeline_order(session: Session) -> None:
     i_mark = next(i for i, x in enumerate(timeline) if isinstance(x, Mark) and x.label == "drill_start")
     assert timeline[i_mark - 1] == session.notifications[100]
     with pytest.raises(RecordingError, match="no sensor 'CC'"):
-        list(rec.iter_notifications("CC"))
+        rec.iter_notifications("CC")
 
 
 def test_file_layout_matches_spec(session: Session) -> None:
@@ -403,6 +404,29 @@ def test_exception_inside_with_block_marks_the_session_aborted(tmp_path: Path) -
     rec = open_recording(path)
     assert rec.end is not None and rec.end["status"] == "aborted: ZeroDivisionError"
     assert rec.notifications() == [Notification("P", 0.25, b"\x01")]
+
+
+def test_writer_is_thread_safe(tmp_path: Path) -> None:
+    path = tmp_path / "threads.shr"
+    per_thread = 2000
+    with RecordingWriter(path, {}, flush_records=7) as writer:
+        for k in range(4):
+            writer.add_sensor(f"S{k}", segment=("pelvis", "thigh")[k % 2])
+
+        def produce(k: int) -> None:
+            for i in range(per_thread):
+                writer.write_notification(Notification(f"S{k}", i * 0.01, struct.pack("<HI", k, i)))
+
+        threads = [threading.Thread(target=produce, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    rec = open_recording(path)
+    assert rec.notification_counts == {f"S{k}": per_thread for k in range(4)}
+    for k in range(4):
+        got = [struct.unpack("<HI", n.payload) for n in rec.iter_notifications(f"S{k}")]
+        assert got == [(k, i) for i in range(per_thread)]
 
 
 class FakeClock:
