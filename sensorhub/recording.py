@@ -423,6 +423,7 @@ class RecordingWriter:
         if not meta_obj.created:
             meta_obj = _fold_meta(meta_obj, {"created": datetime.now(UTC).isoformat()}, strict=True)
         self._meta = meta_obj
+        meta_payload = _encode_json(meta_obj.to_json())  # before creating the file: bad metadata leaves none
 
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0)
         flags |= os.O_TRUNC if overwrite else os.O_EXCL
@@ -449,13 +450,16 @@ class RecordingWriter:
         self._t_first_s: float | None = None
         self._t_last_s: float | None = None
 
-        header = _FILE_HEADER.pack(MAGIC, *FORMAT_VERSION)
-        with self._lock:
-            self._buf += header
-            self._append_locked(RecordType.META, _encode_json(meta_obj.to_json()))
-            self._flush_locked()
-        # The header and META must survive a power loss too: a file without them replays nothing.
-        os.fsync(self._fd)
+        try:
+            with self._lock:
+                self._buf += _FILE_HEADER.pack(MAGIC, *FORMAT_VERSION)
+                self._append_locked(RecordType.META, meta_payload)
+                self._flush_locked()
+            # The header and META must survive a power loss too: a file without them replays nothing.
+            os.fsync(self._fd)
+        except (OSError, RecordingWriteError) as exc:
+            os.close(self._fd)
+            raise RecordingWriteError(f"{self.path}: cannot write the recording header: {exc}") from exc
         _fsync_directory(self.path.parent)
 
         self._stop = threading.Event()

@@ -390,6 +390,9 @@ def test_writer_rejects_misuse(tmp_path: Path) -> None:
         RecordingWriter(path, {})
     with pytest.raises(RecordingWriteError, match="'side' must be"):
         RecordingWriter(tmp_path / "other.shr", {"side": "middle"})
+    with pytest.raises(RecordingWriteError, match="cannot be stored as JSON"):
+        RecordingWriter(tmp_path / "other.shr", {"extra": {"when": object()}})
+    assert not (tmp_path / "other.shr").exists()
     rec = open_recording(path)
     assert rec.end is not None and rec.n_notifications == 0 and [s.sensor_id for s in rec.sensors] == ["P"]
 
