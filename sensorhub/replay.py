@@ -64,19 +64,16 @@ class ReplaySource:
         shift = 0.0
         t0: float | None = None
         while True:
-            t_first: float | None = None
-            t_last: float | None = None
+            span: tuple[float, float] | None = None  # first and last host time of this pass
             for n in self.recording.iter_notifications():
-                if t_first is None:
-                    t_first = n.t_host_s
-                    if t0 is None:
-                        t0 = n.t_host_s
-                t_last = n.t_host_s
+                if t0 is None:
+                    t0 = n.t_host_s
+                span = (n.t_host_s if span is None else span[0], n.t_host_s)
                 note = n if shift == 0.0 else Notification(n.sensor_id, n.t_host_s + shift, n.payload)
                 yield note, note.t_host_s - t0
-            if not self.loop or t_first is None or t_last is None:
+            if not self.loop or span is None:
                 return
-            shift += (t_last - t_first) + self.loop_gap_s
+            shift += (span[1] - span[0]) + self.loop_gap_s
             log.info("replay of %s starts over (pass shifted by %.3f s)", self.recording.path, shift)
 
     def _wait_s(self, due_s: float, wall0: float) -> float:
