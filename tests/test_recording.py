@@ -409,6 +409,22 @@ def test_exception_inside_with_block_marks_the_session_aborted(tmp_path: Path) -
     assert rec.notifications() == [Notification("P", 0.25, b"\x01")]
 
 
+def test_update_meta_is_folded_by_the_reader(tmp_path: Path) -> None:
+    path = tmp_path / "meta.shr"
+    with RecordingWriter(path, {"drill": "seated_rotation", "extra": {"room": "lab 2"}, "operator": "kim"}) as writer:
+        writer.add_sensor("P", segment="pelvis")
+        writer.write_notification(Notification("P", 0.5, b"x"))
+        folded = writer.update_meta(athlete=Athlete("ath-9", "Lee"), side="left", extra={"note": "retake"})
+        with pytest.raises(RecordingWriteError, match="'side' must be"):
+            writer.update_meta(side="both")
+    assert folded.extra == {"room": "lab 2", "operator": "kim", "note": "retake"}
+    rec = open_recording(path)
+    assert rec.meta.athlete == Athlete("ath-9", "Lee")
+    assert (rec.meta.drill, rec.meta.side) == ("seated_rotation", "left")
+    assert rec.meta.extra == folded.extra
+    assert rec.meta.created == folded.created
+
+
 def test_writer_is_thread_safe(tmp_path: Path) -> None:
     path = tmp_path / "threads.shr"
     per_thread = 2000
