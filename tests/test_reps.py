@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensorhub.drills.catalog import get_drill
 from sensorhub.drills.reps import RepCompleted, RepDetector, RepIncomplete, detect_reps
@@ -218,3 +220,47 @@ def test_events_are_incomplete_at_end_of_stream() -> None:
     assert len(tail) == 1 and isinstance(tail[0], RepIncomplete)
     assert tail[0].peaks_deg["internal"] == pytest.approx(30.0, abs=1.0)
     assert math.isfinite(tail[0].t_start)
+
+
+def test_ninety_ninety_switch_without_a_pause_at_neutral() -> None:
+    """90/90: the leg swings from the external end straight through neutral to the internal end."""
+    fs = 100.0
+    pieces = [np.zeros(100)]
+    for er, ir in ((40.0, 30.0), (42.0, 28.0)):
+        pieces += [-er * _min_jerk(150), np.full(200, -er), -er + (er + ir) * _min_jerk(250), np.full(200, ir),
+                   ir * _min_jerk(150)[::-1], np.zeros(100)]
+    rot = np.concatenate(pieces)
+    table = AngleTable.from_arrays(np.arange(rot.size) / fs, rot, hip_flexion=np.full(rot.size, 90.0))
+    result = detect_reps(table, "hip_90_90")
+    assert [(round(r.peak_external_rotation or 0), round(r.peak_internal_rotation or 0)) for r in result.reps] == [(40, 30), (42, 28)]
+    assert result.incomplete == []
+    assert result.reps[0].tempo["mid_pause_s"] < 0.1
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    reps=st.lists(
+        st.tuples(
+            st.floats(12.0, 50.0), st.floats(12.0, 60.0),  # internal, external peak
+            st.floats(0.5, 2.0), st.floats(0.0, 2.0),  # move and hold durations
+            st.floats(0.3, 2.0),  # rest at neutral after each half
+        ),
+        min_size=1, max_size=5,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_random_sessions_are_counted_exactly(reps: list[tuple[float, float, float, float, float]], seed: int) -> None:
+    fs = 100.0
+    parts = [np.zeros(100)]
+    for ir, er, move_s, hold_s, rest_s in reps:
+        for peak in (ir, -er):
+            ramp = peak * _min_jerk(int(move_s * fs))
+            parts += [ramp, np.full(int(hold_s * fs), peak), ramp[::-1], np.zeros(int(rest_s * fs))]
+    rot = np.concatenate(parts) + np.random.default_rng(seed).normal(0.0, 0.5, sum(p.size for p in parts))
+    table = AngleTable.from_arrays(np.arange(rot.size) / fs, rot, hip_flexion=np.full(rot.size, 90.0))
+    result = detect_reps(table, "seated_rotation")
+    assert len(result.reps) == len(reps) and result.incomplete == []
+    for rep, (ir, er, *_rest) in zip(result.reps, reps):
+        # 0.5° noise on a peak without a hold biases the filtered maximum up by up to ~1°.
+        assert rep.peak_internal_rotation == pytest.approx(ir, abs=1.5)
+        assert rep.peak_external_rotation == pytest.approx(er, abs=1.5)
