@@ -196,7 +196,7 @@ def influx_server() -> Iterator[InfluxServer]:
     server = InfluxServer(root)
     try:
         server.start()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any start failure is a skip reason
         server.stop()
         pytest.skip(f"could not start influxd + nginx: {exc}")
     try:

@@ -6,8 +6,8 @@ import csv
 import datetime as dt
 import io
 import math
-import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,13 @@ from sensorhub.storage import (
     weekly_trends,
 )
 from sensorhub.storage.history import symmetry_pct, trend_window, week_start
-from sensorhub.storage.schema import MEASUREMENTS, athlete_tag_marker, frame_points, rep_point, timestamp_ns
+from sensorhub.storage.schema import (
+    MEASUREMENTS,
+    athlete_tag_marker,
+    frame_points,
+    rep_point,
+    timestamp_ns,
+)
 from sensorhub.storage.spool import Spool, SpoolError, SpoolFullError
 from sensorhub.storage.sqlite_store import SqliteStore
 from sensorhub.storage.writer import AsyncWriter, FrameDecimator, RecordBatch
@@ -36,7 +42,9 @@ MONDAY = dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp()
 DAY = 86400.0
 
 
-def frame(t_s: float, rotation_deg: float = 10.0, *, athlete: str = "ann", session: str = "s1", side: str = "left") -> AngleFrame:
+def frame(
+    t_s: float, rotation_deg: float = 10.0, *, athlete: str = "ann", session: str = "s1", side: str = "left"
+) -> AngleFrame:
     return AngleFrame(t_s, athlete, session, side, "seated_rotation", 20.0, -3.5, rotation_deg, 4.0, -1.0, 2.5)
 
 
@@ -51,7 +59,9 @@ def rep(
     comp: tuple[str, ...] = (),
     drill: str = "seated_rotation",
 ) -> RepRecord:
-    return RepRecord("ann", session, side, drill, index, t_start_s, t_start_s + 4.0, ir, er, ir + er, comp, 80.0, {"range": 75.0})
+    return RepRecord(
+        "ann", session, side, drill, index, t_start_s, t_start_s + 4.0, ir, er, ir + er, comp, 80.0, {"range": 75.0}
+    )
 
 
 # ------------------------------------------------------------------------------------ records
@@ -73,7 +83,9 @@ def test_rep_from_drills_dict_converts_clock_sign_and_components() -> None:
     assert rec.peak_external_rotation_deg == 42.0
     assert rec.compensations == ("pelvis_rotation", "trunk_lean") and rec.compensated
     assert rec.score_components == {"tempo": 60.0, "range": 80.0}
-    clean = RepRecord.from_rep_dict({**rep_dict, "compensation": False}, athlete="a", session="s", side="left", drill="d")
+    clean = RepRecord.from_rep_dict(
+        {**rep_dict, "compensation": False}, athlete="a", session="s", side="left", drill="d"
+    )
     assert clean.compensations == () and not clean.compensated
 
 
@@ -85,7 +97,7 @@ def test_frame_points_carry_tags_units_and_microsecond_timestamps() -> None:
     line = hip.to_line_protocol()
     assert line.startswith("hip_angles,athlete=Ann\\ Lee,drill=seated,session=s\\,1,side=left ")
     assert "rotation_deg=12.25" in line and "adduction_deg=-3.5" in line
-    assert line.endswith(f" {int(round((MONDAY + 0.123456789) * 1e6)) * 1000}")
+    assert line.endswith(f" {round((MONDAY + 0.123456789) * 1e6) * 1000}")
     assert timestamp_ns(MONDAY + 0.123456789) % 1000 == 0
 
 
@@ -183,7 +195,7 @@ def test_spool_reports_disk_full_as_spool_error(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ SQLite store
 @pytest.fixture()
-def sqlite_store(tmp_path: Path) -> SqliteStore:
+def sqlite_store(tmp_path: Path) -> Iterator[SqliteStore]:
     store = SqliteStore(StorageSettings(data_dir=tmp_path, flush_interval_s=0.05))
     yield store
     store.close()
@@ -207,7 +219,9 @@ def test_sqlite_store_round_trip_is_idempotent_and_downsampled(sqlite_store: Sql
     sqlite_store.write_session(SessionRecord("s1", "ann", "seated_rotation", "left", MONDAY, None, {}))
     sqlite_store.write_frames(frames)
     sqlite_store.write_frames(frames)  # a re-send must not duplicate
-    sqlite_store.write_reps([rep(0, MONDAY + 0.1, 30.0, 40.0), rep(1, MONDAY + 5, 32.0, 41.0, comp=("pelvis_rotation",))])
+    sqlite_store.write_reps(
+        [rep(0, MONDAY + 0.1, 30.0, 40.0), rep(1, MONDAY + 5, 32.0, 41.0, comp=("pelvis_rotation",))]
+    )
     sqlite_store.write_session(SessionRecord("s1", "ann", "seated_rotation", "left", MONDAY, MONDAY + 60, {"reps": 2}))
     sqlite_store.write_status([SensorStatus("imu-1", 87.0, 0.01, 99.5, True)])
     assert sqlite_store.flush(5)
@@ -227,7 +241,9 @@ def test_sqlite_store_round_trip_is_idempotent_and_downsampled(sqlite_store: Sql
     rows = list(csv.DictReader(io.StringIO(session_angles_csv(sqlite_store, "s1"))))
     assert len(rows) == 100 and float(rows[1]["hip_rotation_deg"]) == 1.0 and rows[0]["side"] == "left"
     rep_rows = list(csv.DictReader(io.StringIO(session_reps_csv(sqlite_store, "s1"))))
-    assert rep_rows[1]["compensations"] == "pelvis_rotation" and float(rep_rows[1]["peak_external_rotation_deg"]) == 41.0
+    assert (
+        rep_rows[1]["compensations"] == "pelvis_rotation" and float(rep_rows[1]["peak_external_rotation_deg"]) == 41.0
+    )
 
     sqlite_store.write_frames([frame(MONDAY + 9, athlete="bob", session="s2")])
     sqlite_store.delete_athlete("ann")
@@ -266,7 +282,11 @@ def test_weekly_trends_per_side_symmetry_and_compensations() -> None:
     assert week1.week_start == dt.date(2026, 11, 2) and week2.week_start == dt.date(2026, 11, 9)
     assert (week1.sessions, week1.reps, week1.compensation_count) == (2, 3, 1)
     assert week1.left is not None and week1.right is not None
-    assert (week1.left.max_internal_rotation_deg, week1.left.max_external_rotation_deg, week1.left.max_arc_deg) == (34, 44, 78)
+    assert (week1.left.max_internal_rotation_deg, week1.left.max_external_rotation_deg, week1.left.max_arc_deg) == (
+        34,
+        44,
+        78,
+    )
     assert week1.right.max_arc_deg == 60.0
     assert week1.symmetry_pct == pytest.approx(100 * 60 / 78)
     assert week2.right is None and week2.symmetry_pct is None and week2.compensation_count == 1

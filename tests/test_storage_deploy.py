@@ -40,7 +40,12 @@ def compose_config() -> dict[str, Any]:
     if tool is None:
         return yaml.safe_load((REPO / "docker-compose.yml").read_text())
     done = subprocess.run(
-        [tool, "-f", str(REPO / "docker-compose.yml"), "config"], env=env, capture_output=True, text=True, timeout=60
+        [tool, "-f", str(REPO / "docker-compose.yml"), "config"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return yaml.safe_load(done.stdout)
@@ -67,14 +72,18 @@ def test_compose_refuses_to_start_without_a_token() -> None:
     env = {k: v for k, v in os.environ.items() if k != "SENSORHUB_INFLUX_TOKEN"}
     done = subprocess.run(
         ["docker-compose", "-f", str(REPO / "docker-compose.yml"), "--project-directory", str(REPO), "config", "-q"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode != 0 and "set SENSORHUB_INFLUX_TOKEN" in done.stderr
 
 
 def test_dockerfile_builds_from_python_311_slim_with_pip_install() -> None:
     text = (REPO / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    assert re.search(r"^FROM python:3\.11-slim$", text, re.MULTILINE)
     assert "pip install ." in text and 'ENTRYPOINT ["sensorhub"]' in text
 
 
@@ -100,7 +109,7 @@ def test_every_panel_query_is_influxql_on_schema_measurements_fields_and_tags() 
     for title, query in queries:
         assert "|>" not in query and "from(bucket" not in query, f"{title}: Flux, not InfluxQL"
         match = QUERY_RE.match(query)
-        assert match, f"{title}: not a SELECT ... FROM \"measurement\" InfluxQL query: {query}"
+        assert match, f'{title}: not a SELECT ... FROM "measurement" InfluxQL query: {query}'
         measurement = MEASUREMENTS.get(match["measurement"])
         assert measurement is not None, f"{title}: unknown measurement {match['measurement']}"
         select = re.sub(r'AS "[^"]*"', "", match["select"])
@@ -120,7 +129,9 @@ def test_dashboard_queries_run_on_a_real_influxdb(influx_server: InfluxServer, t
         store.write_session(SessionRecord("s1", "ann", "seated", "left", t0, t0 + 60))
         store.write_reps(
             [
-                RepRecord("ann", "s1", "left", "seated", 0, t0 + 1, t0 + 5, 30.0, 41.0, 71.0, ("pelvis_rotation",), 80.0),
+                RepRecord(
+                    "ann", "s1", "left", "seated", 0, t0 + 1, t0 + 5, 30.0, 41.0, 71.0, ("pelvis_rotation",), 80.0
+                ),
                 RepRecord("ann", "s1", "left", "seated", 1, t0 + 6, t0 + 10, 34.0, 39.0, 73.0, (), 90.0),
             ]
         )

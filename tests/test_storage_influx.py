@@ -9,11 +9,19 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from influx_server import InfluxServer, free_port, influx_server  # noqa: F401 - fixture
 
-from sensorhub.storage import AngleFrame, RepRecord, SensorStatus, SessionRecord, StorageSettings, StorageState
+from sensorhub.storage import (
+    AngleFrame,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+    StorageSettings,
+    StorageState,
+)
 from sensorhub.storage.influx import InfluxStore
 from sensorhub.storage.schema import timestamp_ns
 
@@ -38,25 +46,29 @@ def new_db(server: InfluxServer) -> str:
 
 
 def settings(server: InfluxServer, db: str, data_dir: Path, **overrides: object) -> StorageSettings:
-    base: dict[str, object] = dict(
-        influx_url=server.url,
-        influx_token="test-token",
-        influx_bucket=db,
-        data_dir=data_dir,
-        flush_interval_s=0.05,
-        batch_size=1000,
-        retry_initial_delay_s=0.05,
-        retry_max_delay_s=0.3,
-        write_timeout_s=2.0,
-        http_retries=1,
-    )
+    base: dict[str, Any] = {
+        "influx_url": server.url,
+        "influx_token": "test-token",
+        "influx_bucket": db,
+        "data_dir": data_dir,
+        "flush_interval_s": 0.05,
+        "batch_size": 1000,
+        "retry_initial_delay_s": 0.05,
+        "retry_max_delay_s": 0.3,
+        "write_timeout_s": 2.0,
+        "http_retries": 1,
+    }
     return StorageSettings(**(base | overrides))
 
 
-def frames(n: int, *, start: int = 0, athlete: str = "ann", session: str = "s1", side: str = "left") -> list[AngleFrame]:
+def frames(
+    n: int, *, start: int = 0, athlete: str = "ann", session: str = "s1", side: str = "left"
+) -> list[AngleFrame]:
     """Frames at 50 Hz, each in the middle of its 50-Hz bucket (none removed by downsampling)."""
     return [
-        AngleFrame(T0 + (i + 0.5) / 50.0, athlete, session, side, "seated_rotation", 20.0, -3.0, 0.01 * i, 4.0, -1.0, 2.0)
+        AngleFrame(
+            T0 + (i + 0.5) / 50.0, athlete, session, side, "seated_rotation", 20.0, -3.0, 0.01 * i, 4.0, -1.0, 2.0
+        )
         for i in range(start, start + n)
     ]
 
@@ -82,8 +94,35 @@ def test_round_trip_through_influxdb_client_and_influxql(influx: InfluxServer, t
         store.write_frames(frames(500))
         store.write_reps(
             [
-                RepRecord("ann", "s1", "left", "seated_rotation", 0, T0 + 1, T0 + 5, 31.5, 42.0, 73.5, (), 88.0, {"range": 90.0}),
-                RepRecord("ann", "s1", "left", "seated_rotation", 1, T0 + 6, T0 + 9.5, 33.0, 40.0, 73.0, ("pelvis_rotation",), 70.0),
+                RepRecord(
+                    "ann",
+                    "s1",
+                    "left",
+                    "seated_rotation",
+                    0,
+                    T0 + 1,
+                    T0 + 5,
+                    31.5,
+                    42.0,
+                    73.5,
+                    (),
+                    88.0,
+                    {"range": 90.0},
+                ),
+                RepRecord(
+                    "ann",
+                    "s1",
+                    "left",
+                    "seated_rotation",
+                    1,
+                    T0 + 6,
+                    T0 + 9.5,
+                    33.0,
+                    40.0,
+                    73.0,
+                    ("pelvis_rotation",),
+                    70.0,
+                ),
             ]
         )
         store.write_status([SensorStatus("imu-thigh", 81.0, 0.02, 99.0, True, t_s=T0 + 2, athlete="ann")])
@@ -193,13 +232,28 @@ def test_malformed_point_is_isolated_and_the_rest_delivered(influx: InfluxServer
     db = new_db(influx)
     # A string-typed score_tempo field makes a float score_tempo a field-type conflict (HTTP 400).
     request = urllib.request.Request(
-        f"{influx.direct_url}/write?db={db}&precision=s", data=f'reps,athlete=x score_tempo="n/a" {int(T0)}'.encode(), method="POST"
+        f"{influx.direct_url}/write?db={db}&precision=s",
+        data=f'reps,athlete=x score_tempo="n/a" {int(T0)}'.encode(),
+        method="POST",
     )
     urllib.request.urlopen(request, timeout=5).close()
     with InfluxStore(settings(influx, db, tmp_path)) as store:
         reps = [
-            RepRecord("ann", "s1", "left", "d", i, T0 + 10 * i, T0 + 10 * i + 4, 30.0, 40.0, 70.0, (), 80.0,
-                      {"tempo": 50.0} if i == 3 else {})  # fmt: skip
+            RepRecord(
+                "ann",
+                "s1",
+                "left",
+                "d",
+                i,
+                T0 + 10 * i,
+                T0 + 10 * i + 4,
+                30.0,
+                40.0,
+                70.0,
+                (),
+                80.0,
+                {"tempo": 50.0} if i == 3 else {},
+            )
             for i in range(8)
         ]
         store.write_reps(reps)
@@ -229,9 +283,13 @@ def test_delete_athlete_removes_influx_series_index_and_spool(influx: InfluxServ
 
 def test_unreachable_server_spools_without_raising(tmp_path: Path) -> None:
     st = StorageSettings(
-        influx_url=f"http://127.0.0.1:{free_port()}", influx_bucket="b", data_dir=tmp_path, flush_interval_s=0.05,
-        write_timeout_s=1.0, http_retries=0,
-    )  # fmt: skip
+        influx_url=f"http://127.0.0.1:{free_port()}",
+        influx_bucket="b",
+        data_dir=tmp_path,
+        flush_interval_s=0.05,
+        write_timeout_s=1.0,
+        http_retries=0,
+    )
     with InfluxStore(st) as store:
         store.write_frames(frames(100))
         assert not store.flush(0.5)

@@ -26,8 +26,20 @@ from sensorhub.storage.base import (
     Store,
     WeeklyTrend,
 )
-from sensorhub.storage.history import angles_csv, reps_csv, session_angles_csv, session_reps_csv, weekly_trends
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.history import (
+    angles_csv,
+    reps_csv,
+    session_angles_csv,
+    session_reps_csv,
+    weekly_trends,
+)
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 from sensorhub.storage.settings import StorageSettings
 
 

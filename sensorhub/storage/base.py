@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from sensorhub.errors import SensorhubError
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 
 
 class StorageError(SensorhubError):
@@ -119,7 +125,11 @@ class Store(Protocol):
 
     # --- history: synchronous, may raise StorageError ------------------------------------------
     def sessions(
-        self, athlete: str | None = None, drill: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        athlete: str | None = None,
+        drill: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[SessionRecord]: ...
     def session(self, session_id: str) -> SessionRecord | None: ...
     def reps(self, session_id: str) -> list[RepRecord]: ...

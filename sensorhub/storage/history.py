@@ -104,16 +104,36 @@ def _fmt(value: float) -> str:
 
 
 ANGLE_COLUMNS = (
-    "time_unix_s", "time_utc", "athlete", "session", "side", "drill",
-    "hip_flexion_deg", "hip_adduction_deg", "hip_rotation_deg",
-    "pelvis_tilt_deg", "pelvis_obliquity_deg", "pelvis_rotation_deg",
-)  # fmt: skip
+    "time_unix_s",
+    "time_utc",
+    "athlete",
+    "session",
+    "side",
+    "drill",
+    "hip_flexion_deg",
+    "hip_adduction_deg",
+    "hip_rotation_deg",
+    "pelvis_tilt_deg",
+    "pelvis_obliquity_deg",
+    "pelvis_rotation_deg",
+)
 
 REP_COLUMNS = (
-    "index", "side", "t_start_unix_s", "t_end_unix_s", "duration_s",
-    "peak_internal_rotation_deg", "peak_external_rotation_deg", "arc_deg",
-    "compensations", "score", "score_components_json", "athlete", "session", "drill",
-)  # fmt: skip
+    "index",
+    "side",
+    "t_start_unix_s",
+    "t_end_unix_s",
+    "duration_s",
+    "peak_internal_rotation_deg",
+    "peak_external_rotation_deg",
+    "arc_deg",
+    "compensations",
+    "score",
+    "score_components_json",
+    "athlete",
+    "session",
+    "drill",
+)
 
 
 def _utc(t_s: float) -> str:
@@ -128,11 +148,20 @@ def angles_csv(frames: Iterable[AngleFrame]) -> str:
     for f in frames:
         writer.writerow(
             [
-                f"{f.t_s:.6f}", _utc(f.t_s), f.athlete, f.session, f.side, f.drill,
-                _fmt(f.hip_flexion_deg), _fmt(f.hip_adduction_deg), _fmt(f.hip_rotation_deg),
-                _fmt(f.pelvis_tilt_deg), _fmt(f.pelvis_obliquity_deg), _fmt(f.pelvis_rotation_deg),
+                f"{f.t_s:.6f}",
+                _utc(f.t_s),
+                f.athlete,
+                f.session,
+                f.side,
+                f.drill,
+                _fmt(f.hip_flexion_deg),
+                _fmt(f.hip_adduction_deg),
+                _fmt(f.hip_rotation_deg),
+                _fmt(f.pelvis_tilt_deg),
+                _fmt(f.pelvis_obliquity_deg),
+                _fmt(f.pelvis_rotation_deg),
             ]
-        )  # fmt: skip
+        )
     return out.getvalue()
 
 
@@ -144,12 +173,22 @@ def reps_csv(reps: Iterable[RepRecord]) -> str:
     for r in reps:
         writer.writerow(
             [
-                r.index, r.side, f"{r.t_start_s:.6f}", f"{r.t_end_s:.6f}", _fmt(r.duration_s),
-                _fmt(r.peak_internal_rotation_deg), _fmt(r.peak_external_rotation_deg), _fmt(r.arc_deg),
-                ";".join(r.compensations), _fmt(r.score), json.dumps(dict(r.score_components), sort_keys=True),
-                r.athlete, r.session, r.drill,
+                r.index,
+                r.side,
+                f"{r.t_start_s:.6f}",
+                f"{r.t_end_s:.6f}",
+                _fmt(r.duration_s),
+                _fmt(r.peak_internal_rotation_deg),
+                _fmt(r.peak_external_rotation_deg),
+                _fmt(r.arc_deg),
+                ";".join(r.compensations),
+                _fmt(r.score),
+                json.dumps(dict(r.score_components), sort_keys=True),
+                r.athlete,
+                r.session,
+                r.drill,
             ]
-        )  # fmt: skip
+        )
     return out.getvalue()
 
 

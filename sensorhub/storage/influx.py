@@ -32,11 +32,11 @@ import random
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Self, cast
 from urllib.parse import urlencode
 
 import urllib3
-from influxdb_client import InfluxDBClient
+from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
@@ -50,7 +50,13 @@ from sensorhub.storage.base import (
     WeeklyTrend,
 )
 from sensorhub.storage.history import trend_window, weekly_trends
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 from sensorhub.storage.schema import (
     HIP_ANGLES,
     PELVIS_ANGLES,
@@ -199,15 +205,22 @@ class InfluxSink:
     # ---------------------------------------------------------------- delivery
     def _post(self, lines: list[str]) -> None:
         try:
-            self.write_api.write(bucket=self.bucket, org=self.org, record="\n".join(lines), write_precision=WRITE_PRECISION)
+            self.write_api.write(
+                bucket=self.bucket,
+                org=self.org,
+                record="\n".join(lines),
+                write_precision=cast(WritePrecision, WRITE_PRECISION),  # the library types its constants as str
+            )
         except (ApiException, InfluxDBError) as exc:
             status = getattr(exc, "status", None)
             if status is None and getattr(exc, "response", None) is not None:
                 status = exc.response.status
             if status in REJECTED_STATUS:
                 raise
-            body = getattr(exc, "body", None) or getattr(exc, "message", "") or ""
-            raise _Unreachable(f"InfluxDB at {self.url} answered {status} to a write of {len(lines)} points: {str(body)[:200]}") from exc
+            body = " ".join(str(getattr(exc, "body", None) or getattr(exc, "message", "") or "").split())
+            raise _Unreachable(
+                f"InfluxDB at {self.url} answered {status} to a write of {len(lines)} points: {body[:200]}"
+            ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise _Unreachable(f"InfluxDB at {self.url} unreachable: {exc}") from exc
 
@@ -246,7 +259,7 @@ class InfluxSink:
             try:
                 self.index.insert(sessions=batch.sessions, reps=batch.reps)
                 self.index_failure = None
-            except Exception as exc:  # sqlite3.Error mostly; the time series must still go out
+            except Exception as exc:  # noqa: BLE001 - sqlite3.Error mostly; the time series must still go out
                 self.index_failure = f"cannot update the local index {self.index.path}: {exc}"
                 self._error(self.index_failure)
                 logger.error("storage: %s", self.index_failure)
@@ -308,9 +321,11 @@ class InfluxStore:
         self.spool = Spool(data_dir / SPOOL_FILENAME, settings.spool_max_bytes)
         self._sink = InfluxSink(settings, self.index, self.spool)
         self.influxql = InfluxQLClient(
-            str(settings.influx_url), settings.influx_token.get_secret_value(), settings.influx_bucket,
+            str(settings.influx_url),
+            settings.influx_token.get_secret_value(),
+            settings.influx_bucket,
             settings.write_timeout_s,
-        )  # fmt: skip
+        )
         self._writer = AsyncWriter(
             self._sink,
             angle_rate_hz=settings.angle_rate_hz,
@@ -346,7 +361,7 @@ class InfluxStore:
         self._writer.close(timeout_s)
         self.influxql.close()
 
-    def __enter__(self) -> InfluxStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -390,7 +405,11 @@ class InfluxStore:
 
     # -- history (index for metadata, InfluxQL for the time series)
     def sessions(
-        self, athlete: str | None = None, drill: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        athlete: str | None = None,
+        drill: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[SessionRecord]:
         return self.index.sessions(athlete, drill, since, until)
 
@@ -483,7 +502,9 @@ class InfluxStore:
             return
         except ApiException as exc:
             if exc.status not in (400, 404, 405, 501):
-                raise StorageError(f"InfluxDB at {self.settings.influx_url} refused to delete {athlete!r}: {exc}") from exc
+                raise StorageError(
+                    f"InfluxDB at {self.settings.influx_url} refused to delete {athlete!r}: {exc}"
+                ) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise StorageUnavailableError(
                 f"InfluxDB at {self.settings.influx_url} unreachable; athlete {athlete!r} was deleted locally, "

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from influxdb_client import Point, WritePrecision
 
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 
 WRITE_PRECISION = WritePrecision.NS
 
@@ -87,10 +93,16 @@ IMU_RAW = Measurement(
     "imu_raw",
     tags=("sensor", "athlete", "session"),
     fields=(
-        "acc_x_m_s2", "acc_y_m_s2", "acc_z_m_s2",
-        "gyr_x_rad_s", "gyr_y_rad_s", "gyr_z_rad_s",
-        "mag_x_uT", "mag_y_uT", "mag_z_uT",
-    ),  # fmt: skip
+        "acc_x_m_s2",
+        "acc_y_m_s2",
+        "acc_z_m_s2",
+        "gyr_x_rad_s",
+        "gyr_y_rad_s",
+        "gyr_z_rad_s",
+        "mag_x_uT",
+        "mag_y_uT",
+        "mag_z_uT",
+    ),
     doc="Optional raw IMU samples in the sensor frame (off by default: store_raw_imu).",
 )
 
@@ -104,7 +116,7 @@ TAG_KEYS = ("athlete", "session", "side", "drill", "sensor")
 
 def timestamp_ns(t_s: float) -> int:
     """Unix seconds to integer nanoseconds, rounded to whole microseconds (stable point identity)."""
-    return int(round(t_s * 1e6)) * 1000
+    return round(t_s * 1e6) * 1000
 
 
 def _point(measurement: Measurement, tags: dict[str, str], t_s: float) -> Point:

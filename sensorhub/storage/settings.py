@@ -36,27 +36,27 @@ class StorageSettings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     """SQLite store, metadata index and spool live here."""
 
-    angle_rate_hz: float = Field(50.0, gt=0)
+    angle_rate_hz: float = Field(default=50.0, gt=0)
     """Angle frames are downsampled to at most this rate per athlete, session and side."""
     store_raw_imu: bool = False
     """Also store raw IMU samples (large: about 400 points/s per sensor pair at 100 Hz)."""
 
-    batch_size: int = Field(5000, ge=1)
+    batch_size: int = Field(default=5000, ge=1)
     """Points per write request."""
-    flush_interval_s: float = Field(1.0, gt=0)
+    flush_interval_s: float = Field(default=1.0, gt=0)
     """Longest time a record waits in memory before it is written or spooled."""
-    write_timeout_s: float = Field(10.0, gt=0)
+    write_timeout_s: float = Field(default=10.0, gt=0)
     """HTTP timeout of one write request."""
-    http_retries: int = Field(2, ge=0)
+    http_retries: int = Field(default=2, ge=0)
     """Immediate retries (with short exponential backoff) of one request on 429/5xx/timeouts."""
-    retry_initial_delay_s: float = Field(0.5, gt=0)
+    retry_initial_delay_s: float = Field(default=0.5, gt=0)
     """First delay before the spool is retried after a failed write; doubles up to the maximum."""
-    retry_max_delay_s: float = Field(30.0, gt=0)
-    max_buffered_records: int = Field(200_000, ge=1)
+    retry_max_delay_s: float = Field(default=30.0, gt=0)
+    max_buffered_records: int = Field(default=200_000, ge=1)
     """Bound of the in-memory queue between callers and the writer thread (records beyond are dropped)."""
-    spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    spool_max_bytes: int = Field(default=512 * 1024 * 1024, ge=1)
     """Bound of the on-disk spool (line protocol bytes); beyond it new points are dropped and counted."""
-    drain_batch_points: int = Field(20_000, ge=1)
+    drain_batch_points: int = Field(default=20_000, ge=1)
     """Points per request while draining the spool."""
 
     @property

@@ -19,7 +19,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sensorhub.storage.base import StorageError
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 from sensorhub.storage.schema import timestamp_ns
 
 logger = logging.getLogger(__name__)
@@ -136,11 +142,20 @@ class SqliteDatabase:
                     "INSERT OR REPLACE INTO reps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
-                            r.session, r.side, r.index, r.athlete, r.drill, r.t_start_s, r.t_end_s,
-                            _nan_to_none(r.peak_internal_rotation_deg), _nan_to_none(r.peak_external_rotation_deg),
-                            _nan_to_none(r.arc_deg), json.dumps(list(r.compensations)), _nan_to_none(r.score),
+                            r.session,
+                            r.side,
+                            r.index,
+                            r.athlete,
+                            r.drill,
+                            r.t_start_s,
+                            r.t_end_s,
+                            _nan_to_none(r.peak_internal_rotation_deg),
+                            _nan_to_none(r.peak_external_rotation_deg),
+                            _nan_to_none(r.arc_deg),
+                            json.dumps(list(r.compensations)),
+                            _nan_to_none(r.score),
                             json.dumps(dict(r.score_components)),
-                        )  # fmt: skip
+                        )
                         for r in reps
                     ],
                 )
@@ -150,11 +165,18 @@ class SqliteDatabase:
                     "INSERT OR REPLACE INTO angle_frames VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
-                            f.session, f.side, timestamp_ns(f.t_s), f.athlete, f.drill,
-                            _nan_to_none(f.hip_flexion_deg), _nan_to_none(f.hip_adduction_deg),
-                            _nan_to_none(f.hip_rotation_deg), _nan_to_none(f.pelvis_tilt_deg),
-                            _nan_to_none(f.pelvis_obliquity_deg), _nan_to_none(f.pelvis_rotation_deg),
-                        )  # fmt: skip
+                            f.session,
+                            f.side,
+                            timestamp_ns(f.t_s),
+                            f.athlete,
+                            f.drill,
+                            _nan_to_none(f.hip_flexion_deg),
+                            _nan_to_none(f.hip_adduction_deg),
+                            _nan_to_none(f.hip_rotation_deg),
+                            _nan_to_none(f.pelvis_tilt_deg),
+                            _nan_to_none(f.pelvis_obliquity_deg),
+                            _nan_to_none(f.pelvis_rotation_deg),
+                        )
                         for f in frames
                     ],
                 )
@@ -164,9 +186,14 @@ class SqliteDatabase:
                     "INSERT OR REPLACE INTO sensor_status VALUES (?,?,?,?,?,?,?)",
                     [
                         (
-                            s.sensor_id, timestamp_ns(s.t_s or 0.0), s.athlete, _nan_to_none(s.battery_pct),
-                            _nan_to_none(s.loss_fraction), _nan_to_none(s.rate_hz), int(s.connected),
-                        )  # fmt: skip
+                            s.sensor_id,
+                            timestamp_ns(s.t_s or 0.0),
+                            s.athlete,
+                            _nan_to_none(s.battery_pct),
+                            _nan_to_none(s.loss_fraction),
+                            _nan_to_none(s.rate_hz),
+                            int(s.connected),
+                        )
                         for s in statuses
                     ],
                 )
@@ -176,10 +203,14 @@ class SqliteDatabase:
                 mag = smp.mag_uT
                 rows = [
                     (
-                        block.sensor_id, timestamp_ns(block.unix_offset_s + float(smp.t_s[i])), block.athlete,
-                        block.session, *map(float, smp.acc_m_s2[i]), *map(float, smp.gyr_rad_s[i]),
+                        block.sensor_id,
+                        timestamp_ns(block.unix_offset_s + float(smp.t_s[i])),
+                        block.athlete,
+                        block.session,
+                        *map(float, smp.acc_m_s2[i]),
+                        *map(float, smp.gyr_rad_s[i]),
                         *((float(v) for v in mag[i]) if mag is not None else (None, None, None)),
-                    )  # fmt: skip
+                    )
                     for i in range(len(smp))
                 ]
                 conn.executemany("INSERT OR REPLACE INTO imu_raw VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
@@ -199,7 +230,11 @@ class SqliteDatabase:
 
     # ------------------------------------------------------------------------------------ reads
     def sessions(
-        self, athlete: str | None = None, drill: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        athlete: str | None = None,
+        drill: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[SessionRecord]:
         clauses, params = [], []
         for column, value, op in (

@@ -14,10 +14,17 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Self
 
 from sensorhub.storage.base import StorageHealth, StorageState, WeeklyTrend
 from sensorhub.storage.history import trend_window, weekly_trends
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 from sensorhub.storage.settings import StorageSettings
 from sensorhub.storage.sqlite_db import SqliteDatabase
 from sensorhub.storage.writer import AsyncWriter, RecordBatch
@@ -114,7 +121,7 @@ class SqliteStore:
     def close(self, timeout_s: float = 10.0) -> None:
         self._writer.close(timeout_s)
 
-    def __enter__(self) -> SqliteStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -147,7 +154,11 @@ class SqliteStore:
 
     # -- history
     def sessions(
-        self, athlete: str | None = None, drill: str | None = None, since: float | None = None, until: float | None = None
+        self,
+        athlete: str | None = None,
+        drill: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[SessionRecord]:
         return self.db.sessions(athlete, drill, since, until)
 

@@ -23,7 +23,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
-from sensorhub.storage.model import AngleFrame, ImuBlock, RepRecord, SensorStatus, SessionRecord
+from sensorhub.storage.model import (
+    AngleFrame,
+    ImuBlock,
+    RepRecord,
+    SensorStatus,
+    SessionRecord,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -228,7 +234,7 @@ class AsyncWriter:
                 if future.set_running_or_notify_cancel():
                     try:
                         future.set_result(fn())
-                    except BaseException as exc:
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
                         future.set_exception(exc)
             try:
                 more_work = self._sink.background()
