@@ -15,6 +15,7 @@ from sensorhub.drills.catalog import get_drill
 from sensorhub.drills.reps import RepCompleted, RepDetector, RepIncomplete, detect_reps
 from sensorhub.drills.table import AngleTable
 
+PELVIS = ("pelvis_tilt", "pelvis_obliquity", "pelvis_rotation")
 SESSIONS = [("seated_right_9axis", "seated_rotation"), ("standing_left_6axis", "standing_rotation")]
 PEAK_TOL_DEG = 3.0
 # Boundaries are where the hip is 1° from neutral; the truth marks the first motion of a minimum-jerk
@@ -264,3 +265,17 @@ def test_random_sessions_are_counted_exactly(reps: list[tuple[float, float, floa
         # 0.5° noise on a peak without a hold biases the filtered maximum up by up to ~1°.
         assert rep.peak_internal_rotation == pytest.approx(ir, abs=1.5)
         assert rep.peak_external_rotation == pytest.approx(er, abs=1.5)
+
+
+@pytest.mark.parametrize(("session", "drill"), SESSIONS)
+def test_perturbed_truth_with_gaps(examples_dir: Path, session: str, drill: str) -> None:
+    """Six lost stretches of 0.1-0.5 s on every channel (as after BLE packet loss) change nothing."""
+    table, truth = _truth(examples_dir, session)
+    noisy = _perturb(table, 21)
+    rng = np.random.default_rng(21)
+    columns = {name: getattr(noisy, name).copy() for name in ("hip_rotation", "hip_flexion", "hip_adduction", *PELVIS)}
+    for _ in range(6):
+        i, length = int(rng.integers(2000, len(table) - 100)), int(rng.integers(10, 50))
+        for values in columns.values():
+            values[i : i + length] = np.nan
+    _check_against_truth(AngleTable(t=table.t, **columns), drill, truth)
