@@ -104,14 +104,14 @@ def _calibration(script: MotionScript, rng: np.random.Generator) -> dict[str, li
     for _ in range(3):
         bow = _u(rng, 26, 34)
         script.move(
-            _u(rng, 0.9, 1.2),
+            _u(rng, 0.75, 1.0),
             pelvis_tilt=-bow,
             hip_flexion=bow + _u(rng, -2, 3),
             pelvis_anterior=-_u(rng, 0.03, 0.06),
         )
-        script.hold(_u(rng, 0.15, 0.4))
-        script.move(_u(rng, 0.9, 1.2), pelvis_tilt=0.0, hip_flexion=0.0, pelvis_anterior=0.0)
         script.hold(_u(rng, 0.1, 0.3))
+        script.move(_u(rng, 0.75, 1.0), pelvis_tilt=0.0, hip_flexion=0.0, pelvis_anterior=0.0)
+        script.hold(_u(rng, 0.05, 0.2))
     t_hinge = script.t_s
     script.hold(_u(rng, 2.2, 3.0))
     return {
@@ -188,7 +188,7 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     script.hold(_u(rng, 1.0, 1.8))
     drill_start = script.t_s
     pose_t = drill_start - 0.3
-    reps = _reps(script, rng, options, side_sign, tempo_s=(0.8, 1.4))
+    reps = _reps(script, rng, options, side_sign, tempo_s=(0.7, 1.2))
     drill_end = script.t_s
     t_stand = script.t_s
     script.move(_u(rng, 0.9, 1.2), via=True, hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
@@ -209,7 +209,7 @@ def _standing(script: MotionScript, rng: np.random.Generator, options: DrillOpti
     script.hold(_u(rng, 0.6, 1.2))
     drill_start = script.t_s
     pose_t = drill_start - 0.3
-    reps = _reps(script, rng, options, side_sign, tempo_s=(0.7, 1.2))
+    reps = _reps(script, rng, options, side_sign, tempo_s=(0.6, 1.0))
     drill_end = script.t_s
     script.move(_u(rng, 0.7, 1.0), hip_adduction=0.0, hip_flexion=0.0, hip_rotation=0.0, pelvis_rotation=0.0,
                 pelvis_obliquity=0.0, pelvis_tilt=0.0)
