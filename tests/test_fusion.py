@@ -238,3 +238,5 @@ def test_errors_name_the_problem() -> None:
     with pytest.raises(fusion.FusionInputError, match=r"shape \(50, 2\)"):
         filt.update_block(samples.acc_m_s2, samples.gyr_rad_s[:, :2], samples.mag_uT)
     assert filt.samples_seen == 0  # rejected blocks left the state untouched
+    with pytest.raises(fusion.FusionInputError, match="no direction"):
+        filt.update_block(np.zeros((1, 3)), np.zeros((1, 3)), np.ones((1, 3)))

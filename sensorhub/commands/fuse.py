@@ -5,10 +5,9 @@ row, ``t,qw,qx,qy,qz``: the orientation of the sensor frame in an East-North-Up 
 (magnetic north when a magnetometer is used; arbitrary heading otherwise), see
 :mod:`sensorhub.motion.fusion`.
 
-Default method: online (causal) VQF. It was measured as accurate as or more accurate than every
-other choice on the BROAD trials in ../shared (docs/fusion.md): offline VQF is better on undisturbed
-recordings but markedly worse with a magnet near the sensor, the situation of an athlete on a metal
-chair. ``--offline`` selects offline VQF.
+Default method: online (causal) VQF, the best on average over the BROAD trials in ../shared
+(docs/fusion.md). Offline VQF is slightly better on undisturbed recordings but markedly worse with a
+magnet near the sensor, the situation of an athlete on a metal chair; ``--offline`` selects it.
 """
 
 from __future__ import annotations

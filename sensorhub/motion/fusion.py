@@ -10,8 +10,8 @@ Methods
     ``vqf`` (default)
         VQF (Laidig & Seel 2023) from the ``vqf`` package: gyroscope bias estimation, rest detection
         and magnetic disturbance rejection. Online (causal) through :class:`OrientationFilter`, or
-        ``offline=True`` in :func:`fuse` for the non-causal ``offlineVQF`` (more accurate for whole
-        recordings). Its 6D quaternion, heading correction, rest and disturbance flags and bias
+        ``offline=True`` in :func:`fuse` for the non-causal ``offlineVQF`` (more accurate on
+        undisturbed recordings, less robust to a persistent magnetic disturbance: docs/fusion.md). Its 6D quaternion, heading correction, rest and disturbance flags and bias
         estimate are returned as well (:class:`FusionResult`).
     ``madgwick``, ``mahony``, ``ekf``
         The ``ahrs`` package's filters, for comparison. Their native conventions differ (Madgwick:
@@ -132,7 +132,10 @@ def initial_orientation(acc_m_s2: ArrayLike, mag_uT: ArrayLike | None = None) ->
     earth's z axis, so the heading is whatever that rotation leaves.
     """
     acc = np.asarray(acc_m_s2, dtype=np.float64)
-    up = acc / np.linalg.norm(acc)
+    acc_norm = float(np.linalg.norm(acc))
+    if not acc_norm > 0.0:
+        raise FusionInputError(f"accelerometer sample {acc.tolist()} has no direction; cannot find 'up'")
+    up = acc / acc_norm
     if mag_uT is not None:
         east = np.cross(np.asarray(mag_uT, dtype=np.float64), up)
         east_norm = np.linalg.norm(east)
@@ -169,11 +172,8 @@ class _AhrsBackend:
     """One of the ahrs filters stepped sample by sample, with inputs and outputs converted to ENU."""
 
     def __init__(self, method: str, rate_hz: float, has_mag: bool, params: Mapping[str, Any]) -> None:
-        from ahrs.filters import (  # imported lazily: ahrs is slow to import
-            EKF,
-            Madgwick,
-            Mahony,
-        )
+        # Imported here: ahrs takes a while to import and only these comparison methods need it.
+        from ahrs.filters import EKF, Madgwick, Mahony
 
         self._method = method
         self._has_mag = has_mag
@@ -385,8 +385,9 @@ def fuse(
 ) -> FusionResult:
     """Orientation of one sensor over a whole recording.
 
-    ``offline=True`` (VQF only) runs the non-causal ``offlineVQF``, which uses future samples and is
-    the most accurate choice for a complete recording; otherwise the result equals feeding the
+    ``offline=True`` (VQF only) runs the non-causal ``offlineVQF``, which uses future samples: better
+    on undisturbed recordings, worse than online VQF near a persistent magnetic disturbance on BROAD
+    (docs/fusion.md); otherwise the result equals feeding the
     samples through :class:`OrientationFilter` block by block. The magnetometer is used when the
     samples have one and ``use_mag`` is true. ``rate_hz`` defaults to the samples' median rate.
     """
