@@ -118,7 +118,7 @@ def render_report(
         if drill.measures(direction):
             ax_rot.axhline(direction.sign * norm, color=colour, lw=1.0, ls="--", alpha=0.7)
     finite = view.hip_rotation[np.isfinite(view.hip_rotation)]
-    top = max(AAOS_INTERNAL_ROTATION_DEG, float(finite.max()) if finite.size else 0.0) + 22.0  # room for labels
+    top = max(AAOS_INTERNAL_ROTATION_DEG, float(finite.max()) if finite.size else 0.0) + 30.0  # room for labels
     bottom = min(-AAOS_EXTERNAL_ROTATION_DEG, float(finite.min()) if finite.size else 0.0) - 22.0  # room for the legend
     ax_rot.set_ylim(bottom, top)
     for rep in reps:
@@ -135,7 +135,7 @@ def render_report(
             ax_rot.text(mid, top - 7.0, f"pelvis moved:\n{moved}", ha="center", va="top", fontsize=8, color=WARN_COLOUR, linespacing=1.1)
         for half in rep.halves:
             s = half.direction.sign
-            y_peak = rep.neutral_deg + s * half.peak_deg
+            y_peak = half.end_range_deg
             c = IR_COLOUR if half.direction is Direction.INTERNAL else ER_COLOUR
             ax_rot.plot([half.t_end_range, half.t_hold_end], [y_peak, y_peak], color=c, lw=5, alpha=0.55, solid_capstyle="butt")
             ax_rot.plot([half.t_peak], [y_peak], marker="^" if s > 0 else "v", color=c, ms=7)

@@ -67,6 +67,7 @@ class DetectorConfig:
     neutral_tau_s: float = 2.0  # time constant of the neutral tracker while resting
     max_gap_s: float = 1.0  # a longer gap aborts the rep in progress
     pre_s: float = 0.5  # quiet time before a rep used for the neutral and pelvis baselines
+    min_pause_for_neutral_s: float = 0.15  # a pause between halves this long re-measures the neutral
     lowpass_hz: float = 6.0  # zero-phase low-pass used when measuring a closed rep
     rotating_fraction: float = 0.25  # pelvis is judged where |hip rotation| > this x the half's peak
     max_excursion_s: float = 30.0  # an excursion longer than this is abandoned (athlete stopped)
@@ -82,9 +83,15 @@ class HalfRep:
     t_hold_end: float
     t_return: float
     t_peak: float
-    peak_deg: float  # positive, relative to the rep's neutral
+    peak_deg: float  # positive, relative to ``neutral_deg``
     hold_s: float
     smoothness_sparc: float
+    neutral_deg: float  # hip rotation this half's peak is measured from
+
+    @property
+    def end_range_deg(self) -> float:
+        """Hip rotation at the end reached, in the input's own zero (for plotting)."""
+        return self.neutral_deg + self.direction.sign * self.peak_deg
 
     @property
     def out_s(self) -> float:
@@ -413,7 +420,14 @@ def _lowpass(t: FloatArray, x: FloatArray, cutoff_hz: float) -> FloatArray:
 
 
 def _measure_half(
-    t: FloatArray, y: FloatArray, speed: FloatArray, hold_speed: FloatArray, fs: float, coarse: _Excursion, cfg: DetectorConfig
+    t: FloatArray,
+    y: FloatArray,
+    speed: FloatArray,
+    hold_speed: FloatArray,
+    fs: float,
+    coarse: _Excursion,
+    neutral_deg: float,
+    cfg: DetectorConfig,
 ) -> HalfRep:
     """Refine one excursion on the zero-phase signal ``y`` (positive toward ``coarse.direction``).
 
@@ -450,6 +464,7 @@ def _measure_half(
         peak_deg=peak,
         hold_s=float(t[i_h1] - t[i_h0]),
         smoothness_sparc=float(np.mean(finite)) if finite else math.nan,
+        neutral_deg=neutral_deg,
     )
 
 
@@ -465,10 +480,20 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     neutral = float(np.median(rot[pre])) if pre.any() else coarse[0].neutral_deg
     if abs(neutral - coarse[0].neutral_deg) > cfg.enter_deg:
         neutral = coarse[0].neutral_deg  # the "quiet" window was not quiet; trust the tracker
-    x = rot - neutral
     speed = np.abs(np.gradient(rot, t))
     hold_speed = np.abs(np.gradient(_lowpass(t, window.hip_rotation, cfg.hold_lowpass_hz), t))
-    halves = [_measure_half(t, c.direction.sign * x, speed, hold_speed, fs, c, cfg) for c in coarse]
+    halves: list[HalfRep] = []
+    half_neutral = neutral
+    for c in coarse:
+        if halves:
+            # A pause at neutral between the halves re-measures the neutral, so a step or drift of
+            # the estimate during the first half does not bias the second half's peak.
+            pause = (t >= halves[-1].t_return) & (t <= c.t_leave)
+            if float(np.sum(np.diff(t, prepend=t[0])[pause])) >= cfg.min_pause_for_neutral_s:
+                candidate = float(np.median(rot[pause]))
+                if abs(candidate - half_neutral) < cfg.exit_deg:
+                    half_neutral = candidate
+        halves.append(_measure_half(t, c.direction.sign * (rot - half_neutral), speed, hold_speed, fs, c, half_neutral, cfg))
     t_start, t_end = halves[0].t_onset, halves[-1].t_return
     in_rep = (t >= t_start) & (t <= t_end)
     dt = np.diff(t, prepend=t[0])
@@ -477,7 +502,7 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     by_dir = {h.direction: h for h in halves}
     ir, er = by_dir.get(Direction.INTERNAL), by_dir.get(Direction.EXTERNAL)
 
-    comp = _compensation(window, t, x, halves, t_start, t_end, drill, cfg)
+    comp = _compensation(window, t, rot, halves, t_start, drill, cfg)
     tempo: dict[str, float] = {}
     for h in halves:
         name = h.direction.value
@@ -528,10 +553,9 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
 def _compensation(
     window: AngleTable,
     t: FloatArray,
-    x: FloatArray,
+    rot: FloatArray,
     halves: Sequence[HalfRep],
     t_start: float,
-    t_end: float,
     drill: DrillDefinition,
     cfg: DetectorConfig,
 ) -> PelvisCompensation:
@@ -553,7 +577,8 @@ def _compensation(
         base = float(np.median(p[pre])) if pre.any() else float(p[np.searchsorted(t, t_start)])
         best, best_dir = 0.0, ""
         for h in halves:
-            rotating = (t >= h.t_onset) & (t <= h.t_return) & (h.direction.sign * x > cfg.rotating_fraction * h.peak_deg)
+            y = h.direction.sign * (rot - h.neutral_deg)
+            rotating = (t >= h.t_onset) & (t <= h.t_return) & (y > cfg.rotating_fraction * h.peak_deg)
             if rotating.any():
                 v = float(np.max(np.abs(p[rotating] - base)))
                 if v > best:
