@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import math
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensorhub.storage import (
     AngleFrame,
@@ -237,6 +240,7 @@ def test_sqlite_store_round_trip_is_idempotent_and_downsampled(sqlite_store: Sql
     assert sqlite_store.db.count("sensor_status") == 1
     health = sqlite_store.health()
     assert health.state is StorageState.OK and health.written_points >= 100 + 2 + 2 + 1
+    assert json.loads(json.dumps(health.as_dict()))["state"] == "ok"
 
     rows = list(csv.DictReader(io.StringIO(session_angles_csv(sqlite_store, "s1"))))
     assert len(rows) == 100 and float(rows[1]["hip_rotation_deg"]) == 1.0 and rows[0]["side"] == "left"
@@ -310,3 +314,25 @@ def test_sqlite_store_trend_filters_athlete_drill_and_window(sqlite_store: Sqlit
     assert sqlite_store.flush(5)
     (week,) = sqlite_store.trend("ann", "seated_rotation", weeks=4, until=MONDAY + 3 * DAY)
     assert week.reps == 2 and week.left is not None and week.left.max_external_rotation_deg == 45.0
+
+
+names = st.text(alphabet=st.characters(categories=("L", "N", "P", "Zs", "S")), min_size=1, max_size=8)
+
+
+@settings(max_examples=40, deadline=None)
+@given(athletes=st.lists(names, min_size=2, max_size=4, unique=True), victim=st.integers(0, 3))
+def test_spool_removes_exactly_one_athletes_points_whatever_the_name(athletes: list[str], victim: int) -> None:
+    victim_name = athletes[victim % len(athletes)]
+    owned = [
+        (name, p.to_line_protocol())
+        for k, name in enumerate(athletes)
+        for i in range(3)
+        for p in frame_points(frame(MONDAY + k * 10 + i, athlete=name, session=f"{name} s"))
+    ]
+    spool = Spool(Path(":memory:"), max_bytes=10**6)  # in memory: no fsync per example
+    spool.append([line for _, line in owned[:7]])
+    spool.append([line for _, line in owned[7:]])
+    assert spool.remove_athlete(victim_name) == 6  # 3 frames x (hip + pelvis)
+    _, kept = spool.peek(10**6)
+    spool.close()
+    assert kept == [line for name, line in owned if name != victim_name]

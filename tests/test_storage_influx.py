@@ -8,8 +8,9 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from influx_server import InfluxServer, free_port, influx_server  # noqa: F401 - fixture
@@ -296,3 +297,49 @@ def test_unreachable_server_spools_without_raising(tmp_path: Path) -> None:
         health = store.health()
     assert health.state is StorageState.DEGRADED and not health.database_reachable
     assert health.spool_points == 200 and "unreachable" in (health.last_error or "")
+
+
+class _FlakyWriteHandler(BaseHTTPRequestHandler):
+    """Answers writes with 429 (Retry-After 0), 503, a response slower than the client's timeout, then 204."""
+
+    script = ("429", "503", "slow", "204")
+    seen: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        step = self.script[min(len(self.seen), len(self.script) - 1)]
+        self.seen.append((self.path, body))
+        if step == "slow":
+            time.sleep(0.8)
+            step = "204"
+        self.send_response(int(step))
+        if step == "429":
+            self.send_header("Retry-After", "0")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_429_5xx_and_timeouts_are_retried_within_one_write(tmp_path: Path) -> None:
+    _FlakyWriteHandler.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyWriteHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        st = StorageSettings(
+            influx_url=f"http://127.0.0.1:{server.server_port}", influx_bucket="b", data_dir=tmp_path,
+            flush_interval_s=0.05, write_timeout_s=0.3, http_retries=3,
+        )  # fmt: skip
+        with InfluxStore(st) as store:
+            store.write_frames(frames(50))
+            assert store.flush(10)
+            health = store.health()
+    finally:
+        server.shutdown()
+    assert health.state is StorageState.OK and health.written_points == 100 and health.spool_points == 0
+    assert len(_FlakyWriteHandler.seen) == 4
+    path, body = _FlakyWriteHandler.seen[-1]
+    assert path.startswith("/api/v2/write?") and "bucket=b" in path and "precision=ns" in path
+    assert len(body.decode().splitlines()) == 100

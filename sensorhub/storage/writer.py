@@ -123,6 +123,7 @@ class AsyncWriter:
         self._stopping = False
         self.dropped_records = 0
         self.last_drop_at: float | None = None
+        self._last_drop_log_at = 0.0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -139,15 +140,19 @@ class AsyncWriter:
         now = time.time()
         if any(isinstance(r, SensorStatus) and r.t_s is None for r in items):
             items = [replace(r, t_s=now) if isinstance(r, SensorStatus) and r.t_s is None else r for r in items]
+        # A raw IMU block counts as its samples, so the bound is on memory, not on calls.
+        size = sum(len(r.samples) if isinstance(r, ImuBlock) else 1 for r in items)
         with self._cond:
-            if self._stopping or self._buffered + len(items) > self._max_buffered:
-                self.dropped_records += len(items)
+            if self._stopping or self._buffered + size > self._max_buffered:
+                self.dropped_records += size
+                if now - self._last_drop_log_at > 10.0:  # do not flood the log
+                    self._last_drop_log_at = now
+                    reason = "store is closed" if self._stopping else f"queue full ({self._buffered} records)"
+                    logger.warning("storage: dropping records: %s (%d dropped so far)", reason, self.dropped_records)
                 self.last_drop_at = now
-                reason = "store is closed" if self._stopping else f"queue full ({self._buffered} records)"
-                logger.warning("storage: dropped %d records: %s", len(items), reason)
                 return
             self._items.append(items)
-            self._buffered += len(items)
+            self._buffered += size
             self._submitted_seq += 1
             if self._first_item_at is None:
                 self._first_item_at = time.monotonic()
