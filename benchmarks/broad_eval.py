@@ -27,6 +27,7 @@ import numpy as np
 import vqf
 
 from sensorhub.cli import main as sensorhub_main
+from sensorhub.csv_import import write_imu_csv
 from sensorhub.motion.fusion import fuse
 from sensorhub.motion.fusion_eval import OrientationErrors, rmse_errors
 from sensorhub.samples import ImuSamples
@@ -50,19 +51,10 @@ def load_trial(path: Path) -> tuple[ImuSamples, FloatArray, np.ndarray, float]:
         return samples, data["opt_quat"].astype(np.float64), data["movement"].astype(bool), rate_hz
 
 
-def write_trial_csv(path: Path, samples: ImuSamples) -> None:
-    """The trial in the IMU CSV import format; %.9g keeps the float32 recordings exact."""
-    assert samples.mag_uT is not None
-    table = np.column_stack((samples.t_s, samples.acc_m_s2, samples.gyr_rad_s, samples.mag_uT))
-    np.savetxt(
-        path, table, fmt=["%.9f"] + ["%.9g"] * 9, delimiter=",", header="t,ax,ay,az,gx,gy,gz,mx,my,mz", comments=""
-    )
-
-
 def run_fuse_command(samples: ImuSamples, workdir: Path, extra: list[str] | None = None) -> FloatArray:
     """Run ``sensorhub fuse IN.csv OUT.csv [extra]`` and return the quaternion columns of OUT.csv."""
     csv_in, csv_out = workdir / "trial.csv", workdir / "trial_q.csv"
-    write_trial_csv(csv_in, samples)
+    write_imu_csv(csv_in, samples)
     code = sensorhub_main(["fuse", str(csv_in), str(csv_out), *(extra or [])])
     if code != 0:
         raise RuntimeError(f"sensorhub fuse exited with {code}")

@@ -9,6 +9,7 @@ import pytest
 
 from sensorhub.cli import main
 from sensorhub.motion import quat
+from sensorhub.motion.fusion_eval import error_angles_rad
 
 
 def read_output(path: Path) -> np.ndarray:
@@ -18,9 +19,7 @@ def read_output(path: Path) -> np.ndarray:
 
 
 def inclination_deg(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
-    up1 = quat.rotate(quat.conjugate(q1), [0.0, 0.0, 1.0])
-    up2 = quat.rotate(quat.conjugate(q2), [0.0, 0.0, 1.0])
-    return np.rad2deg(np.arccos(np.clip(np.einsum("ij,ij->i", up1, up2), -1.0, 1.0)))
+    return np.rad2deg(error_angles_rad(q1, q2)[2])
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from scipy.spatial.transform import Rotation
 
 from sensorhub.errors import ConfigurationError, SensorhubError
 from sensorhub.motion import fusion, quat
+from sensorhub.motion.fusion_eval import error_angles_rad
 from sensorhub.samples import ImuSamples
 
 RATE_HZ = 50.0
@@ -53,10 +54,8 @@ def moving_trajectory(duration_s: float, q_base: NDArray[np.float64] | None = No
 
 
 def inclination_error_deg(q_est: NDArray[np.float64], q_true: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Angle between the estimated and true "up" direction seen from the sensor (heading ignored)."""
-    up_est = quat.rotate(quat.conjugate(q_est), [0.0, 0.0, 1.0])
-    up_true = quat.rotate(quat.conjugate(q_true), [0.0, 0.0, 1.0])
-    return np.rad2deg(np.arccos(np.clip(np.einsum("ij,ij->i", up_est, up_true), -1.0, 1.0)))
+    """Tilt part of the error (BROAD's inclination error), i.e. heading ignored."""
+    return np.rad2deg(error_angles_rad(q_est, q_true)[2])
 
 
 ONLINE_METHODS = list(fusion.METHODS)
