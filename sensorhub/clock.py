@@ -44,6 +44,7 @@ This module is plain arithmetic on floats: no I/O, no knowledge of packets or BL
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections import deque
@@ -228,7 +229,7 @@ class ClockMapper:
                     break
                 hull.pop()
             hull.append(i)
-        for i0, i1 in zip(hull, hull[1:]):
+        for i0, i1 in itertools.pairwise(hull):
             if xs[i0] <= x_mean <= xs[i1] and xs[i1] > xs[i0]:
                 return float((ys[i1] - ys[i0]) / (xs[i1] - xs[i0]))
         return None

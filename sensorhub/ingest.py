@@ -42,7 +42,14 @@ import numpy as np
 from sensorhub.clock import ClockMapper, ClockMapperConfig
 from sensorhub.errors import ProtocolError
 from sensorhub.notification import Notification
-from sensorhub.protocol import DataPacket, SeqStatus, SequenceUnwrapper, decode_packet, unwrap_seq, unwrap_time_us
+from sensorhub.protocol import (
+    DataPacket,
+    SeqStatus,
+    SequenceUnwrapper,
+    decode_packet,
+    unwrap_seq,
+    unwrap_time_us,
+)
 from sensorhub.protocol.spec import MAX_SAMPLES_PER_PACKET
 from sensorhub.samples import FloatArray, ImuSamples
 

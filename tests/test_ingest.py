@@ -12,7 +12,13 @@ from collections.abc import Iterable
 import numpy as np
 import pytest
 
-from sensorhub.ingest import Ingest, SensorStream, StreamConfig, assemble, concat_samples
+from sensorhub.ingest import (
+    Ingest,
+    SensorStream,
+    StreamConfig,
+    assemble,
+    concat_samples,
+)
 from sensorhub.notification import Notification
 from sensorhub.protocol import RANGE_CODES, encode_packet_raw
 from sensorhub.samples import ImuSamples

@@ -199,7 +199,7 @@ def test_ctrl_c_ends_the_feed_cleanly() -> None:
 
     ingest = Ingest()
     got: list[ImuSamples] = []
-    session_s, count, interrupted = feed(interrupted_source(), ingest, lambda sid, b: got.append(b))
+    _, count, interrupted = feed(interrupted_source(), ingest, lambda sid, b: got.append(b))
     assert interrupted and count == 10
     assert sum(len(b) for b in got) == 10 * N == ingest.stats()["s"].samples
 
