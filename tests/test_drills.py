@@ -201,3 +201,20 @@ def test_render_report_writes_a_png(seated: tuple[AngleTable, list[dict[str, obj
     # An empty session still renders (a coach sees "0 reps", not a crash).
     empty = render_report(table.slice_time(0.0, 5.0), [], "seated_rotation", "right", tmp_path / "empty.png")
     assert empty.stat().st_size > 5_000
+
+
+def test_rep_without_pelvis_data_is_not_flagged_and_writes_null(tmp_path: Path) -> None:
+    fs = 100.0
+    s = np.linspace(0, 1, 80)
+    ramp = 10 * s**3 - 15 * s**4 + 6 * s**5
+    rot = np.concatenate([np.zeros(100), 30 * ramp, np.full(100, 30.0), 30 * ramp[::-1], np.zeros(60),
+                          -40 * ramp, np.full(100, -40.0), -40 * ramp[::-1], np.zeros(100)])
+    table = AngleTable.from_arrays(np.arange(rot.size) / fs, rot)  # no flexion, no pelvis
+    result = detect_reps(table, "seated_rotation")
+    assert len(result.reps) == 1
+    rep = result.reps[0]
+    assert not rep.compensation and math.isnan(rep.compensation_detail.change_deg["pelvis_rotation"])
+    assert rep.score_components.compensation_penalty == 0.0
+    doc = json.loads(write_reps_json(tmp_path / "r.json", result.reps, summarize(result.reps, "seated_rotation", "left")).read_text())
+    assert doc["reps"][0]["compensation_detail"]["change_deg"]["pelvis_rotation"] is None
+    assert doc["reps"][0]["hip_flexion_mean_deg"] is None
