@@ -10,12 +10,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensorhub.drills.catalog import CATALOG, Direction, TempoTarget, UnknownDrillError, get_drill
+from sensorhub.drills.catalog import (
+    CATALOG,
+    Direction,
+    TempoTarget,
+    UnknownDrillError,
+    get_drill,
+)
 from sensorhub.drills.norms import MDC, NORMS
-from sensorhub.drills.reps import detect_reps
 from sensorhub.drills.report import render_report
-from sensorhub.drills.scoring import RepMeasures, compensation_penalty, phase_quality, score_rep, sparc
-from sensorhub.drills.summary import compare_sides, reps_document, summarize, write_reps_json
+from sensorhub.drills.reps import detect_reps
+from sensorhub.drills.scoring import (
+    RepMeasures,
+    compensation_penalty,
+    phase_quality,
+    score_rep,
+    sparc,
+)
+from sensorhub.drills.summary import (
+    compare_sides,
+    reps_document,
+    summarize,
+    write_reps_json,
+)
 from sensorhub.drills.table import AngleTable
 from sensorhub.errors import ConfigurationError, ImportFormatError
 

@@ -6,7 +6,13 @@ output is scored reps, compensation flags, a session summary, ``reps.json`` and 
 load matplotlib). The package never imports the BLE, fusion or storage stages.
 """
 
-from sensorhub.drills.catalog import CATALOG, Direction, DrillDefinition, UnknownDrillError, get_drill
+from sensorhub.drills.catalog import (
+    CATALOG,
+    Direction,
+    DrillDefinition,
+    UnknownDrillError,
+    get_drill,
+)
 from sensorhub.drills.reps import (
     DetectorConfig,
     Rep,
@@ -17,7 +23,13 @@ from sensorhub.drills.reps import (
     RepIncomplete,
     detect_reps,
 )
-from sensorhub.drills.summary import SessionSummary, SymmetryReport, compare_sides, summarize, write_reps_json
+from sensorhub.drills.summary import (
+    SessionSummary,
+    SymmetryReport,
+    compare_sides,
+    summarize,
+    write_reps_json,
+)
 from sensorhub.drills.table import AngleTable
 
 __all__ = [

@@ -20,8 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from sensorhub.drills.norms import (
+    AAOS_EXTERNAL_ROTATION_DEG,
+    AAOS_INTERNAL_ROTATION_DEG,
+)
 from sensorhub.errors import ConfigurationError
-from sensorhub.drills.norms import AAOS_EXTERNAL_ROTATION_DEG, AAOS_INTERNAL_ROTATION_DEG
 
 
 class Direction(str, Enum):

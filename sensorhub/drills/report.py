@@ -23,7 +23,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
-from sensorhub.drills.norms import AAOS_EXTERNAL_ROTATION_DEG, AAOS_INTERNAL_ROTATION_DEG
+from sensorhub.drills.norms import (
+    AAOS_EXTERNAL_ROTATION_DEG,
+    AAOS_INTERNAL_ROTATION_DEG,
+)
 from sensorhub.drills.reps import Rep, RepIncomplete
 from sensorhub.drills.summary import SessionSummary, summarize
 from sensorhub.drills.table import AngleTable
