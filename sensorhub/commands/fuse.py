@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.errors import ConfigurationError
+from sensorhub.csv_import import read_imu_csv
+from sensorhub.errors import ConfigurationError, ImportFormatError
 from sensorhub.motion.fusion import METHODS, VQF_PARAM_NAMES, fuse
 
 logger = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def write_quaternion_csv(path: Path, t_s: np.ndarray, q_earth_sensor: np.ndarray
     tmp = path.with_name(path.name + ".partial")
     table = np.column_stack((t_s, q_earth_sensor))
     try:
-        np.savetxt(tmp, table, fmt=["%.9f"] + ["%.9f"] * 4, delimiter=",", header=OUTPUT_HEADER, comments="")
+        np.savetxt(tmp, table, fmt="%.9f", delimiter=",", header=OUTPUT_HEADER, comments="")
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -97,8 +98,6 @@ def write_quaternion_csv(path: Path, t_s: np.ndarray, q_earth_sensor: np.ndarray
 
 
 def run(args: argparse.Namespace) -> int:
-    from sensorhub.csv_import import read_imu_csv
-
     params = parse_params(args.param)
     # Option errors are reported before reading a possibly large file.
     if args.method == "vqf" and set(params) - VQF_PARAM_NAMES:
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--offline is only available for --method vqf, not {args.method}")
     samples = read_imu_csv(args.input)
     if len(samples) < 2:
-        raise ConfigurationError(f"{args.input}: need at least two samples to fuse, found {len(samples)}")
+        raise ImportFormatError(f"{args.input}: need at least two samples to fuse, found {len(samples)}")
     result = fuse(
         samples,
         args.method,
