@@ -221,3 +221,36 @@ class OnlineRelativeHeading:
             out[i] = s
         self._state = s
         return np.asarray(self.delta0_rad + wrap_rad(out - self._offset))
+
+
+def segment_heading_rad(q_earth_segment: FloatArray, mask: BoolArray | None = None) -> tuple[FloatArray, BoolArray]:
+    """Heading (rad, unwrapped) of a segment and where it is well defined.
+
+    Uses whichever of the segment's X (anterior) and Y (long) axes is more horizontal on average
+    over ``mask`` — X for a standing segment, Y for a thigh lying on a chair — and marks samples
+    where that axis is more than 30° out of the horizontal plane as invalid.
+    """
+    vx = quat.rotate(q_earth_segment, np.array([1.0, 0.0, 0.0]))
+    vy = quat.rotate(q_earth_segment, np.array([0.0, 1.0, 0.0]))
+    m = np.ones(len(vx), dtype=bool) if mask is None or not np.any(mask) else mask
+    v = vx if np.nanmean(np.abs(vx[m, 2])) <= np.nanmean(np.abs(vy[m, 2])) else vy
+    ok = np.abs(v[:, 2]) < 0.5
+    h = np.arctan2(v[:, 1], v[:, 0])
+    return np.asarray(np.unwrap(h)), ok
+
+
+def heading_trend_rad_s(t_s: FloatArray, q_earth_segment: FloatArray, mask: BoolArray) -> float:
+    """Linear trend (rad/s) of a segment's heading over ``mask`` samples; 0 without enough data.
+
+    Postural sway makes a gyroscope bias measured in a few seconds of standing wrong by 0.1-0.2
+    deg/s, which integrates to several degrees of heading per minute. Over a drill the pelvis does
+    not keep turning, nor does the thigh relative to it: a steady trend in a segment's heading is
+    drift. (A real, slow, one-directional turn of the athlete would be removed too; the estimated
+    rate is reported in the diagnostics.)
+    """
+    h, ok = segment_heading_rad(q_earth_segment, mask)
+    m = mask & ok
+    if np.count_nonzero(m) < 50 or np.ptp(t_s[m]) < 10.0:
+        return 0.0
+    slope, _ = np.polyfit(t_s[m], h[m], 1)
+    return float(slope)

@@ -62,6 +62,9 @@ MAX_MAG_MOUNT_REFINEMENT_DEG = 15.0
 #: two magnetometers at neutral standing (residual hard/soft-iron errors of each sensor).
 SWING_AXIS_SIGMA_DEG = 4.0
 MAG_HEADING_SIGMA_DEG = 2.0
+#: The thigh's heading trend over the drill is only trusted as drift when the heading stays within
+#: this spread (deg, 1σ) of the trend line.
+THIGH_TREND_MAX_SPREAD_DEG = 5.0
 #: With a stored calibration, the online pipeline takes 1 s below this rate (both sensors) as neutral.
 STILL_FOR_NEUTRAL_DEG_S = 2.5
 
@@ -77,6 +80,7 @@ class Diagnostics:
     heading_mode: str = ""
     disturbance_events: list[heading.DisturbanceEvent] = field(default_factory=list)
     gap_fraction: float = 0.0
+    heading_trend_deg_min: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +188,7 @@ def analyze_imu(
     offline: bool = False,
     use_mag: bool = True,
     fusion_params: Mapping[str, Any] | None = None,
+    detrend_heading: bool = True,
 ) -> AngleSeries:
     """Hip and pelvis angles for a whole recording of the two sensors.
 
@@ -241,45 +246,22 @@ def analyze_imu(
     q_earth_femur = angles.segment_orientation(q6["thigh"], calibration.q_segment_sensor["thigh"])
 
     nm = neutral.mask(t)
+    drill = t > neutral.end_s
+    if detrend_heading:
+        q_earth_pelvis, q_earth_femur, q6 = _remove_heading_trends(
+            t, q_earth_pelvis, q_earth_femur, q6, neutral, drill & ~(long_p | long_t),
+            None if calibration.phases is None or diag.calibration_source.startswith("stored") else calibration.phases, diag)
     delta0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_earth_femur[nm])
-    delta_mag = None
-    valid = None
+    delta_mag: FloatArray | None = None
+    valid: BoolArray | None = None
     if use_mag and pg.mag_uT is not None and tg.mag_uT is not None:
-        masks = []
-        for name, q, smp in (("pelvis", q6["pelvis"], pg), ("thigh", q6["thigh"], tg)):
-            assert smp.mag_uT is not None
-            ref = heading.reference_from(q[nm], smp.mag_uT[nm])
-            bad, dn, dd = heading.disturbed_mask(t, q, smp.mag_uT, ref)
-            masks.append(bad)
-            diag.disturbance_events.extend(heading.events_from_mask(name, t, bad, dn, dd))
-        valid = ~(masks[0] | masks[1])
-        assert pg.mag_uT is not None and tg.mag_uT is not None
-        delta_mag = heading.magnetic_relative_heading(q6["pelvis"], pg.mag_uT, q6["thigh"], tg.mag_uT)
-        diag.heading_mode = "magnetometer relative heading (held from the gyroscope while disturbed)"
-        ref_ok = nm & valid
-        if np.count_nonzero(ref_ok) >= max(10, 0.5 * np.count_nonzero(nm)):
-            # The swing axis leaves the thigh's rotation about its long axis uncertain by a few
-            # degrees (any ab/adduction coupled to the swing tilts it). With an undisturbed field at
-            # neutral standing the magnetometers give the thigh's heading relative to the pelvis
-            # directly, so the thigh mount is turned about the femur's Y axis to agree with it.
-            delta_mag_neutral = float(np.angle(np.mean(np.exp(1j * delta_mag[ref_ok]))))
-            residual = float(heading.wrap_rad(delta0 - delta_mag_neutral))
-            if abs(residual) <= np.radians(MAX_MAG_MOUNT_REFINEMENT_DEG):
-                # Inverse-variance blend of the two estimates of the thigh heading.
-                w_mag = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + MAG_HEADING_SIGMA_DEG**2)
-                residual *= w_mag
-                delta_mag_neutral = delta0 - residual
-                q_thigh_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), calibration.q_segment_sensor["thigh"])
-                calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_thigh_mount})
-                q_earth_femur = angles.segment_orientation(q6["thigh"], q_thigh_mount)
-                delta0 = delta_mag_neutral
-                diag.notes.append(f"thigh mount turned by {np.degrees(residual):.1f}° about the femur axis to match the magnetometer heading at neutral")
-            else:
-                diag.notes.append(f"magnetometer and calibration disagree on the thigh heading by {np.degrees(residual):.0f}°; magnetometer heading at neutral not used for the mount")
-        else:
-            diag.notes.append("magnetometers disturbed at neutral standing: thigh mount from the swing axis only")
-    else:
-        diag.heading_mode = "gyroscope only (relative heading fixed at neutral standing)"
+        mh = _magnetic_heading(t, q6, pg.mag_uT, tg.mag_uT, nm, delta0, calibration.q_segment_sensor["thigh"], diag)
+        if mh is not None:
+            delta_mag, valid, delta0, q_thigh_mount = mh
+            calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_thigh_mount})
+            q_earth_femur = angles.segment_orientation(q6["thigh"], q_thigh_mount)
+    if delta_mag is None:
+        diag.heading_mode = "gyroscope only (relative heading fixed at neutral standing, linear drift removed)"
     diag.calibration = calibration
     for ev in diag.disturbance_events:
         log.info("%s", ev.describe())
@@ -297,6 +279,122 @@ def analyze_imu(
         pelvis_tilt_deg=pel[:, 0], pelvis_obliquity_deg=pel[:, 1], pelvis_rotation_deg=pel[:, 2],
         gap=gap, side=side, diagnostics=diag,
     )
+
+
+def _magnetic_heading(
+    t: FloatArray,
+    q6: dict[str, FloatArray],
+    mag_pelvis_uT: FloatArray,
+    mag_thigh_uT: FloatArray,
+    nm: BoolArray,
+    delta0: float,
+    q_thigh_mount: FloatArray,
+    diag: Diagnostics,
+) -> tuple[FloatArray, BoolArray, float, FloatArray] | None:
+    """Magnetometer relative heading for a whole recording, or None when the fields cannot be trusted.
+
+    Returns the raw magnetic relative heading, the mask of samples where both fields match their
+    neutral reference, Δ at neutral, and the thigh mount refined about the femur axis. The fields
+    are rejected altogether when the two sensors disagree on the field at neutral standing (one of
+    them sits in a disturbance already) or when the magnetic heading contradicts the calibration by
+    more than :data:`MAX_MAG_MOUNT_REFINEMENT_DEG`.
+    """
+    refs = {"pelvis": heading.reference_from(q6["pelvis"][nm], mag_pelvis_uT[nm]),
+            "thigh": heading.reference_from(q6["thigh"][nm], mag_thigh_uT[nm])}
+    d_norm = abs(refs["pelvis"].norm_uT - refs["thigh"].norm_uT)
+    d_dip = abs(refs["pelvis"].dip_deg - refs["thigh"].dip_deg)
+    if d_norm > heading.MAG_NORM_TOL * refs["pelvis"].norm_uT or d_dip > heading.MAG_DIP_TOL_DEG:
+        diag.notes.append(f"the two magnetometers disagree at neutral standing (norm by {d_norm:.1f} µT, dip by {d_dip:.1f}°): "
+                          "a disturbance at calibration; heading from the gyroscopes only")
+        return None
+    masks = []
+    for name, mag in (("pelvis", mag_pelvis_uT), ("thigh", mag_thigh_uT)):
+        bad, dn, dd = heading.disturbed_mask(t, q6[name], mag, refs[name])
+        masks.append(bad)
+        diag.disturbance_events.extend(heading.events_from_mask(name, t, bad, dn, dd))
+    valid = ~(masks[0] | masks[1])
+    delta_mag = heading.magnetic_relative_heading(q6["pelvis"], mag_pelvis_uT, q6["thigh"], mag_thigh_uT)
+    ref_ok = nm & valid
+    if np.count_nonzero(ref_ok) < max(10, 0.5 * np.count_nonzero(nm)):
+        diag.notes.append("magnetometers disturbed at neutral standing: heading from the gyroscopes only")
+        return None
+    delta_mag_neutral = float(np.angle(np.mean(np.exp(1j * delta_mag[ref_ok]))))
+    residual = float(heading.wrap_rad(delta0 - delta_mag_neutral))
+    if abs(residual) > np.radians(MAX_MAG_MOUNT_REFINEMENT_DEG):
+        diag.notes.append(f"magnetometers and calibration disagree on the thigh heading by {np.degrees(residual):.0f}°: "
+                          "a disturbed field at neutral; heading from the gyroscopes only")
+        return None
+    # The swing axis leaves the thigh's rotation about its long axis uncertain by a few degrees
+    # (ab/adduction coupled to the swing tilts it); the magnetometers give the thigh's heading
+    # relative to the pelvis at neutral directly. Blend the two by inverse variance and turn the
+    # thigh mount about the femur's Y axis accordingly.
+    w_mag = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + MAG_HEADING_SIGMA_DEG**2)
+    residual *= w_mag
+    q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), q_thigh_mount)
+    diag.notes.append(f"thigh mount turned by {np.degrees(residual):.1f}° about the femur axis towards the magnetometer heading at neutral")
+    diag.heading_mode = "magnetometer relative heading (interpolated from the gyroscopes across disturbances)"
+    return delta_mag, valid, delta0 - residual, q_mount
+
+
+def _remove_heading_trends(
+    t: FloatArray,
+    q_earth_pelvis: FloatArray,
+    q_earth_femur: FloatArray,
+    q6: dict[str, FloatArray],
+    neutral: Interval,
+    drill: BoolArray,
+    phases: CalibrationPhases | None,
+    diag: Diagnostics,
+) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
+    """Remove linear heading drift from both segments (batch; see :func:`heading.heading_trend_rad_s`).
+
+    The pelvis's heading trend over the drill is drift. The trend of the thigh's heading relative
+    to the pelvis's is used when it stays within a few degrees of the trend line (seated: the
+    femur's long axis barely turns relative to the pelvis); when it swings widely (standing rotation reps) a trend fit would follow the reps,
+    so the relative drift measured between the two neutral still phases of the protocol is used.
+    """
+    t_ref = 0.5 * (neutral.start_s + neutral.end_s)
+
+    def turn(q: FloatArray, rate: float) -> FloatArray:
+        return quat.multiply(quat.heading_rotation(-rate * (t - t_ref)), q)
+
+    rate_p = heading.heading_trend_rad_s(t, q_earth_pelvis, drill)
+    q_earth_pelvis = turn(q_earth_pelvis, rate_p)
+    q6 = {**q6, "pelvis": turn(q6["pelvis"], rate_p)}
+    diag.heading_trend_deg_min["pelvis"] = float(np.degrees(rate_p) * 60.0)
+    # The thigh's heading relative to the pelvis's: pelvis compensation (the thigh turning along
+    # with the pelvis) is not drift and drops out.
+    h_f, ok_f = heading.segment_heading_rad(q_earth_femur, drill)
+    h_p, ok_p = heading.segment_heading_rad(q_earth_pelvis, drill)
+    h = h_f - h_p
+    m = drill & ok_f & ok_p
+    rate_t = 0.0
+    source = "none"
+    if np.count_nonzero(m) >= 50 and np.ptp(t[m]) >= 10.0:
+        coef = np.polyfit(t[m], h[m], 1)
+        spread = float(np.degrees(np.std(h[m] - np.polyval(coef, t[m]))))
+        if spread <= THIGH_TREND_MAX_SPREAD_DEG:
+            rate_t, source = float(coef[0]), f"thigh heading trend over the drill (spread {spread:.1f}°)"
+    if source == "none" and phases is not None:
+        m1, m2 = _trimmed_mask(phases.still1, t), _trimmed_mask(phases.still2, t)
+        if np.any(m1) and np.any(m2):
+            d1 = heading.neutral_heading_offset(q_earth_pelvis[m1], q_earth_femur[m1])
+            d2 = heading.neutral_heading_offset(q_earth_pelvis[m2], q_earth_femur[m2])
+            dt = float(np.mean(t[m2]) - np.mean(t[m1]))
+            # Δ grows when the thigh frame turns clockwise relative to the pelvis frame.
+            rate_t = -float(heading.wrap_rad(d2 - d1)) / dt
+            source = "relative drift between the two neutral still phases"
+    if source != "none":
+        q_earth_femur = turn(q_earth_femur, rate_t)
+        q6 = {**q6, "thigh": turn(q6["thigh"], rate_t)}
+    diag.heading_trend_deg_min["thigh"] = float(np.degrees(rate_t) * 60.0)
+    diag.notes.append(f"heading drift removed: pelvis {np.degrees(rate_p) * 60:.1f}°/min, thigh {np.degrees(rate_t) * 60:.1f}°/min ({source})")
+    return q_earth_pelvis, q_earth_femur, q6
+
+
+def _trimmed_mask(iv: Interval, t: FloatArray) -> BoolArray:
+    trim = min(0.25, 0.2 * iv.duration_s)
+    return Interval(iv.start_s + trim, iv.end_s - trim).mask(t)
 
 
 def _mean_quat(q: FloatArray) -> FloatArray:
