@@ -27,6 +27,7 @@ def main() -> None:
     for i in range(n):
         t1 = time.perf_counter()
         det.update(float(table.t[i]), float(table.hip_rotation[i]), hip_flexion=float(table.hip_flexion[i]),
+                   hip_adduction=float(table.hip_adduction[i]),
                    pelvis_tilt=float(table.pelvis_tilt[i]), pelvis_obliquity=float(table.pelvis_obliquity[i]),
                    pelvis_rotation=float(table.pelvis_rotation[i]))
         worst = max(worst, time.perf_counter() - t1)

@@ -104,6 +104,7 @@ def test_online_events_equal_batch_and_come_right_after_each_rep(examples_dir: P
             float(table.t[i]),
             float(table.hip_rotation[i]),
             hip_flexion=float(table.hip_flexion[i]),
+            hip_adduction=float(table.hip_adduction[i]),
             pelvis_tilt=float(table.pelvis_tilt[i]),
             pelvis_obliquity=float(table.pelvis_obliquity[i]),
             pelvis_rotation=float(table.pelvis_rotation[i]),

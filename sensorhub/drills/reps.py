@@ -50,6 +50,10 @@ log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 PELVIS_AXES = ("pelvis_tilt", "pelvis_obliquity", "pelvis_rotation")
+# Knee tracking (the knee drifting in or out while the hip turns) shows as a change of hip adduction.
+# It is measured and reported alongside the pelvis but not flagged: there are no labelled reps yet to
+# set a limit from.
+TRACKED_AXES = (*PELVIS_AXES, "hip_adduction")
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,10 @@ class HalfRep:
 
 @dataclass(frozen=True)
 class PelvisCompensation:
-    """Peak change of each pelvis angle from its value at the rep's start, while the hip was rotated."""
+    """Peak change of each pelvis angle from its value at the rep's start, while the hip was rotated.
+
+    ``change_deg`` also holds ``hip_adduction`` (knee tracking), reported but never flagged.
+    """
 
     flagged: bool
     change_deg: dict[str, float]  # axis -> peak absolute change (NaN: not measured)
@@ -568,7 +575,7 @@ def _compensation(
     change: dict[str, float] = {}
     during: dict[str, str] = {}
     pre = (t >= t_start - cfg.pre_s) & (t <= t_start)
-    for axis in PELVIS_AXES:
+    for axis in TRACKED_AXES:
         raw = getattr(window, axis)
         if not np.isfinite(raw).any():
             change[axis] = math.nan
