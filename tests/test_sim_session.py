@@ -225,3 +225,12 @@ def test_cli_writes_recording_and_truth(tmp_path: Path, capsys: pytest.CaptureFi
     assert (tmp_path / "c" / "thigh.csv").read_text().startswith("t,ax,ay,az,gx,gy,gz\n")
     assert cli_main(["simulate", "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_forced_timestamp_wrap_happens_where_asked() -> None:
+    session = simulate(SimConfig(drill="standing_rotation", seed=2, reps=1, compensation_reps=(),
+                                 timestamp_wrap_at_s=20.0))
+    for sensor in session.sensors.values():
+        wrap = np.flatnonzero(np.diff(sensor.t_sensor_us % 2**32) < 0)
+        assert len(wrap) == 1
+        assert abs(sensor.readings.t_true_s[wrap[0] + 1] - 20.0) <= 1.01

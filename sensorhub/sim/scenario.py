@@ -91,11 +91,16 @@ def _calibration(script: MotionScript, rng: np.random.Generator) -> dict[str, li
     script.hold(_u(rng, 3.3, 4.5))
     t_static1 = script.t_s
 
-    # Five flexion-extension swings of the measured leg; a little ab/adduction rides along.
+    # Five flexion-extension swings of the measured leg. Nobody swings exactly in the sagittal plane:
+    # each swing runs in its own plane, tilted by up to ~7° (adduction and rotation proportional to
+    # flexion), so a swing-axis calibration sees a realistic spread.
     for _ in range(5):
-        script.move(_u(rng, 0.55, 0.75), hip_flexion=_u(rng, 24, 36), hip_adduction=_u(rng, -1.5, 2.5))
-        script.move(_u(rng, 0.6, 0.8), hip_flexion=-_u(rng, 10, 17), hip_adduction=_u(rng, -4.5, -0.5))
-    script.move(_u(rng, 0.5, 0.7), hip_flexion=0.0, hip_adduction=0.0)
+        k_add, k_rot = _u(rng, -0.12, 0.12), _u(rng, -0.1, 0.1)
+        flex = _u(rng, 24, 36)
+        script.move(_u(rng, 0.55, 0.75), hip_flexion=flex, hip_adduction=k_add * flex, hip_rotation=k_rot * flex)
+        ext = -_u(rng, 10, 17)
+        script.move(_u(rng, 0.6, 0.8), hip_flexion=ext, hip_adduction=k_add * ext, hip_rotation=k_rot * ext)
+    script.move(_u(rng, 0.5, 0.7), hip_flexion=0.0, hip_adduction=0.0, hip_rotation=0.0)
     script.hold(_u(rng, 0.4, 0.8))
     t_functional = script.t_s
 

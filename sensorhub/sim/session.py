@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 from sensorhub.errors import ConfigurationError
 from sensorhub.notification import Notification
 from sensorhub.protocol import SAMPLE_RATES_HZ
-from sensorhub.sim.ble import LinkConfig, LinkResult, SensorClock, merge_by_host_time, random_clock, transmit
+from sensorhub.sim.ble import U32, LinkConfig, LinkResult, SensorClock, merge_by_host_time, random_clock, transmit
 from sensorhub.sim.imu import (
     DipoleDisturbance,
     ImuErrorModel,
@@ -37,7 +37,8 @@ from sensorhub.sim.truth import TRUTH_RATE_HZ, TruthRep, truth_angles_deg, truth
 logger = logging.getLogger(__name__)
 
 SEGMENTS: tuple[str, str] = ("pelvis", "thigh")
-CONN_INTERVALS_S: tuple[float, ...] = (0.0075, 0.015, 0.030, 0.045)
+CONN_INTERVALS_S: tuple[float, ...] = (0.0075, 0.015, 0.030, 0.050)
+"""Connection intervals a link is given at random: firmware-requested fast ones and BlueZ defaults."""
 TRUTH_SUFFIXES = {"truth": ".truth.csv", "reps": ".reps.json", "meta": ".meta.json"}
 
 
@@ -60,6 +61,9 @@ class SimConfig:
     sway: bool = True
     earth_field_uT: float = 49.0
     earth_dip_deg: float = 64.0
+    timestamp_wrap_at_s: float | None = None
+    """If set, both sensor clocks start so that their u32 µs timestamps wrap near this session time
+    (within ±1 s of each other); otherwise the start values are uniformly random."""
 
     def validate(self) -> None:
         for segment, rate in zip(SEGMENTS, self.rates_hz, strict=True):
@@ -196,6 +200,9 @@ def simulate(config: SimConfig) -> SimulatedSession:
     for seg, rate in zip(SEGMENTS, config.rates_hz, strict=True):
         rng_l = rng_link[seg]
         clock = random_clock(rng_l)
+        if config.timestamp_wrap_at_s is not None:
+            t_wrap = config.timestamp_wrap_at_s + float(rng_l.uniform(-1.0, 1.0))
+            clock = replace(clock, start_us=int(U32 - (t_wrap - clock.t_on_s) * 1e6))
         t_sensor_us, t_true = clock.sample_times(rate, scenario.duration_s)
         readings = synthesize_imu(kin, seg, t_true, mounts[seg], config.errors, rng_imu[seg], rate, magnetic)
         link_cfg = LinkConfig(
