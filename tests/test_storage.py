@@ -336,3 +336,15 @@ def test_spool_removes_exactly_one_athletes_points_whatever_the_name(athletes: l
     _, kept = spool.peek(10**6)
     spool.close()
     assert kept == [line for name, line in owned if name != victim_name]
+
+
+def test_settings_from_env_with_flag_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SENSORHUB_INFLUX_URL", "http://influx.local:8086")
+    monkeypatch.setenv("SENSORHUB_INFLUX_TOKEN", "secret-token")
+    monkeypatch.setenv("SENSORHUB_INFLUX_BUCKET", "from-env")
+    s = StorageSettings.from_env(influx_bucket="from-flag", influx_url=None, data_dir=tmp_path)
+    assert s.influx_enabled and s.influx_url == "http://influx.local:8086"  # None keeps the environment
+    assert s.influx_bucket == "from-flag" and s.data_dir == tmp_path
+    assert s.influx_token.get_secret_value() == "secret-token" and "secret-token" not in repr(s)
+    with pytest.raises(ValueError, match="angle_rate_hz"):
+        StorageSettings.from_env(angle_rate_hz=0)

@@ -2,8 +2,7 @@
 
 Entry point for the service::
 
-    settings = StorageSettings()                       # SENSORHUB_* environment
-    settings = settings.model_copy(update={...})       # command-line overrides
+    settings = StorageSettings.from_env(influx_url=args.influx_url)  # environment + CLI flags
     store = open_store(settings)                       # InfluxStore if influx_url is set, else SqliteStore
     store.write_frames(frames)                         # never blocks, never raises
     store.health()                                     # ok / degraded / down, spool depth, last error

@@ -1,7 +1,7 @@
 """Storage configuration: one pydantic-settings class read from ``SENSORHUB_*`` environment variables.
 
-The service builds a :class:`StorageSettings` (from the environment) and overrides fields from its
-command-line flags with ``settings.model_copy(update={...})``. InfluxDB is used when
+The service builds its settings with :meth:`StorageSettings.from_env`, passing its command-line flags
+as overrides (flags left unset, i.e. None, keep the environment's value). InfluxDB is used when
 ``influx_url`` is set; otherwise everything goes to SQLite in ``data_dir``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Self
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,3 +63,11 @@ class StorageSettings(BaseSettings):
     @property
     def influx_enabled(self) -> bool:
         return bool(self.influx_url)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """Settings from ``SENSORHUB_*`` variables, with every non-None override applied (validated).
+
+        ``StorageSettings.from_env(influx_url=args.influx_url, data_dir=args.data_dir)``
+        """
+        return cls(**{name: value for name, value in overrides.items() if value is not None})
