@@ -235,6 +235,7 @@ class RepDetector:
         self._t_last = -math.inf
         self._t_last_valid = -math.inf
         self._t_last_quiet = math.nan
+        self._t_last_exit = -math.inf
         self._current: _Excursion | None = None
         self._closing: _Excursion | None = None
         self._pending: list[_Excursion] = []
@@ -284,6 +285,7 @@ class RepDetector:
             cur.peak_deg = max(cur.peak_deg, y)
             if y < cfg.exit_deg:
                 cur.t_exit = t
+                self._t_last_exit = t
                 self._closing = cur
                 self._current = None
                 self._state = _State.NEUTRAL
@@ -308,7 +310,8 @@ class RepDetector:
                 events.extend(self._abort_all(t, "second half of the rep never came"))
         if starting:
             direction = Direction.INTERNAL if x > 0 else Direction.EXTERNAL
-            t_leave = self._t_last_quiet if math.isfinite(self._t_last_quiet) else t
+            # Swinging straight through neutral (90/90) leaves no quiet sample: start at the crossing.
+            t_leave = max(self._t_last_quiet, self._t_last_exit) if math.isfinite(self._t_last_quiet) else t
             self._current = _Excursion(direction, t_leave, t, self._neutral, peak_deg=abs(x))
             self._state = _State.EXCURSION
         elif self._closing is None and not self._pending and abs(x) < cfg.enter_deg:
