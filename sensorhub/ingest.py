@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,20 +43,15 @@ import numpy as np
 from sensorhub.clock import ClockMapper, ClockMapperConfig
 from sensorhub.errors import ProtocolError
 from sensorhub.notification import Notification
-from sensorhub.protocol import (
-    DataPacket,
-    SeqStatus,
-    SequenceUnwrapper,
-    decode_packet,
-    unwrap_seq,
-    unwrap_time_us,
-)
+from sensorhub.protocol import DataPacket, decode_packet, unwrap_counter, unwrap_time_us
 from sensorhub.protocol.spec import MAX_SAMPLES_PER_PACKET
 from sensorhub.samples import FloatArray, ImuSamples
 
 log = logging.getLogger(__name__)
 
 Decoder = Callable[[bytes], DataPacket]
+
+_LOST_MEMORY = 4096
 
 __all__ = [
     "Ingest",
@@ -175,11 +171,14 @@ class SensorStream:
         self._new_epoch()
 
     def _new_epoch(self) -> None:
-        self._seq = SequenceUnwrapper()
         self._newest: _Entry | None = None
-        self._next_seq: int | None = None
-        self._held: dict[int, _Entry] = {}
+        self._next_seq = 0
         self._first_seq = 0
+        self._held: dict[int, _Entry] = {}
+        # Recently declared-lost seq numbers, to tell a late packet from a duplicate. A packet older
+        # than max_backward_s never gets here, so a short memory is enough.
+        self._lost_seqs: set[int] = set()
+        self._lost_order: deque[int] = deque()
         self._expected_t_us: float | None = None
         self._gap_pending = self._received > 0
 
@@ -245,9 +244,13 @@ class SensorStream:
         return _Entry(packet.seq, packet.t_first_us, packet, t_host_s)
 
     def _unwrap(self, newest: _Entry, packet: DataPacket, t_host_s: float) -> tuple[int, int]:
-        # The time reference moves on with host time, so a long silence cannot alias the 32-bit wrap.
-        ref_us = newest.t_first_us + round((t_host_s - newest.t_host_s) * 1e6)
-        return unwrap_seq(newest.seq, packet.seq), unwrap_time_us(ref_us, packet.t_first_us)
+        # References move on with host time, so a silence longer than half the seq range (32768
+        # packets) or the timestamp range (35.8 min) cannot alias a wrap.
+        elapsed_s = max(0.0, t_host_s - newest.t_host_s)
+        packet_s = newest.packet.n_samples * newest.packet.sample_period_us * 1e-6
+        ref_seq = newest.seq + round(elapsed_s / packet_s)
+        ref_us = newest.t_first_us + round(elapsed_s * 1e6)
+        return unwrap_counter(ref_seq, packet.seq, 16), unwrap_time_us(ref_us, packet.t_first_us)
 
     def _continues(self, newest: _Entry, packet: DataPacket, t_host_s: float) -> bool:
         """Whether ``packet`` belongs to the clock epoch whose newest packet is ``newest``."""
@@ -287,15 +290,14 @@ class SensorStream:
         return out + self._release(t_host_s)
 
     def _accept(self, packet: DataPacket, t_host_s: float) -> None:
-        if self._newest is None:
+        newest = self._newest
+        if newest is None:
             seq, t_first_us = packet.seq, packet.t_first_us
+            self._first_seq = self._next_seq = seq
         else:
-            seq, t_first_us = self._unwrap(self._newest, packet, t_host_s)
-        update = self._seq.update(packet.seq)
-        status = update.status
-        if status is SeqStatus.FIRST:
-            self._first_seq = seq
-        if status is SeqStatus.DUPLICATE or seq in self._held:
+            seq, t_first_us = self._unwrap(newest, packet, t_host_s)
+        released = seq < self._next_seq
+        if seq in self._held or (released and seq >= self._first_seq and seq not in self._lost_seqs):
             self._duplicates += 1
             return
         entry = _Entry(seq, t_first_us, packet, t_host_s)
@@ -303,18 +305,17 @@ class SensorStream:
         self._nominal_rate_hz = packet.sample_rate_hz
         self._has_mag = packet.has_mag if self._has_mag is None else (self._has_mag or packet.has_mag)
         self.clock.observe(entry.t_last_s, t_host_s)
-        if status in (SeqStatus.FIRST, SeqStatus.IN_ORDER, SeqStatus.GAP):
+        if newest is None or seq > newest.seq:
             self._newest = entry
-            if self._next_seq is None:
-                self._next_seq = seq
             self._held[seq] = entry
-        elif self._next_seq is not None and seq >= self._next_seq:
+        elif not released:
             self._reordered += 1
             self._held[seq] = entry
         else:
-            # LATE behind what was already declared lost, or STALE: its samples cannot go back in time.
+            # Its gap was already declared lost and later samples went out: it cannot go back in time.
             self._late += 1
-            if seq >= self._first_seq:
+            if seq in self._lost_seqs:
+                self._lost_seqs.discard(seq)
                 self._lost -= 1  # it was counted lost when its gap was declared
             log.debug("%s: packet seq %d arrived after its gap was declared lost", self.sensor_id, seq)
 
@@ -324,7 +325,6 @@ class SensorStream:
         blocks: list[ImuSamples] = []
         held = self._held
         while held:
-            assert self._next_seq is not None
             while self._next_seq in held:
                 blocks.append(self._emit(held.pop(self._next_seq)))
                 self._next_seq += 1
@@ -332,14 +332,23 @@ class SensorStream:
                 break
             first_held = min(held)
             waited_s = t_host_s - min(e.t_host_s for e in held.values())
-            overdue = max(held) - self._next_seq >= self.config.reorder_window
-            if not (drain or overdue or waited_s >= self.config.reorder_timeout_s):
-                break
-            missing = first_held - self._next_seq
+            if drain or waited_s >= self.config.reorder_timeout_s:
+                resume = first_held
+            else:
+                # Each missing seq gets its own window: it is lost once `reorder_window` later ones came.
+                resume = min(first_held, max(held) - self.config.reorder_window + 1)
+                if resume <= self._next_seq:
+                    break
+            missing = resume - self._next_seq
             self._lost += missing
+            for lost_seq in range(max(self._next_seq, resume - _LOST_MEMORY), resume):
+                self._lost_seqs.add(lost_seq)
+                self._lost_order.append(lost_seq)
+            while len(self._lost_order) > _LOST_MEMORY:
+                self._lost_seqs.discard(self._lost_order.popleft())
             self._gap_pending = True
-            log.debug("%s: %d packet(s) lost before seq %d", self.sensor_id, missing, first_held)
-            self._next_seq = first_held
+            log.debug("%s: %d packet(s) lost before seq %d", self.sensor_id, missing, resume)
+            self._next_seq = resume
         return self._merge(blocks)
 
     def _emit(self, entry: _Entry) -> ImuSamples:

@@ -6,11 +6,14 @@ carries its global sample index, so every test can check exactly which samples c
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sensorhub.ingest import (
     Ingest,
@@ -259,3 +262,76 @@ def test_empty_stream_flushes_to_nothing() -> None:
     assert stream.flush() == []
     st = stream.stats()
     assert st.packets_received == 0 and math.isnan(st.loss_fraction) and math.isnan(st.rate_hz)
+
+
+def test_silence_longer_than_both_wraps_is_a_counted_gap_not_a_reboot() -> None:
+    # 50 minutes without data: 75 000 packets (> 32 768 seq numbers) and 3000 s (> 2^31 µs) pass.
+    resume = 20 + 75_000
+    items = in_order(range(20), seq0=60_000, t0_us=4_000_000_000)
+    items += in_order(range(resume, resume + 10), seq0=60_000, t0_us=4_000_000_000)
+    stream = SensorStream("s")
+    out = feed(stream, items)
+    st = stream.stats()
+    assert st.resets == 0 and st.inconsistent == 0 and st.duplicates == 0
+    assert st.packets_lost == 75_000 and st.packets_received == 30
+    assert np.flatnonzero(gaps(out)).tolist() == [80]
+    assert out.t_s[80] - out.t_s[79] == pytest.approx(75_000 * 0.04 + 0.01, abs=1e-3)
+
+
+def test_packets_with_varying_sample_counts_stay_continuous() -> None:
+    counts = [4, 1, 16, 7, 3, 16, 2, 5]
+    items, first, t_us = [], 0, 0
+    for k, n in enumerate(counts):
+        raw = np.zeros((n, 6), dtype=np.int64)
+        raw[:, 0] = first + np.arange(n)
+        payload = encode_packet_raw(seq=k, t_first_us=t_us, rate_code=RATE_CODE_100HZ, range_code=RANGE_CODE, raw=raw)
+        first += n
+        t_us += n * PERIOD_US
+        items.append((100.0 + t_us * 1e-6 + LATENCY_S, payload))
+    stream = SensorStream("s")
+    out = feed(stream, items)
+    assert np.array_equal(indices(out), np.arange(sum(counts)))
+    assert not gaps(out).any() and stream.stats().packets_lost == 0
+    assert np.allclose(np.diff(out.t_s), 0.01, atol=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(min_value=8, max_value=60),
+    drops=st.sets(st.integers(min_value=1, max_value=58), max_size=12),
+    dups=st.sets(st.integers(min_value=0, max_value=59), max_size=6),
+    swaps=st.sets(st.integers(min_value=1, max_value=57), max_size=8),
+)
+def test_any_mix_of_loss_duplicates_and_swaps_keeps_the_invariants(
+    n: int, drops: set[int], dups: set[int], swaps: set[int]
+) -> None:
+    drops = {d for d in drops if d < n - 1}  # the last packet arrives, so every gap is bounded
+    order = [k for k in range(n) if k not in drops]
+    swapped: set[int] = set()
+    for i in sorted(swaps):
+        # Disjoint neighbour swaps less than the 4-packet window apart in seq: never declared lost.
+        if i + 1 < len(order) and i - 1 not in swapped and order[i + 1] - order[i] < 4:
+            order[i], order[i + 1] = order[i + 1], order[i]
+            swapped.add(i)
+    deliveries: list[int] = []
+    for k in order:
+        deliveries.append(k)
+        if k in dups:
+            deliveries.append(k)
+    items: list[tuple[float, bytes]] = []
+    for k in deliveries:  # received after its last sample, in delivery order
+        t = arrival_s(k) if not items else max(items[-1][0] + 0.0005, arrival_s(k))
+        items.append((t, packet(k)))
+    stream = SensorStream("s")
+    out = feed(stream, items)
+    stats = stream.stats()
+    received = sorted(set(order))
+    assert stats.duplicates == sum(1 for k in set(order) if k in dups)
+    assert stats.packets_received == len(received) and stats.late == 0 and stats.resets == 0
+    assert stats.reordered == len(swapped)
+    assert stats.packets_lost == (received[-1] - received[0] + 1) - len(received)
+    expected = np.concatenate([np.arange(4 * k, 4 * k + 4) for k in received])
+    assert np.array_equal(indices(out), expected)
+    runs = sum(1 for a, b in itertools.pairwise(received) if b != a + 1)
+    assert int(gaps(out).sum()) == runs
+    assert np.all(np.diff(out.t_s) > 0)
