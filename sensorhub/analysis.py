@@ -1,0 +1,182 @@
+"""Whole-session analysis: a recording or a pair of IMU CSV files in, angles, reps and a report out.
+
+This is the batch edge of the pipeline that ``sensorhub analyze`` runs. It reads the input (the only
+I/O besides writing the outputs), assembles each sensor's samples through the same ingest code live
+data takes, runs :func:`sensorhub.motion.pipeline.analyze_imu` per measured leg, then the drills
+stage (rep detection, scoring, summary) and writes ``angles.csv``, ``reps.json`` and ``report.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sensorhub.csv_import import read_imu_csv
+from sensorhub.drills import AngleTable, RepDetection, SessionSummary, compare_sides, detect_reps, get_drill, summarize
+from sensorhub.drills.summary import reps_document
+from sensorhub.errors import ConfigurationError
+from sensorhub.ingest import Ingest, assemble
+from sensorhub.motion.calibration import Calibration
+from sensorhub.motion.pipeline import AngleSeries, analyze_imu
+from sensorhub.recording import Recording, open_recording
+from sensorhub.samples import ImuSamples
+
+log = logging.getLogger(__name__)
+
+SIDES = ("left", "right")
+
+
+@dataclass
+class LegInput:
+    """The two sensors' samples for one measured leg."""
+
+    side: str
+    pelvis: ImuSamples
+    thigh: ImuSamples
+
+
+@dataclass
+class SessionInput:
+    drill: str
+    legs: list[LegInput]
+    source: str
+    athlete: str | None = None
+    ingest_stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LegResult:
+    side: str
+    angles: AngleSeries
+    table: AngleTable
+    detection: RepDetection
+    summary: SessionSummary
+
+
+def _check_side(side: str | None) -> str:
+    if side not in SIDES:
+        raise ConfigurationError(f"--side must be 'left' or 'right', got {side!r}")
+    return side
+
+
+def load_recording_input(path: str | Path, *, drill: str | None = None, side: str | None = None) -> SessionInput:
+    """Assemble a recording's sensors by segment: one pelvis sensor and one thigh sensor per side."""
+    rec: Recording = open_recording(path)
+    ingest = Ingest()
+    samples = assemble(rec.iter_notifications(), ingest)
+    pelvis = [s for s in rec.sensors if s.segment == "pelvis"]
+    thighs = [s for s in rec.sensors if s.segment == "thigh"]
+    if len(pelvis) != 1:
+        raise ConfigurationError(f"{path}: expected exactly one pelvis sensor, the recording declares {len(pelvis)}")
+    if not thighs:
+        raise ConfigurationError(f"{path}: the recording declares no thigh sensor")
+    legs = []
+    for thigh in thighs:
+        leg_side = thigh.side or rec.meta.side
+        if side is not None and leg_side != side:
+            continue
+        for s in (pelvis[0], thigh):
+            if len(samples.get(s.sensor_id, ())) == 0:
+                raise ConfigurationError(f"{path}: sensor {s.sensor_id} ({s.segment}) has no decodable samples")
+        legs.append(LegInput(_check_side(leg_side), samples[pelvis[0].sensor_id], samples[thigh.sensor_id]))
+    if not legs:
+        raise ConfigurationError(f"{path}: no thigh sensor on side {side!r}")
+    drill_name = drill or rec.meta.drill
+    if not drill_name:
+        raise ConfigurationError(f"{path}: the recording names no drill; pass --drill")
+    return SessionInput(
+        drill=drill_name,
+        legs=legs,
+        source=str(path),
+        athlete=rec.meta.athlete.name if rec.meta.athlete else None,
+        ingest_stats={sid: st.to_json() for sid, st in ingest.stats().items()},
+    )
+
+
+def load_csv_input(pelvis_csv: str | Path, thigh_csv: str | Path, *, side: str, drill: str) -> SessionInput:
+    return SessionInput(
+        drill=drill,
+        legs=[LegInput(_check_side(side), read_imu_csv(pelvis_csv), read_imu_csv(thigh_csv))],
+        source=f"{pelvis_csv} + {thigh_csv}",
+    )
+
+
+def to_table(angles: AngleSeries) -> AngleTable:
+    return AngleTable(
+        t=angles.t_s,
+        hip_rotation=angles.hip_rotation_deg,
+        hip_flexion=angles.hip_flexion_deg,
+        hip_adduction=angles.hip_adduction_deg,
+        pelvis_tilt=angles.pelvis_tilt_deg,
+        pelvis_obliquity=angles.pelvis_obliquity_deg,
+        pelvis_rotation=angles.pelvis_rotation_deg,
+    )
+
+
+def analyze_leg(leg: LegInput, drill: str, *, method: str = "vqf", offline: bool = False,
+                calibration: Calibration | None = None) -> LegResult:
+    angles = analyze_imu(leg.pelvis, leg.thigh, leg.side, method=method, offline=offline, calibration=calibration)
+    table = to_table(angles)
+    detection = detect_reps(table, drill)
+    summary = summarize(detection.reps, drill, leg.side, detection.incomplete)
+    return LegResult(leg.side, angles, table, detection, summary)
+
+
+def write_outputs(result: LegResult, drill: str, out_dir: Path, *, source: str, report: bool = True) -> dict[str, Path]:
+    """Write angles.csv, reps.json (with the analysis diagnostics), calibration.json and report.png."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"angles": out_dir / "angles.csv", "reps": out_dir / "reps.json"}
+    result.angles.write_csv(paths["angles"])
+    doc = reps_document(result.detection.reps, result.summary, result.detection.incomplete)
+    doc["analysis"] = {"source": source, "side": result.side, "drill": drill, **result.angles.diagnostics.to_dict()}
+    tmp = paths["reps"].with_name("reps.json.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    tmp.replace(paths["reps"])
+    cal = result.angles.diagnostics.calibration
+    if cal is not None:
+        paths["calibration"] = out_dir / "calibration.json"
+        cal.save(paths["calibration"])
+    if report:
+        from sensorhub.drills.report import render_report  # matplotlib only when a report is wanted
+
+        paths["report"] = render_report(result.table, result.detection.reps, drill, result.side, out_dir / "report.png",
+                                        summary=result.summary, incomplete=result.detection.incomplete)
+    return paths
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str = "vqf", offline: bool = False,
+                    calibration: Calibration | None = None, report: bool = True) -> list[LegResult]:
+    """Analyse every leg; one leg writes into ``out_dir``, two legs into ``out_dir/left`` and ``out_dir/right``
+    plus ``out_dir/symmetry.json``."""
+    get_drill(session.drill)  # fail early with the list of valid drills
+    out = Path(out_dir)
+    results = []
+    for leg in session.legs:
+        result = analyze_leg(leg, session.drill, method=method, offline=offline, calibration=calibration)
+        leg_dir = out if len(session.legs) == 1 else out / leg.side
+        write_outputs(result, session.drill, leg_dir, source=session.source, report=report)
+        results.append(result)
+    by_side = {r.side: r for r in results}
+    if len(by_side) == 2:
+        sym = compare_sides(by_side["left"].summary, by_side["right"].summary)
+        (out / "symmetry.json").write_text(json.dumps(sym, indent=1, default=_dataclass_default) + "\n", encoding="utf-8")
+    return results
+
+
+def _dataclass_default(value: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return _json_default(value)
