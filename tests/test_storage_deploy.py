@@ -18,7 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from influx_server import InfluxServer, influx_server  # noqa: F401 - fixture
+
+try:  # tests/ as a package (tests/__init__.py present) or as a plain directory on sys.path
+    from tests.influx_server import InfluxServer, influx_server
+except ModuleNotFoundError:
+    from influx_server import InfluxServer, influx_server  # type: ignore[no-redef]  # noqa: F401
 
 from sensorhub.storage import RepRecord, SensorStatus, SessionRecord, StorageSettings
 from sensorhub.storage.influx import InfluxStore
@@ -120,7 +124,7 @@ def test_every_panel_query_is_influxql_on_schema_measurements_fields_and_tags() 
                 assert name in measurement.tags, f"{title}: {measurement.name} has no tag {name}"
 
 
-def test_dashboard_queries_run_on_a_real_influxdb(influx_server: InfluxServer, tmp_path: Path) -> None:  # noqa: F811
+def test_dashboard_queries_run_on_a_real_influxdb(influx_server: InfluxServer, tmp_path: Path) -> None:
     db = "sensorhub_dashboard"
     influx_server.create_database(db)
     t0 = 1_793_577_600.0

@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from influx_server import InfluxServer, free_port, influx_server  # noqa: F401 - fixture
+
+try:  # tests/ as a package (tests/__init__.py present) or as a plain directory on sys.path
+    from tests.influx_server import InfluxServer, free_port, influx_server
+except ModuleNotFoundError:
+    from influx_server import InfluxServer, free_port, influx_server  # type: ignore[no-redef]  # noqa: F401
 
 from sensorhub.storage import (
     AngleFrame,
@@ -22,6 +26,8 @@ from sensorhub.storage import (
     SessionRecord,
     StorageSettings,
     StorageState,
+    StorageUnavailableError,
+    Store,
 )
 from sensorhub.storage.influx import InfluxStore
 from sensorhub.storage.schema import timestamp_ns
@@ -31,7 +37,7 @@ _db_counter = itertools.count()
 
 
 @pytest.fixture()
-def influx(influx_server: InfluxServer) -> Iterator[InfluxServer]:  # noqa: F811
+def influx(influx_server: InfluxServer) -> Iterator[InfluxServer]:
     """The shared server, guaranteed running (a failed outage test must not leave it stopped)."""
     if influx_server._influxd is None:
         influx_server.start_influxd()
@@ -91,6 +97,7 @@ def expected_sum(n: int) -> float:
 def test_round_trip_through_influxdb_client_and_influxql(influx: InfluxServer, tmp_path: Path) -> None:
     db = new_db(influx)
     with InfluxStore(settings(influx, db, tmp_path)) as store:
+        assert isinstance(store, Store)
         store.write_session(SessionRecord("s1", "ann", "seated_rotation", "left", T0, T0 + 30, {"reps": 2}))
         store.write_frames(frames(500))
         store.write_reps(
@@ -196,6 +203,8 @@ def test_restart_with_points_in_the_spool_drains_after_reopen(influx: InfluxServ
         health = reopened.health()
         assert health.state is StorageState.DEGRADED and health.spool_points == 2 * 2000 + 1
         assert [s.id for s in reopened.sessions()] == ["s1"]  # history from the index works while down
+        with pytest.raises(StorageUnavailableError, match="unavailable"):
+            reopened.angles("s1")  # the time series lives in InfluxDB
         influx.start_influxd()
         assert reopened.flush(20), reopened.health()
         assert reopened.health().state is StorageState.OK

@@ -123,6 +123,10 @@ class InfluxQLClient:
             response = self._http.request("POST" if write else "GET", target, headers=self.headers)
         except urllib3.exceptions.HTTPError as exc:
             raise StorageUnavailableError(f"InfluxDB at {self.url} unreachable for query {q!r}: {exc}") from exc
+        if response.status in RETRYABLE_STATUS:
+            raise StorageUnavailableError(
+                f"InfluxDB at {self.url} unavailable ({response.status}) for query {q!r}; try again later"
+            )
         if response.status != 200:
             raise StorageError(
                 f"InfluxDB at {self.url} answered {response.status} to query {q!r}: {response.data[:300]!r}"

@@ -201,7 +201,10 @@ class AsyncWriter:
     def _take(self, more_work: bool) -> tuple[list[list[Record]], list[tuple[Callable[[], Any], Future[Any]]], bool]:
         poll_s = 0.0 if more_work else min(self._flush_interval_s, 0.2)
         with self._cond:
-            while not (self._stopping or self._calls or self._flush_waiters or self._buffered >= self._batch_size):
+            # A waiting flush() only cuts the batch wait short when there is something to hand over;
+            # otherwise the thread keeps its poll interval (no busy loop while the database is down).
+            flush_now = bool(self._flush_waiters and self._items)
+            while not (self._stopping or self._calls or flush_now or self._buffered >= self._batch_size):
                 now = time.monotonic()
                 if self._first_item_at is not None:
                     remaining = self._first_item_at + self._flush_interval_s - now
@@ -213,7 +216,8 @@ class AsyncWriter:
                 if wait_s <= 0:
                     break
                 self._cond.wait(wait_s)
-                if self._first_item_at is None and not (self._calls or self._stopping or self._flush_waiters):
+                flush_now = bool(self._flush_waiters and self._items)
+                if self._first_item_at is None and not (self._calls or self._stopping):
                     break  # poll timeout with nothing queued: go do background work
             items = list(self._items)
             self._items.clear()
