@@ -19,7 +19,12 @@ from sensorhub.sim.scenario import Scenario, build_scenario
 from sensorhub.sim.truth import pelvis_excursion_deg, truth_angles_deg
 
 
-@pytest.fixture(scope="module", params=[("seated_rotation", "right"), ("standing_rotation", "left")])
+@pytest.fixture(
+    scope="module",
+    params=[("seated_rotation", "right"), ("standing_rotation", "left"), ("supine_rotation", "left"),
+            ("hip_90_90", "right")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def scenario(request: pytest.FixtureRequest) -> Scenario:
     drill, side = request.param
     return build_scenario(drill, side, np.random.default_rng(5), reps=4, compensation_reps=(2, 4))
@@ -72,7 +77,7 @@ def _integrate_body_rate(r0: np.ndarray, t: np.ndarray, w_mid: np.ndarray) -> np
 @pytest.mark.parametrize("segment", ["pelvis", "thigh"])
 def test_integrating_the_gyroscope_reproduces_the_orientation(scenario: Scenario, segment: str) -> None:
     kin = scenario.kinematics
-    dt = 2e-3
+    dt = 4e-3
     t = np.arange(0.0, kin.duration_s, dt)
     mount = random_mount(np.random.default_rng(1), segment, kin.side)
     t_mid = t[:-1] + dt / 2
@@ -189,3 +194,24 @@ def test_reps_count_compensation_and_pelvis_excursion(scenario: Scenario) -> Non
         rot = truth_angles_deg(kin, t)[:, 3]
         assert abs(rot.max() - rep.internal_target_deg) < 1.5
         assert abs(-rot.min() - rep.external_target_deg) < 1.5
+
+
+def test_drill_postures(scenario: Scenario) -> None:
+    """Where the femur points during the drill's neutral, by drill (earth frame, up = +z)."""
+    kin = scenario.kinematics
+    st = kin.evaluate(np.array([scenario.drill_start_s]))
+    femur_down = st.r_earth_femur[0] @ np.array([0.0, -1.0, 0.0])  # hip -> knee
+    pelvis_up = st.r_earth_pelvis[0] @ np.array([0.0, 1.0, 0.0])
+    expected = {
+        "seated_rotation": (0.0, 1.0),  # thigh about horizontal, trunk upright
+        "standing_rotation": (-1.0, 1.0),  # thigh hanging, trunk upright
+        "supine_rotation": (1.0, 0.0),  # knee above the hip, lying on the back
+        "hip_90_90": (0.35, 1.0),  # knees up while sitting on the floor
+    }[scenario.drill]
+    assert femur_down[2] == pytest.approx(expected[0], abs=0.35)
+    assert pelvis_up[2] == pytest.approx(expected[1], abs=0.25)
+    first = scenario.reps[0]
+    t = np.linspace(first.t_start_s, first.t_end_s, 600)
+    rot = truth_angles_deg(kin, t)[:, 3]
+    first_is_internal = np.argmax(rot) < np.argmin(rot)
+    assert first_is_internal == (scenario.drill != "hip_90_90")

@@ -15,6 +15,11 @@ Drills:
   tilt with the thigh about horizontal), reps of rotation about the femur's long axis, stands up.
 * ``standing_rotation``: hip extended, slight abduction, heel-pivot rotation about the (vertical)
   femur long axis.
+* ``supine_rotation``: down to the floor, lies back (pelvis turned ~90°, femur pointing at the
+  ceiling), rotation with hip and knee at ~90°, sits up and stands up.
+* ``hip_90_90``: sitting on the floor, knees up; the knees drop to the measured side (external
+  rotation with abduction, the front leg of the 90/90) and then to the other side (internal rotation
+  with abduction and less flexion, the back leg). Its reps run external first.
 
 One rep = neutral -> internal end (hold) -> neutral -> external end (hold) -> neutral. In a
 compensated rep the pelvis rotates and tilts along with the hip by well over 10° (rotation
@@ -26,7 +31,7 @@ the hip comes with pelvis rotation ``s * c`` (a right hip turning in pulls the p
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -126,50 +131,72 @@ def _calibration(script: MotionScript, rng: np.random.Generator) -> dict[str, li
     }
 
 
+@dataclass(frozen=True)
+class RepStyle:
+    """How a drill's reps move beyond the rotation itself.
+
+    ``internal_offsets`` / ``external_offsets`` give ranges (degrees) of hip flexion or adduction
+    added to the drill's neutral at that end, e.g. the abduction of the knee dropping to the floor in
+    the 90/90 switch.
+    """
+
+    tempo_s: tuple[float, float] = (0.7, 1.2)
+    external_first: bool = False
+    internal_offsets: tuple[tuple[str, float, float], ...] = ()
+    external_offsets: tuple[tuple[str, float, float], ...] = ()
+
+
 def _reps(
     script: MotionScript,
     rng: np.random.Generator,
     options: DrillOptions,
     side_sign: float,
-    tempo_s: tuple[float, float],
+    style: RepStyle,
 ) -> list[ScriptedRep]:
     """Append the rotation reps around the current posture (the drill's neutral)."""
-    base_flex = script.current("hip_flexion")
-    base_add = script.current("hip_adduction")
-    base_tilt = script.current("pelvis_tilt")
+    base = {name: script.current(name) for name in ("hip_flexion", "hip_adduction", "pelvis_tilt")}
     # Per-session coupling of flexion and adduction to rotation (the femur is not a perfect hinge).
     k_add = _u(rng, -0.08, 0.08)
     k_flex = _u(rng, -0.06, 0.06)
     comp_reps = set(options.compensation_reps)
     reps: list[ScriptedRep] = []
+    tempo_s = style.tempo_s
     for number in range(1, options.reps + 1):
         ir = _u(rng, *options.internal_range_deg)
         er = _u(rng, *options.external_range_deg)
         comp = number in comp_reps
         if comp:
-            p_rot_in, p_obl_in, p_tilt_in = _u(rng, 12, 17), _u(rng, 6, 9), _u(rng, -3, 3)
-            p_rot_out, p_obl_out, p_tilt_out = -_u(rng, 6, 10), -_u(rng, 3, 5), _u(rng, -3, 3)
+            p_in = (_u(rng, 12, 17), _u(rng, 6, 9), _u(rng, -3, 3))
+            p_out = (-_u(rng, 6, 10), -_u(rng, 3, 5), _u(rng, -3, 3))
         else:
-            p_rot_in, p_obl_in, p_tilt_in = _u(rng, 0.3, 1.5), _u(rng, -0.5, 0.8), _u(rng, -0.4, 0.4)
-            p_rot_out, p_obl_out, p_tilt_out = -_u(rng, 0.3, 1.5), _u(rng, -0.8, 0.5), _u(rng, -0.4, 0.4)
+            p_in = (_u(rng, 0.3, 1.5), _u(rng, -0.5, 0.8), _u(rng, -0.4, 0.4))
+            p_out = (-_u(rng, 0.3, 1.5), _u(rng, -0.8, 0.5), _u(rng, -0.4, 0.4))
 
-        def end(rot: float, p_rot: float, p_obl: float, p_tilt: float) -> dict[str, float]:
-            return {
+        def end(rot: float, pelvis: tuple[float, float, float],
+                offsets: tuple[tuple[str, float, float], ...]) -> dict[str, float]:
+            p_rot, p_obl, p_tilt = pelvis
+            posture = {
                 "hip_rotation": rot,
-                "hip_adduction": base_add + k_add * rot,
-                "hip_flexion": base_flex + k_flex * abs(rot),
+                "hip_adduction": base["hip_adduction"] + k_add * rot,
+                "hip_flexion": base["hip_flexion"] + k_flex * abs(rot),
                 "pelvis_rotation": side_sign * p_rot,
                 "pelvis_obliquity": side_sign * p_obl,
-                "pelvis_tilt": base_tilt + p_tilt,
+                "pelvis_tilt": base["pelvis_tilt"] + p_tilt,
             }
+            for name, lo, hi in offsets:
+                posture[name] += _u(rng, lo, hi)
+            return posture
 
-        neutral = end(0.0, 0.0, 0.0, 0.0)
+        neutral = end(0.0, (0.0, 0.0, 0.0), ())
+        halves = [end(ir, p_in, style.internal_offsets), end(-er, p_out, style.external_offsets)]
+        if style.external_first:
+            halves.reverse()
         t_start = script.t_s
-        script.move(_u(rng, *tempo_s), **end(ir, p_rot_in, p_obl_in, p_tilt_in))
+        script.move(_u(rng, *tempo_s), **halves[0])
         script.hold(_u(rng, *options.hold_range_s))
         script.move(_u(rng, *tempo_s), **neutral)
         script.hold(_u(rng, 0.05, 0.4))
-        script.move(_u(rng, *tempo_s), **end(-er, p_rot_out, p_obl_out, p_tilt_out))
+        script.move(_u(rng, *tempo_s), **halves[1])
         script.hold(_u(rng, *options.hold_range_s))
         script.move(_u(rng, *tempo_s), **neutral)
         reps.append(ScriptedRep(t_start, script.t_s, ir, er, comp))
@@ -193,7 +220,7 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     script.hold(_u(rng, 1.0, 1.8))
     drill_start = script.t_s
     pose_t = drill_start - 0.3
-    reps = _reps(script, rng, options, side_sign, tempo_s=(0.7, 1.2))
+    reps = _reps(script, rng, options, side_sign, RepStyle(tempo_s=(0.7, 1.2)))
     drill_end = script.t_s
     t_stand = script.t_s
     script.move(_u(rng, 0.9, 1.2), via=True, hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
@@ -214,12 +241,84 @@ def _standing(script: MotionScript, rng: np.random.Generator, options: DrillOpti
     script.hold(_u(rng, 0.6, 1.2))
     drill_start = script.t_s
     pose_t = drill_start - 0.3
-    reps = _reps(script, rng, options, side_sign, tempo_s=(0.6, 1.0))
+    reps = _reps(script, rng, options, side_sign, RepStyle(tempo_s=(0.6, 1.0)))
     drill_end = script.t_s
     script.move(_u(rng, 0.7, 1.0), hip_adduction=0.0, hip_flexion=0.0, hip_rotation=0.0, pelvis_rotation=0.0,
                 pelvis_obliquity=0.0, pelvis_tilt=0.0)
     script.hold(_u(rng, 1.5, 2.5))
     return drill_start, drill_end, reps, pose_t, [(t_setup, "stance")]
+
+
+def _down_to_floor(script: MotionScript, rng: np.random.Generator, flexion: float, tilt: float) -> tuple[float, float]:
+    """Squat down and sit on the floor; returns (pelvis_up, pelvis_anterior) of the seat on the floor."""
+    floor_up = -(_u(rng, 0.72, 0.80))
+    floor_back = -_u(rng, 0.30, 0.40)
+    script.move(_u(rng, 1.1, 1.5), via=True, hip_flexion=_u(rng, 95, 110), pelvis_tilt=-_u(rng, 10, 20),
+                pelvis_up=0.55 * floor_up, pelvis_anterior=0.3 * floor_back)
+    script.move(_u(rng, 1.0, 1.4), hip_flexion=flexion, pelvis_tilt=tilt, pelvis_up=floor_up,
+                pelvis_anterior=floor_back)
+    script.hold(_u(rng, 0.5, 1.0))
+    return floor_up, floor_back
+
+
+def _up_from_floor(script: MotionScript, rng: np.random.Generator, floor_up: float, floor_back: float) -> None:
+    """From sitting on the floor, back to standing (via a squat), ending at the standing neutral."""
+    script.move(_u(rng, 1.0, 1.4), via=True, hip_flexion=_u(rng, 95, 110), pelvis_tilt=-_u(rng, 10, 20),
+                pelvis_up=0.55 * floor_up, pelvis_anterior=0.3 * floor_back, hip_rotation=0.0, hip_adduction=0.0,
+                pelvis_rotation=0.0, pelvis_obliquity=0.0)
+    script.move(_u(rng, 1.2, 1.6), hip_flexion=0.0, pelvis_tilt=0.0, pelvis_up=0.0, pelvis_anterior=0.0)
+    script.hold(_u(rng, 1.5, 2.5))
+
+
+def _supine(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
+    float, float, list[ScriptedRep], float, list[tuple[float, str]]
+]:
+    t_down = script.t_s
+    floor_up, floor_back = _down_to_floor(script, rng, flexion=_u(rng, 80, 90), tilt=_u(rng, 5, 12))
+    # Lie back: the pelvis turns about 90° (front up); hip and knee stay flexed about 90°, so the
+    # femur points at the ceiling. The hip centres end up about 10 cm above the floor.
+    t_lie = script.t_s
+    lying_up = floor_up - _u(rng, 0.0, 0.03)
+    script.move(_u(rng, 1.6, 2.2), pelvis_tilt=_u(rng, 84, 94), hip_flexion=_u(rng, 85, 95),
+                pelvis_anterior=floor_back - _u(rng, 0.05, 0.10), pelvis_up=lying_up)
+    script.hold(_u(rng, 1.0, 1.6))
+    drill_start = script.t_s
+    pose_t = drill_start - 0.3
+    reps = _reps(script, rng, options, side_sign, RepStyle(tempo_s=(0.7, 1.2)))
+    drill_end = script.t_s
+    t_sit_up = script.t_s
+    script.move(_u(rng, 1.4, 2.0), pelvis_tilt=_u(rng, 5, 12), hip_flexion=_u(rng, 80, 90), hip_rotation=0.0,
+                pelvis_rotation=0.0, pelvis_obliquity=0.0, pelvis_anterior=floor_back, pelvis_up=floor_up)
+    script.hold(_u(rng, 0.4, 0.8))
+    t_up = script.t_s
+    _up_from_floor(script, rng, floor_up, floor_back)
+    return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_lie, "lie_down"), (t_sit_up, "sit_up"),
+                                                  (t_up, "stand_up")]
+
+
+def _hip_90_90(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
+    float, float, list[ScriptedRep], float, list[tuple[float, str]]
+]:
+    # Sitting on the floor, knees up (hip flexed ~105°), feet flat: the neutral. The knees drop to
+    # the measured side (its hip turns out and abducts: the front leg of the 90/90, flexion ~90°) and
+    # then to the other side (its hip turns in and abducts: the back leg, flexion ~55°), sitting tall.
+    t_down = script.t_s
+    floor_up, floor_back = _down_to_floor(script, rng, flexion=_u(rng, 100, 110), tilt=_u(rng, 0, 8))
+    script.move(_u(rng, 0.6, 0.9), hip_adduction=-_u(rng, 4, 8))
+    script.hold(_u(rng, 0.6, 1.0))
+    drill_start = script.t_s
+    pose_t = drill_start - 0.3
+    style = RepStyle(
+        tempo_s=(1.0, 1.6),
+        external_first=True,
+        external_offsets=(("hip_adduction", -25.0, -15.0), ("hip_flexion", -20.0, -10.0)),
+        internal_offsets=(("hip_adduction", -30.0, -20.0), ("hip_flexion", -55.0, -40.0)),
+    )
+    reps = _reps(script, rng, replace(options, hold_range_s=(1.5, 2.5)), side_sign, style)
+    drill_end = script.t_s
+    t_up = script.t_s
+    _up_from_floor(script, rng, floor_up, floor_back)
+    return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")]
 
 
 DrillBuilder = Callable[
@@ -245,6 +344,10 @@ DRILLS: dict[str, DrillSpec] = {
                   "seated on a chair, hip flexed ~90°, rotation about the femur's long axis"),
         DrillSpec("standing_rotation", "standing", _standing, (20.0, 35.0), (28.0, 42.0),
                   "standing, hip extended, heel-pivot rotation about the vertical axis"),
+        DrillSpec("supine_rotation", "supine", _supine, (25.0, 40.0), (30.0, 45.0),
+                  "lying on the back, hip and knee flexed ~90°, foot out (internal) and across (external)"),
+        DrillSpec("hip_90_90", "90_90", _hip_90_90, (25.0, 38.0), (35.0, 50.0),
+                  "sitting on the floor, knees switch side to side: external (front leg) then internal (back leg)"),
     )
 }
 
