@@ -12,7 +12,13 @@ stream assembly are :mod:`sensorhub.protocol` and :mod:`sensorhub.ingest`. See d
 """
 
 from sensorhub.ble.backend import BleakBleBackend, BleBackend, ClientLike, FoundSensor
-from sensorhub.ble.errors import AssignmentError, BleError, ControlCommandError, NoSensorsFoundError, TimeSyncError
+from sensorhub.ble.errors import (
+    AssignmentError,
+    BleError,
+    ControlCommandError,
+    NoSensorsFoundError,
+    TimeSyncError,
+)
 from sensorhub.ble.manager import (
     BackoffPolicy,
     BleManager,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from bleak import BleakClient, BleakScanner
+from bleak.args.bluez import BlueZClientArgs, BlueZNotifyArgs, BlueZScannerArgs
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import BaseBleakScanner
@@ -100,19 +101,15 @@ class BleakBleBackend:
         self._scanner_backend = scanner_backend
         self._client_backend = client_backend
         self._connect_timeout_s = connect_timeout_s
-        self._bluez: dict[str, Any] = {}
-        if adapter is not None:
-            self._bluez["adapter"] = adapter
-        self._notify_bluez: dict[str, Any] = {"use_start_notify": True} if use_start_notify else {}
+        self._scanner_bluez: BlueZScannerArgs = {} if adapter is None else {"adapter": adapter}
+        self._client_bluez: BlueZClientArgs = {} if adapter is None else {"adapter": adapter}
+        self._notify_bluez: BlueZNotifyArgs = {"use_start_notify": True} if use_start_notify else {}
 
     async def scan(self, timeout_s: float) -> list[FoundSensor]:
-        found = await BleakScanner.discover(
-            timeout_s,
-            return_adv=True,
-            service_uuids=[SERVICE_UUID],
-            bluez=self._bluez,  # type: ignore[typeddict-item]
-            backend=self._scanner_backend,
-        )
+        kwargs: BleakScanner.ExtraArgs = {"service_uuids": [SERVICE_UUID], "bluez": self._scanner_bluez}
+        if self._scanner_backend is not None:
+            kwargs["backend"] = self._scanner_backend
+        found = await BleakScanner.discover(timeout_s, return_adv=True, **kwargs)
         sensors: list[FoundSensor] = []
         for device, adv in found.values():
             uuids = tuple(u.lower() for u in adv.service_uuids)
@@ -129,7 +126,7 @@ class BleakBleBackend:
             device,
             disconnected_callback=disconnected_callback,
             timeout=self._connect_timeout_s,
-            bluez=self._bluez,  # type: ignore[typeddict-item]
+            bluez=self._client_bluez,
             backend=self._client_backend,
         )
         return _BleakClientAdapter(client, self._notify_bluez)
@@ -138,7 +135,7 @@ class BleakBleBackend:
 class _BleakClientAdapter:
     """Passes :class:`ClientLike` calls to a :class:`BleakClient`, adding the BlueZ notify option."""
 
-    def __init__(self, client: BleakClient, notify_bluez: dict[str, Any]) -> None:
+    def __init__(self, client: BleakClient, notify_bluez: BlueZNotifyArgs) -> None:
         self.client = client
         self._notify_bluez = notify_bluez
 
@@ -157,7 +154,7 @@ class _BleakClientAdapter:
         await self.client.disconnect()
 
     async def start_notify(self, char_specifier: str, callback: NotifyCallback) -> None:
-        await self.client.start_notify(char_specifier, callback, bluez=self._notify_bluez)  # type: ignore[arg-type]
+        await self.client.start_notify(char_specifier, callback, bluez=self._notify_bluez)
 
     async def stop_notify(self, char_specifier: str) -> None:
         await self.client.stop_notify(char_specifier)

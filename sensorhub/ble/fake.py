@@ -34,14 +34,18 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Protocol
 
 import numpy as np
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.descriptor import BleakGATTDescriptor
 from bleak.backends.device import BLEDevice
-from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback, BaseBleakScanner
+from bleak.backends.scanner import (
+    AdvertisementData,
+    AdvertisementDataCallback,
+    BaseBleakScanner,
+)
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 from bleak.exc import BleakDBusError, BleakDeviceNotFoundError, BleakError
 
@@ -674,3 +678,34 @@ class FakeBleakClientBackend(BaseBleakClient):
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: Any) -> None:
         raise BleakError(f"{self.address}: the fake peripheral has no descriptors")
+
+
+# --------------------------------------------------------------------------------------------------
+# A ready-made pair of sensors for ``--fake-sensors``
+# --------------------------------------------------------------------------------------------------
+
+FAKE_PELVIS_ID: Final = "5e4500000001"
+FAKE_THIGH_ID: Final = "5e4500000002"
+
+
+def simulated_radio(*, side: str = "right", drill: str = "seated_rotation", seed: int = 0, rate_code: int = 3,
+                    clock: Callable[[], float] = time.monotonic) -> tuple[FakeRadio, dict[str, tuple[str, str | None]]]:
+    """Two fake sensors (pelvis, thigh on ``side``) streaming a simulated session's IMU readings.
+
+    Returns the radio and each fake sensor's default role ``{sensor_id: (segment, side)}``, used when
+    the assignment store says nothing about them. The sensors' clocks have realistic offsets and
+    drifts (±20 ppm), so the hub's clock mapping has work to do.
+    """
+    from sensorhub.sim import SimConfig, simulate
+
+    session = simulate(SimConfig(drill=drill, side=side, seed=seed, reps=3, compensation_reps=(2,),
+                                 rates_hz=(SAMPLE_RATES_HZ[rate_code],) * 2))
+    pelvis = FakePeripheral(FAKE_PELVIS_ID, name="sensorhub-fake-pelvis", rate_code=rate_code,
+                            source=ArraySource.from_simulated(session.sensors["pelvis"]),
+                            clock_offset_us=1_000_000, clock_drift_ppm=20.0, battery_percent=91, seed=seed, clock=clock)
+    thigh = FakePeripheral(FAKE_THIGH_ID, name="sensorhub-fake-thigh", rate_code=rate_code,
+                           source=ArraySource.from_simulated(session.sensors["thigh"]),
+                           clock_offset_us=2_500_000_000, clock_drift_ppm=-15.0, battery_percent=64, seed=seed + 1,
+                           clock=clock)
+    roles: dict[str, tuple[str, str | None]] = {FAKE_PELVIS_ID: ("pelvis", None), FAKE_THIGH_ID: ("thigh", side)}
+    return FakeRadio([pelvis, thigh]), roles

@@ -38,14 +38,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from bleak.exc import BleakError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_never
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_never,
+)
 from tenacity.wait import wait_exponential_jitter
 
 from sensorhub.ble.backend import BleBackend, ClientLike, FoundSensor
-from sensorhub.ble.errors import BleError, ControlCommandError, NoSensorsFoundError, TimeSyncError
+from sensorhub.ble.errors import (
+    BleError,
+    ControlCommandError,
+    NoSensorsFoundError,
+    TimeSyncError,
+)
 from sensorhub.errors import ProtocolError
 from sensorhub.notification import Notification
 from sensorhub.protocol import (
@@ -87,6 +98,8 @@ EventKind = Literal["found", "connected", "lost", "back", "ignored", "failed", "
 # Failures after which another connection attempt may succeed. A ProtocolError (e.g. another
 # protocol version in the info record) is not among them: retrying cannot fix it.
 RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (BleakError, BleError, TimeoutError, OSError, EOFError)
+LINK_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, ProtocolError)
+"""Every error a link can end in: retryable ones plus malformed replies."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +209,16 @@ class SensorEvent:
     detail: str = ""
 
 
+def _session_clock() -> Callable[[], float]:
+    """Monotonic seconds since this call."""
+    t0 = time.monotonic()
+
+    def clock() -> float:
+        return time.monotonic() - t0
+
+    return clock
+
+
 class _NotWanted(Exception):
     """The connected sensor is not one of the wanted ids."""
 
@@ -241,10 +264,7 @@ class BleManager:
     ) -> None:
         self.backend = backend
         self.config = config or ManagerConfig()
-        if clock is None:
-            t0 = time.monotonic()
-            clock = lambda: time.monotonic() - t0  # noqa: E731
-        self.clock = clock
+        self.clock = clock or _session_clock()
         self.on_event = on_event
         self.notifications: asyncio.Queue[Notification] = asyncio.Queue(maxsize=self.config.queue_size)
         self.event_log: deque[SensorEvent] = deque(maxlen=1000)
@@ -331,7 +351,7 @@ class BleManager:
         await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(self._close_link(link) for link in self._links.values()), return_exceptions=True)
 
-    async def __aenter__(self) -> BleManager:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -349,7 +369,7 @@ class BleManager:
                     link.status.state = "ignored"
                     self._emit("ignored", link.found.address, link.status.sensor_id, "not among the wanted sensors")
                     return
-                except (ProtocolError, *RETRYABLE_ERRORS) as exc:
+                except LINK_ERRORS as exc:
                     link.status.state = "failed"
                     link.status.last_error = str(exc)
                     log.error("%s: giving up: %s", link.label, exc)
@@ -473,7 +493,7 @@ class BleManager:
                 if now >= next_info:
                     next_info = now + (cfg.info_period_s or math.inf)
                     await self._read_info(link, client)
-            except (BleakError, BleError, TimeoutError, ProtocolError) as exc:
+            except LINK_ERRORS as exc:
                 log.warning("%s: periodic exchange failed: %s", link.label, exc)
                 if not client.is_connected:
                     return f"disconnected ({exc})"
@@ -597,7 +617,7 @@ class BleManager:
                 await asyncio.wait_for(self._command(link, client, StopStreaming()), self.config.reply_timeout_s)
                 await client.stop_notify(DATA_CHAR_UUID)
                 await client.stop_notify(CONTROL_CHAR_UUID)
-            except Exception as exc:  # best effort: the disconnect below still runs
+            except LINK_ERRORS as exc:  # best effort: the disconnect below still runs
                 log.info("%s: clean stop failed: %s", link.label, exc)
         await self._discard_client(link)
         if link.status.state not in ("ignored", "failed"):
