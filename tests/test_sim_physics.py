@@ -12,9 +12,19 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from sensorhub.sim.imu import GRAVITY_M_S2, ImuErrorModel, MagneticEnvironment, random_mount, synthesize_imu
+from sensorhub.sim.imu import (
+    GRAVITY_M_S2,
+    ImuErrorModel,
+    MagneticEnvironment,
+    random_mount,
+    synthesize_imu,
+)
 from sensorhub.sim.kinematics import CHANNELS, Sway
-from sensorhub.sim.rotations import cardan_zxy, cardan_zxy_body_rate, matrix_to_cardan_zxy
+from sensorhub.sim.rotations import (
+    cardan_zxy,
+    cardan_zxy_body_rate,
+    matrix_to_cardan_zxy,
+)
 from sensorhub.sim.scenario import Scenario, build_scenario
 from sensorhub.sim.truth import pelvis_excursion_deg, truth_angles_deg
 
@@ -48,7 +58,7 @@ def test_keyframe_rates_are_derivatives_of_values(scenario: Scenario) -> None:
     kin = scenario.kinematics
     t = np.linspace(0.0, kin.duration_s, 4001)
     h = 1e-5
-    v, d, dd = kin.channels(t)
+    _, d, dd = kin.channels(t)
     vp, dp, _ = kin.channels(t + h)
     vm, dm, _ = kin.channels(t - h)
     np.testing.assert_allclose(d, (vp - vm) / (2 * h), atol=2e-4)

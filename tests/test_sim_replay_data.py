@@ -27,7 +27,7 @@ def test_replay_session_is_complete_and_consistent(entry: ReplaySession) -> None
     assert rec.meta.drill == entry.config.drill and rec.meta.side == entry.config.side
     assert rec.meta.extra["sim"]["dropped_packets"] == meta["dropped_packets"]
     counts = rec.notification_counts
-    for seg, sensor in meta["sensors"].items():
+    for sensor in meta["sensors"].values():
         assert counts[sensor["sensor_id"]] == sensor["packets_sent"] - meta["dropped_packets"][sensor["sensor_id"]]
     if entry.config.loss > 0:
         assert all(n > 0 for n in meta["dropped_packets"].values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -11,9 +12,16 @@ import pytest
 
 from sensorhub.cli import main as cli_main
 from sensorhub.errors import ConfigurationError
-from sensorhub.protocol import decode_packet, unwrap_seq, unwrap_time_us
+from sensorhub.protocol import decode_packet, unwrap_time_us
 from sensorhub.recording import open_recording
-from sensorhub.sim import ImuErrorModel, SimConfig, SimulatedSession, simulate, write_csv_dir, write_recording
+from sensorhub.sim import (
+    ImuErrorModel,
+    SimConfig,
+    SimulatedSession,
+    simulate,
+    write_csv_dir,
+    write_recording,
+)
 from sensorhub.sim.ble import LinkConfig, SensorClock, transmit
 from sensorhub.sim.truth import TRUTH_COLUMNS
 
@@ -124,7 +132,7 @@ def test_timestamps_and_sequence_numbers_wrap() -> None:
     link = transmit("s", rng, clock, 100.0, t_us, t_true, zeros, zeros, None, LinkConfig())
     packets = [decode_packet(n.payload) for n in link.notifications]
     raw = [p.t_first_us for p in packets]
-    assert any(b < a for a, b in zip(raw, raw[1:], strict=False)), "the u32 timestamp should wrap in this session"
+    assert any(b < a for a, b in itertools.pairwise(raw)), "the u32 timestamp should wrap in this session"
     ref = None
     unwrapped = []
     for p in packets:

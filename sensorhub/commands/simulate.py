@@ -68,7 +68,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sensorhub.sim import ImuErrorModel, SimConfig, simulate, write_csv_dir, write_recording
+    from sensorhub.sim import (
+        ImuErrorModel,
+        SimConfig,
+        simulate,
+        write_csv_dir,
+        write_recording,
+    )
 
     if args.out is None and args.csv_dir is None:
         raise ConfigurationError("nothing to write: give --out FILE and/or --csv-dir DIR")

@@ -127,8 +127,7 @@ def transmit(
         event = int(np.ceil((t_ready - phase) / ci))
         while rng.random() < link.retry_probability:
             event += 1
-        if event < last_event_index:
-            event = last_event_index
+        event = max(event, last_event_index)
         if event == last_event_index:
             in_event += 1
             if in_event >= link.max_packets_per_event:

@@ -106,8 +106,8 @@ class MotionScript:
     """Builds :class:`Keyframes` move by move, keeping the current time and posture.
 
     ``move(duration, hip_rotation=30)`` ends a transition ``duration`` seconds later at the given
-    channel values, coming to rest there; channels not named keep their value. With ``via=True`` the
-    posture is passed through in motion instead (velocity from the neighbouring keyframes, as in a
+    channel values, coming to rest there; channels not named keep their value. ``move_through`` passes
+    the posture in motion instead (velocity from the neighbouring keyframes, as in a
     Catmull-Rom spline), e.g. the forward lean half-way through sitting down. ``hold(duration)``
     stays put.
     """
@@ -129,8 +129,15 @@ class MotionScript:
         """Value of channel ``name`` at the end of the script so far."""
         return float(self._values[-1][_CHANNEL_INDEX[name]])
 
-    def move(self, duration_s: float, via: bool = False, **targets: float) -> float:
-        """Append a transition to ``targets`` lasting ``duration_s``; returns the new end time."""
+    def move(self, duration_s: float, **targets: float) -> float:
+        """Append a transition to ``targets`` lasting ``duration_s``, ending at rest; returns the end time."""
+        return self._append(duration_s, False, targets)
+
+    def move_through(self, duration_s: float, **targets: float) -> float:
+        """Like :meth:`move`, but the posture is a via point passed through in motion."""
+        return self._append(duration_s, True, targets)
+
+    def _append(self, duration_s: float, via: bool, targets: Mapping[str, float]) -> float:
         if duration_s <= 0:
             raise ValueError(f"MotionScript.move: duration must be positive, got {duration_s}")
         value = self._values[-1].copy()

@@ -213,7 +213,7 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     seat_back = -_u(rng, 0.14, 0.22)
     t_sit = script.t_s
     # Sitting down: lean forward while bending, then settle back onto the chair.
-    script.move(_u(rng, 0.9, 1.2), via=True, hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
+    script.move_through(_u(rng, 0.9, 1.2), hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
                 pelvis_up=0.45 * seat_up, pelvis_anterior=0.4 * seat_back)
     script.move(_u(rng, 0.9, 1.3), hip_flexion=seat_flex, pelvis_tilt=seat_tilt, pelvis_up=seat_up,
                 pelvis_anterior=seat_back, hip_adduction=_u(rng, -3, 1))
@@ -223,7 +223,7 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     reps = _reps(script, rng, options, side_sign, RepStyle(tempo_s=(0.7, 1.2)))
     drill_end = script.t_s
     t_stand = script.t_s
-    script.move(_u(rng, 0.9, 1.2), via=True, hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
+    script.move_through(_u(rng, 0.9, 1.2), hip_flexion=_u(rng, 50, 60), pelvis_tilt=-_u(rng, 12, 20),
                 pelvis_up=0.45 * seat_up, pelvis_anterior=0.4 * seat_back, pelvis_rotation=0.0,
                 pelvis_obliquity=0.0, hip_rotation=0.0)
     script.move(_u(rng, 1.0, 1.3), hip_flexion=0.0, hip_adduction=0.0, pelvis_tilt=0.0, pelvis_up=0.0,
@@ -253,7 +253,7 @@ def _down_to_floor(script: MotionScript, rng: np.random.Generator, flexion: floa
     """Squat down and sit on the floor; returns (pelvis_up, pelvis_anterior) of the seat on the floor."""
     floor_up = -(_u(rng, 0.72, 0.80))
     floor_back = -_u(rng, 0.30, 0.40)
-    script.move(_u(rng, 1.1, 1.5), via=True, hip_flexion=_u(rng, 95, 110), pelvis_tilt=-_u(rng, 10, 20),
+    script.move_through(_u(rng, 1.1, 1.5), hip_flexion=_u(rng, 95, 110), pelvis_tilt=-_u(rng, 10, 20),
                 pelvis_up=0.55 * floor_up, pelvis_anterior=0.3 * floor_back)
     script.move(_u(rng, 1.0, 1.4), hip_flexion=flexion, pelvis_tilt=tilt, pelvis_up=floor_up,
                 pelvis_anterior=floor_back)
@@ -263,7 +263,7 @@ def _down_to_floor(script: MotionScript, rng: np.random.Generator, flexion: floa
 
 def _up_from_floor(script: MotionScript, rng: np.random.Generator, floor_up: float, floor_back: float) -> None:
     """From sitting on the floor, back to standing (via a squat), ending at the standing neutral."""
-    script.move(_u(rng, 1.0, 1.4), via=True, hip_flexion=_u(rng, 95, 110), pelvis_tilt=-_u(rng, 10, 20),
+    script.move_through(_u(rng, 1.0, 1.4), hip_flexion=_u(rng, 95, 110), pelvis_tilt=-_u(rng, 10, 20),
                 pelvis_up=0.55 * floor_up, pelvis_anterior=0.3 * floor_back, hip_rotation=0.0, hip_adduction=0.0,
                 pelvis_rotation=0.0, pelvis_obliquity=0.0)
     script.move(_u(rng, 1.2, 1.6), hip_flexion=0.0, pelvis_tilt=0.0, pelvis_up=0.0, pelvis_anterior=0.0)

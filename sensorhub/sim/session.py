@@ -21,7 +21,15 @@ import numpy as np
 from sensorhub.errors import ConfigurationError
 from sensorhub.notification import Notification
 from sensorhub.protocol import SAMPLE_RATES_HZ
-from sensorhub.sim.ble import U32, LinkConfig, LinkResult, SensorClock, merge_by_host_time, random_clock, transmit
+from sensorhub.sim.ble import (
+    U32,
+    LinkConfig,
+    LinkResult,
+    SensorClock,
+    merge_by_host_time,
+    random_clock,
+    transmit,
+)
 from sensorhub.sim.imu import (
     DipoleDisturbance,
     ImuErrorModel,
@@ -32,7 +40,14 @@ from sensorhub.sim.imu import (
 )
 from sensorhub.sim.rotations import FloatArray, quat_wxyz_from_matrix
 from sensorhub.sim.scenario import Scenario, build_scenario
-from sensorhub.sim.truth import TRUTH_RATE_HZ, TruthRep, truth_angles_deg, truth_reps, write_json, write_truth_csv
+from sensorhub.sim.truth import (
+    TRUTH_RATE_HZ,
+    TruthRep,
+    truth_angles_deg,
+    truth_reps,
+    write_json,
+    write_truth_csv,
+)
 
 logger = logging.getLogger(__name__)
 
