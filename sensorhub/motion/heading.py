@@ -254,3 +254,61 @@ def heading_trend_rad_s(t_s: FloatArray, q_earth_segment: FloatArray, mask: Bool
         return 0.0
     slope, _ = np.polyfit(t_s[m], h[m], 1)
     return float(slope)
+
+
+class OnlineTrend:
+    """Causal least-squares line through a growing series (e.g. a heading), from running sums.
+
+    ``rate`` is the slope once ``min_span_s`` of samples have been seen, and ``spread`` the RMS of the
+    residuals about the line (same unit as the values).
+    """
+
+    def __init__(self, min_span_s: float = 20.0) -> None:
+        self.min_span_s = min_span_s
+        self._n = 0
+        self._t0: float | None = None
+        self._sums = np.zeros(5)  # Σt, Σy, Σt², Σty, Σy²
+        self._last: float | None = None
+        self._t_first = np.inf
+        self._t_last = -np.inf
+
+    def add(self, t_s: FloatArray, y: FloatArray, ok: BoolArray) -> None:
+        """Add samples (angles in rad are unwrapped against the previous block)."""
+        if not np.any(ok):
+            return
+        t, v = t_s[ok], y[ok]
+        if self._last is not None:
+            v = np.unwrap(np.concatenate(([self._last], v)))[1:]
+        else:
+            v = np.unwrap(v)
+        self._last = float(v[-1])
+        if self._t0 is None:
+            self._t0 = float(t[0])
+        tt = t - self._t0
+        self._n += len(t)
+        self._sums += (tt.sum(), v.sum(), (tt * tt).sum(), (tt * v).sum(), (v * v).sum())
+        self._t_first = min(self._t_first, float(t[0]))
+        self._t_last = max(self._t_last, float(t[-1]))
+
+    @property
+    def ready(self) -> bool:
+        return self._n >= 50 and self._t_last - self._t_first >= self.min_span_s
+
+    @property
+    def rate(self) -> float:
+        st, sy, stt, sty, _ = self._sums
+        n = self._n
+        den = n * stt - st * st
+        return float((n * sty - st * sy) / den) if n > 1 and den > 0 else 0.0
+
+    @property
+    def spread(self) -> float:
+        st, sy, stt, sty, syy = self._sums
+        n = self._n
+        if n < 3:
+            return float("inf")
+        sxx = stt - st * st / n
+        sxy = sty - st * sy / n
+        syy_c = syy - sy * sy / n
+        res = syy_c - (sxy * sxy / sxx if sxx > 0 else 0.0)
+        return float(np.sqrt(max(res, 0.0) / n))

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.interpolate import Akima1DInterpolator
 
 from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
@@ -65,6 +66,8 @@ MAG_HEADING_SIGMA_DEG = 2.0
 #: The thigh's heading trend over the drill is only trusted as drift when the heading stays within
 #: this spread (deg, 1σ) of the trend line.
 THIGH_TREND_MAX_SPREAD_DEG = 5.0
+#: Span of drill data (s) before the online pipeline trusts its running heading trends.
+ONLINE_TREND_MIN_S = 20.0
 #: With a stored calibration, the online pipeline takes 1 s below this rate (both sensors) as neutral.
 STILL_FOR_NEUTRAL_DEG_S = 2.5
 
@@ -301,11 +304,7 @@ def _magnetic_heading(
     """
     refs = {"pelvis": heading.reference_from(q6["pelvis"][nm], mag_pelvis_uT[nm]),
             "thigh": heading.reference_from(q6["thigh"][nm], mag_thigh_uT[nm])}
-    d_norm = abs(refs["pelvis"].norm_uT - refs["thigh"].norm_uT)
-    d_dip = abs(refs["pelvis"].dip_deg - refs["thigh"].dip_deg)
-    if d_norm > heading.MAG_NORM_TOL * refs["pelvis"].norm_uT or d_dip > heading.MAG_DIP_TOL_DEG:
-        diag.notes.append(f"the two magnetometers disagree at neutral standing (norm by {d_norm:.1f} µT, dip by {d_dip:.1f}°): "
-                          "a disturbance at calibration; heading from the gyroscopes only")
+    if not _references_agree(refs, diag):
         return None
     masks = []
     for name, mag in (("pelvis", mag_pelvis_uT), ("thigh", mag_thigh_uT)):
@@ -319,21 +318,43 @@ def _magnetic_heading(
         diag.notes.append("magnetometers disturbed at neutral standing: heading from the gyroscopes only")
         return None
     delta_mag_neutral = float(np.angle(np.mean(np.exp(1j * delta_mag[ref_ok]))))
+    refined = _refine_thigh_mount(delta0, delta_mag_neutral, q_thigh_mount, diag)
+    if refined is None:
+        return None
+    diag.heading_mode = "magnetometer relative heading (interpolated from the gyroscopes across disturbances)"
+    return delta_mag, valid, refined[0], refined[1]
+
+
+def _references_agree(refs: dict[str, heading.MagReference], diag: Diagnostics) -> bool:
+    """Both sensors must see the same field at neutral standing, else one sits in a disturbance."""
+    d_norm = abs(refs["pelvis"].norm_uT - refs["thigh"].norm_uT)
+    d_dip = abs(refs["pelvis"].dip_deg - refs["thigh"].dip_deg)
+    if d_norm > heading.MAG_NORM_TOL * refs["pelvis"].norm_uT or d_dip > heading.MAG_DIP_TOL_DEG:
+        diag.notes.append(f"the two magnetometers disagree at neutral standing (norm by {d_norm:.1f} µT, dip by {d_dip:.1f}°): "
+                          "a disturbance at calibration; heading from the gyroscopes only")
+        return False
+    return True
+
+
+def _refine_thigh_mount(delta0: float, delta_mag_neutral: float, q_thigh_mount: FloatArray,
+                        diag: Diagnostics) -> tuple[float, FloatArray] | None:
+    """Blend the swing-axis and magnetic thigh headings at neutral; None when they contradict.
+
+    The swing axis leaves the thigh's rotation about its long axis uncertain by a few degrees
+    (ab/adduction coupled to the swing tilts it); the magnetometers give the thigh's heading
+    relative to the pelvis at neutral directly. The two are blended by inverse variance and the
+    thigh mount is turned about the femur's Y axis accordingly. Returns (Δ at neutral, new mount).
+    """
     residual = float(heading.wrap_rad(delta0 - delta_mag_neutral))
     if abs(residual) > np.radians(MAX_MAG_MOUNT_REFINEMENT_DEG):
         diag.notes.append(f"magnetometers and calibration disagree on the thigh heading by {np.degrees(residual):.0f}°: "
                           "a disturbed field at neutral; heading from the gyroscopes only")
         return None
-    # The swing axis leaves the thigh's rotation about its long axis uncertain by a few degrees
-    # (ab/adduction coupled to the swing tilts it); the magnetometers give the thigh's heading
-    # relative to the pelvis at neutral directly. Blend the two by inverse variance and turn the
-    # thigh mount about the femur's Y axis accordingly.
     w_mag = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + MAG_HEADING_SIGMA_DEG**2)
     residual *= w_mag
     q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), q_thigh_mount)
     diag.notes.append(f"thigh mount turned by {np.degrees(residual):.1f}° about the femur axis towards the magnetometer heading at neutral")
-    diag.heading_mode = "magnetometer relative heading (interpolated from the gyroscopes across disturbances)"
-    return delta_mag, valid, delta0 - residual, q_mount
+    return delta0 - residual, q_mount
 
 
 def _remove_heading_trends(
@@ -421,6 +442,11 @@ class AngleFrame:
     gap: bool
 
 
+def _heading_of(q_earth_segment: FloatArray, axis: FloatArray) -> tuple[FloatArray, BoolArray]:
+    v = quat.rotate(q_earth_segment, axis)
+    return np.asarray(np.arctan2(v[:, 1], v[:, 0])), np.asarray(np.abs(v[:, 2]) < 0.5)
+
+
 def _slerp_at(t_s: FloatArray, q: FloatArray, t_new: FloatArray) -> FloatArray:
     """Vectorised slerp of a short quaternion series at times inside ``[t_s[0], t_s[-1]]``."""
     i = np.clip(np.searchsorted(t_s, t_new, side="right") - 1, 0, len(t_s) - 2)
@@ -455,12 +481,13 @@ class _Stream:
         self.tail_mag = np.zeros((0, 3))
         self.tail_gap = np.zeros(0, dtype=bool)
         self.last_t: float | None = None
-        self.last_acc = np.zeros(3)
-        self.last_gyr = np.zeros(3)
-        self.last_mag: FloatArray | None = None
+        self.hist_t = np.zeros(0)
+        self.hist_acc = np.zeros((0, 3))
+        self.hist_gyr = np.zeros((0, 3))
+        self.hist_mag = np.zeros((0, 3))
 
     def fill_gap(self, block: ImuSamples) -> tuple[ImuSamples, BoolArray]:
-        """Insert linearly interpolated samples for up to 0.5 s of lost samples before ``block``."""
+        """Insert samples for up to 0.5 s lost before ``block`` (Akima through the neighbours, as in batch)."""
         if self.last_t is None or self.rate_hz is None or len(block) == 0:
             return block, np.zeros(len(block), dtype=bool)
         dt = 1.0 / self.rate_hz
@@ -468,33 +495,37 @@ class _Stream:
         if missing <= 0:
             return block, np.zeros(len(block), dtype=bool)
         missing = min(missing, int(0.5 * self.rate_hz))
-        u = (np.arange(1, missing + 1) / (missing + 1))[:, None]
-        t_fill = self.last_t + (block.t_s[0] - self.last_t) * u[:, 0]
+        t_fill = self.last_t + (block.t_s[0] - self.last_t) * np.arange(1, missing + 1) / (missing + 1)
+        k = min(3, len(block))
+        t_nb = np.concatenate((self.hist_t, block.t_s[:k]))
 
-        def lerp(a: FloatArray, b: FloatArray) -> FloatArray:
-            return np.asarray(a + (b - a) * u)
+        def fill(hist: FloatArray, new: FloatArray) -> FloatArray:
+            y = np.vstack((hist, new[:k]))
+            if len(t_nb) < 3:
+                return np.asarray(hist[-1] + (new[0] - hist[-1]) * ((t_fill - t_nb[0]) / (t_nb[-1] - t_nb[0]))[:, None])
+            return np.asarray(Akima1DInterpolator(t_nb, y, axis=0)(t_fill))
 
         mag = None
-        if block.mag_uT is not None and self.last_mag is not None:
-            mag = np.vstack((lerp(self.last_mag, block.mag_uT[0]), block.mag_uT))
+        if block.mag_uT is not None:
+            mag = np.vstack((fill(self.hist_mag, block.mag_uT) if len(self.hist_mag) == len(self.hist_t) else np.repeat(block.mag_uT[:1], missing, 0), block.mag_uT))
         filled = ImuSamples(
             np.concatenate((t_fill, block.t_s)),
-            np.vstack((lerp(self.last_acc, block.acc_m_s2[0]), block.acc_m_s2)),
-            np.vstack((lerp(self.last_gyr, block.gyr_rad_s[0]), block.gyr_rad_s)),
-            mag if block.mag_uT is not None and mag is not None else block.mag_uT if block.mag_uT is None else None,
+            np.vstack((fill(self.hist_acc, block.acc_m_s2), block.acc_m_s2)),
+            np.vstack((fill(self.hist_gyr, block.gyr_rad_s), block.gyr_rad_s)),
+            mag,
         )
-        if filled.mag_uT is None and block.mag_uT is not None:
-            # No previous magnetometer sample: repeat the first one of the block.
-            filled = ImuSamples(filled.t_s, filled.acc_m_s2, filled.gyr_rad_s, np.vstack((np.repeat(block.mag_uT[:1], missing, 0), block.mag_uT)))
         gap = np.zeros(len(filled), dtype=bool)
         gap[: missing + 1] = True
         return filled, gap
 
     def remember(self, block: ImuSamples) -> None:
+        """Keep the last three samples as the left neighbours of a possible gap."""
         self.last_t = float(block.t_s[-1])
-        self.last_acc = block.acc_m_s2[-1]
-        self.last_gyr = block.gyr_rad_s[-1]
-        self.last_mag = None if block.mag_uT is None else block.mag_uT[-1]
+        self.hist_t = np.concatenate((self.hist_t, block.t_s))[-3:]
+        self.hist_acc = np.vstack((self.hist_acc, block.acc_m_s2))[-3:]
+        self.hist_gyr = np.vstack((self.hist_gyr, block.gyr_rad_s))[-3:]
+        if block.mag_uT is not None:
+            self.hist_mag = np.vstack((self.hist_mag, block.mag_uT))[-3:]
 
 
 class OnlinePipeline:
@@ -514,7 +545,7 @@ class OnlinePipeline:
     """
 
     def __init__(self, side: str, *, calibration: Calibration | None = None, rate_hz: float = 100.0, method: str = "vqf",
-                 use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None) -> None:
+                 use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None, detrend_heading: bool = True) -> None:
         from sensorhub.motion.calibration import LiveCalibration
 
         _check_side(side)
@@ -522,6 +553,7 @@ class OnlinePipeline:
         self.rate_hz = float(rate_hz)
         self.method = method
         self.use_mag = use_mag
+        self.detrend_heading = detrend_heading
         self._given_calibration = calibration
         self.calibration: Calibration | None = None
         self.live_calibration = None if calibration is not None else LiveCalibration(side, rate_hz)
@@ -653,22 +685,44 @@ class OnlinePipeline:
         delta0 = heading.neutral_heading_offset(q_pel, q_fem)
         self._q_neutral = _mean_quat(q_pel)
         delta_mag_ref = None
+        self._mag_ref = {}
+        self.diagnostics.heading_mode = "gyroscope only (relative heading fixed at neutral standing, causal drift removal)"
         if self.use_mag and raw["pelvis"].mag_uT is not None and raw["thigh"].mag_uT is not None:
             mp = align.resample_vec(raw["pelvis"].t_s, raw["pelvis"].mag_uT, t)
             mt = align.resample_vec(raw["thigh"].t_s, raw["thigh"].mag_uT, t)
-            self._mag_ref = {"pelvis": heading.reference_from(qp, mp), "thigh": heading.reference_from(qt, mt)}
-            dm = heading.magnetic_relative_heading(qp, mp, qt, mt)
-            delta_mag_ref = float(np.angle(np.mean(np.exp(1j * dm))))
-            residual = float(heading.wrap_rad(delta0 - delta_mag_ref))
-            if abs(residual) <= np.radians(MAX_MAG_MOUNT_REFINEMENT_DEG):
-                w_mag = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + MAG_HEADING_SIGMA_DEG**2)
-                residual *= w_mag
-                q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), cal.q_segment_sensor["thigh"])
-                cal = dataclasses.replace(cal, q_segment_sensor={**cal.q_segment_sensor, "thigh": q_mount})
-                delta0 = delta0 - residual
-            self.diagnostics.heading_mode = "magnetometer relative heading, causal low-pass, frozen while disturbed"
-        else:
-            self.diagnostics.heading_mode = "gyroscope only (relative heading fixed at neutral standing)"
+            refs = {"pelvis": heading.reference_from(qp, mp), "thigh": heading.reference_from(qt, mt)}
+            if _references_agree(refs, self.diagnostics):
+                dm = heading.magnetic_relative_heading(qp, mp, qt, mt)
+                refined = _refine_thigh_mount(delta0, float(np.angle(np.mean(np.exp(1j * dm)))), cal.q_segment_sensor["thigh"], self.diagnostics)
+                if refined is not None:
+                    delta0, q_mount = refined
+                    cal = dataclasses.replace(cal, q_segment_sensor={**cal.q_segment_sensor, "thigh": q_mount})
+                    delta_mag_ref = delta0
+                    self._mag_ref = refs
+                    self.diagnostics.heading_mode = "magnetometer relative heading, causal low-pass, frozen while disturbed"
+        # Drift: the relative drift between the protocol's two neutral still phases is the first
+        # estimate for the thigh; running trends over the drill take over once long enough.
+        self._t_ref = 0.5 * (neutral.start_s + neutral.end_s)
+        self._rel_rate_still = 0.0
+        if cal.phases is not None and self.live_calibration is not None:
+            d = []
+            for iv in (cal.phases.still1, cal.phases.still2):
+                tt = np.arange(np.ceil((iv.start_s + 0.25) * self.rate_hz), np.floor((iv.end_s - 0.25) * self.rate_hz) + 1) / self.rate_hz
+                if len(tt) < 2:
+                    break
+                d.append((float(np.mean(tt)), heading.neutral_heading_offset(
+                    angles.segment_orientation(_slerp_at(raw["pelvis"].t_s, q6["pelvis"], tt), cal.q_segment_sensor["pelvis"]),
+                    angles.segment_orientation(_slerp_at(raw["thigh"].t_s, q6["thigh"], tt), cal.q_segment_sensor["thigh"]))))
+            if len(d) == 2 and d[1][0] > d[0][0]:
+                self._rel_rate_still = -float(heading.wrap_rad(d[1][1] - d[0][1])) / (d[1][0] - d[0][0])
+        self._trend_p = heading.OnlineTrend(ONLINE_TREND_MIN_S)
+        self._trend_rel = heading.OnlineTrend(ONLINE_TREND_MIN_S)
+        self._rel_anchor = (0.0, self._t_ref)
+        self._rel_rate = self._rel_rate_still
+        self._axis_choice: dict[str, FloatArray] = {
+            "pelvis": np.array([1.0, 0.0, 0.0]),
+            "thigh": np.array([1.0, 0.0, 0.0]),
+        }
         self._heading.start(delta0, delta_mag_ref)
         self.calibration = cal
         self.diagnostics.calibration = cal
@@ -714,6 +768,8 @@ class OnlinePipeline:
         assert self.calibration is not None
         q_pel = angles.segment_orientation(qs["pelvis"], self.calibration.q_segment_sensor["pelvis"])
         q_fem = angles.segment_orientation(qs["thigh"], self.calibration.q_segment_sensor["thigh"])
+        if self.detrend_heading:
+            q_pel, q_fem, qs = self._remove_drift(t, q_pel, q_fem, qs, long_gap)
         if self._mag_ref:
             bad = np.zeros(n, dtype=bool)
             for name in ("pelvis", "thigh"):
@@ -734,6 +790,39 @@ class OnlinePipeline:
         self._frames.append(block)
         self._gaps.append(gap)
         return [AngleFrame(*(float(x) for x in row), bool(g)) for row, g in zip(block, gap)]
+
+    def _remove_drift(self, t: FloatArray, q_pel: FloatArray, q_fem: FloatArray, qs: dict[str, FloatArray],
+                      long_gap: BoolArray) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
+        """Causal counterpart of the batch drift removal: running heading trends since neutral."""
+        h_p, ok_p = _heading_of(q_pel, self._axis_choice["pelvis"])
+        ax_f = self._axis_choice["thigh"]
+        # The femur's long axis lying flat (seated) is the better heading reference (with hysteresis).
+        vy_z = float(np.mean(np.abs(quat.rotate(q_fem, np.array([0.0, 1.0, 0.0]))[:, 2])))
+        if ax_f[0] == 1.0 and vy_z < 0.4:
+            ax_f = np.array([0.0, 1.0, 0.0])
+        elif ax_f[1] == 1.0 and vy_z > 0.7:
+            ax_f = np.array([1.0, 0.0, 0.0])
+        if not np.array_equal(ax_f, self._axis_choice["thigh"]):
+            # Posture changed (sat down / stood up): the relative heading series restarts and the
+            # correction so far is kept (anchored) so that the output does not jump.
+            self._axis_choice["thigh"] = ax_f
+            self._trend_rel = heading.OnlineTrend(ONLINE_TREND_MIN_S)
+            self._rel_anchor = (self._rel_anchor[0] + self._rel_rate * (float(t[0]) - self._rel_anchor[1]), float(t[0]))
+        h_f, ok_f = _heading_of(q_fem, ax_f)
+        self._trend_p.add(t, h_p, ok_p & ~long_gap)
+        self._trend_rel.add(t, h_f - h_p, ok_p & ok_f & ~long_gap)
+        rate_p = self._trend_p.rate if self._trend_p.ready else 0.0
+        rel = self._rel_rate_still
+        if self._trend_rel.ready and np.degrees(self._trend_rel.spread) <= THIGH_TREND_MAX_SPREAD_DEG:
+            rel = self._trend_rel.rate
+        self._rel_rate = rel
+        phi_p = rate_p * (t - self._t_ref)
+        phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
+        cp = quat.heading_rotation(-phi_p)
+        cf = quat.heading_rotation(-phi_f)
+        self.diagnostics.heading_trend_deg_min = {"pelvis": float(np.degrees(rate_p) * 60), "thigh": float(np.degrees(rate_p + rel) * 60)}
+        return (quat.multiply(cp, q_pel), quat.multiply(cf, q_fem),
+                {"pelvis": quat.multiply(cp, qs["pelvis"]), "thigh": quat.multiply(cf, qs["thigh"])})
 
     def _track_events(self, name: str, t: FloatArray, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> None:
         for i in range(len(t)):
