@@ -191,13 +191,16 @@ class InfluxSink:
             self.last_error_at = time.time()
 
     def _failed(self, message: str) -> None:
+        first = self._delay_s == 0.0  # warn once per outage; later attempts log at debug level
         self.reachable = False
         self._error(message)
         self._delay_s = min(
             self.settings.retry_max_delay_s, max(self.settings.retry_initial_delay_s, 2 * self._delay_s)
         )
         self._next_attempt = time.monotonic() + self._delay_s * random.uniform(0.8, 1.2)
-        logger.warning("storage: %s; next attempt in %.1f s", message, self._delay_s)
+        logger.log(
+            logging.WARNING if first else logging.DEBUG, "storage: %s; next attempt in %.1f s", message, self._delay_s
+        )
 
     def _succeeded(self) -> None:
         if not self.reachable:
