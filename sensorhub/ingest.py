@@ -91,7 +91,7 @@ class StreamStats:
 
     sensor_id: str
     packets_received: int
-    """Packets decoded and accepted (duplicates and inconsistent packets not included)."""
+    """Distinct packets decoded and accepted, late ones included (duplicates and inconsistent ones not)."""
     packets_lost: int
     """Sequence numbers never received (gaps), excluding packets that arrived too late to use."""
     duplicates: int
@@ -116,7 +116,7 @@ class StreamStats:
     offset_s: float
     """``t_hub = t_sensor * (1 + drift) + offset`` for the current epoch (sensor time from its µs counter)."""
     loss_fraction: float
-    """packets_lost / (packets_lost + packets_received + late); NaN before any packet."""
+    """packets_lost / (packets_lost + packets_received); NaN before any packet."""
     last_error: str | None
     has_mag: bool | None
 
@@ -285,7 +285,6 @@ class SensorStream:
         )
         self._new_epoch()
         self.clock.reanchor()
-        self._gap_pending = True
         self._accept(packet, t_host_s)
         return out + self._release(t_host_s)
 
@@ -389,7 +388,7 @@ class SensorStream:
     def stats(self) -> StreamStats:
         est = self.clock.estimate
         drift = est.drift_ppm
-        seen = self._lost + self._received + self._late
+        seen = self._lost + self._received
         return StreamStats(
             sensor_id=self.sensor_id,
             packets_received=self._received,

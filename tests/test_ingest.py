@@ -128,6 +128,7 @@ def test_packet_later_than_window_is_late_and_leaves_a_gap() -> None:
     out = feed(stream, [(arrival_s(max(k, 13 if k == 7 else k)) + 0.001 * (k == 7), packet(k)) for k in order])
     st = stream.stats()
     assert st.late == 1 and st.packets_lost == 0 and st.reordered == 0
+    assert st.packets_received == 20 and st.loss_fraction == 0.0 and st.gaps == 1
     idx = indices(out)
     assert 28 not in idx and len(out) == 19 * 4
     assert gaps(out)[np.flatnonzero(idx == 32)[0]]
