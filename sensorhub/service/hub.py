@@ -1,0 +1,816 @@
+"""The live runtime: notifications in, angles, reps and events out to storage and browsers.
+
+One asyncio task (the *consumer*) owns all pipeline state::
+
+    source --submit()--> queue --> Ingest --(sensor_id, ImuSamples)--> assignment
+        --> OnlinePipeline per stream (athlete/side; live calibration, then angle frames)
+        --> RepDetector of the stream's running session --> rep / compensation events
+        --> storage (non-blocking writes) and the display decimator --> WebSocket fan-out
+
+* :meth:`Hub.submit` is the single entry point for live BLE and replay alike. It only stamps the
+  entry time and enqueues, so a BLE callback never waits for the maths.
+* The consumer drains whatever is queued, pushes each notification through :class:`Ingest`, then
+  concatenates each sensor's released blocks and hands the pipeline one block per sensor per
+  batch: under load batches grow and the per-call overhead is paid once per batch.
+* A stream is one measured hip: the athlete's pelvis sensor plus one thigh sensor. With both thighs
+  assigned the athlete has two streams sharing the pelvis sensor.
+* A session (drill on a stream) feeds the stream's frames to a :class:`RepDetector`; calibration
+  belongs to the stream and carries over from one session to the next.
+* Control actions that must keep their order with the data (a replay pass starting over, the end of
+  a source) travel through the same queue as the notifications.
+* Frames go out at most ``display_rate_hz`` times a second: immediately when a frame arrives and the
+  last push is old enough (so a pushed frame has waited only for its own processing), else when the
+  interval has passed (see :class:`~sensorhub.service.broadcast.FrameDecimator`).
+
+Bad input never stops the hub: a block the pipeline rejects is logged and counted, not raised.
+Storage, BLE and HTTP are reached only through the interfaces handed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sensorhub import __version__
+from sensorhub.drills import CATALOG, DrillDefinition, RepCompleted, RepDetector, RepEvent, RepIncomplete, get_drill
+from sensorhub.drills.reps import Rep
+from sensorhub.errors import ConfigurationError, SensorhubError
+from sensorhub.ingest import Ingest, concat_samples
+from sensorhub.motion.calibration import CalibrationStep
+from sensorhub.motion.pipeline import AngleFrame, OnlinePipeline
+from sensorhub.notification import Notification
+from sensorhub.samples import ImuSamples
+from sensorhub.service import views
+from sensorhub.service.athletes import AthleteRegistry
+from sensorhub.service.broadcast import Broadcaster, FrameDecimator, dumps, round_or_none
+from sensorhub.service.metrics import LiveMetrics
+from sensorhub.service.settings import ServiceSettings
+from sensorhub.service.sources import SEGMENTS, NotificationSource, SensorInfo, SessionPlan
+from sensorhub.storage import AngleFrame as StoredFrame
+from sensorhub.storage import RepRecord, SensorStatus, SessionRecord, Store
+
+log = logging.getLogger(__name__)
+
+SIDES = ("left", "right")
+#: Most notifications the consumer takes in one batch (bounds the time between two pushes).
+MAX_BATCH = 512
+
+
+class HubError(SensorhubError):
+    """A request the runtime cannot carry out in its current state."""
+
+
+class NotFoundError(HubError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConflictError(HubError):
+    pass
+
+
+@dataclass
+class Assignment:
+    """Which body segment of which athlete a sensor is strapped to."""
+
+    athlete: str
+    segment: str
+    side: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.segment not in SEGMENTS:
+            raise ConfigurationError(f"segment is {self.segment!r}, expected one of {SEGMENTS}")
+        if self.segment == "thigh" and self.side not in SIDES:
+            raise ConfigurationError(f"a thigh sensor needs side 'left' or 'right', got {self.side!r}")
+        if self.segment == "pelvis":
+            self.side = None
+
+
+@dataclass
+class SensorState:
+    sensor_id: str
+    info: SensorInfo | None = None
+    assignment: Assignment | None = None
+    connected: bool = False
+    lost: bool = False
+    lost_at: float | None = None
+    battery_pct: float | None = None
+
+
+@dataclass(eq=False)
+class LiveSession:
+    """One drill on one stream, with its rep detector and results so far."""
+
+    id: str
+    athlete: str
+    side: str
+    drill: DrillDefinition
+    started: float
+    detector: RepDetector
+    ended: float | None = None
+    reps: list[Rep] = field(default_factory=list)
+    incomplete: list[RepIncomplete] = field(default_factory=list)
+    max_ir: float | None = None
+    max_er: float | None = None
+    compensating: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.athlete}/{self.side}"
+
+    @property
+    def active(self) -> bool:
+        return self.ended is None
+
+    def summary(self) -> dict[str, Any]:
+        return views.session_summary(self.reps, self.drill, self.side, self.incomplete)
+
+    def record(self) -> SessionRecord:
+        return SessionRecord(self.id, self.athlete, self.drill.name, self.side, self.started, self.ended, self.summary())
+
+    def to_json(self, *, summary: bool = True) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "athlete": self.athlete, "side": self.side, "key": self.key, "drill": self.drill.name,
+            "started": self.started, "ended": self.ended, "active": self.active, "reps": len(self.reps),
+        }
+        if summary:
+            out["summary"] = self.summary()
+        return out
+
+
+@dataclass(eq=False)
+class StreamRuntime:
+    """One measured hip: its pipeline (calibration, angles) and its current session."""
+
+    athlete: str
+    side: str
+    pipeline: OnlinePipeline
+    session: LiveSession | None = None
+    reported_steps: set[str] = field(default_factory=set)
+    calibration_reported: bool = False
+    frames: int = 0
+    last_frame: AngleFrame | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.athlete}/{self.side}"
+
+    @property
+    def calibrated(self) -> bool:
+        return self.pipeline.state == "streaming"
+
+
+@dataclass
+class _Control:
+    """An action that must run in order with the queued notifications."""
+
+    run: Callable[[], None]
+
+
+class Hub:
+    """The runtime (see the module docstring). Create, then ``await start()``; ``await stop()`` at the end."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        store: Store | None,
+        metrics: LiveMetrics,
+        broadcaster: Broadcaster,
+        athletes: AthleteRegistry,
+        source: NotificationSource | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.broadcaster = broadcaster
+        self.athletes = athletes
+        self.source = source
+        self.mode = source.name if source is not None else "idle"
+        self.ingest = Ingest()
+        self.sensors: dict[str, SensorState] = {}
+        self.streams: dict[str, StreamRuntime] = {}
+        self.sessions: dict[str, LiveSession] = {}
+        self.recent_events: deque[dict[str, Any]] = deque(maxlen=500)
+        self.source_done = asyncio.Event()
+        self.started_at = time.monotonic()
+        self._queue: asyncio.Queue[tuple[Notification, float] | _Control] = asyncio.Queue()
+        self._last_seen: dict[str, float] = {}
+        self._latest_t_host_s = -math.inf
+        self._unix_origin_s: float | None = None
+        self._decimator = FrameDecimator()
+        self._push_interval_s = 1.0 / settings.display_rate_hz
+        self._last_push = -math.inf
+        self._push_timer: asyncio.TimerHandle | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        metrics.attach(self.metrics_snapshot)
+
+    # == lifecycle ================================================================================
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="hub-consumer"),
+            asyncio.create_task(self._periodic(self.settings.status_interval_s, self._status_tick), name="hub-status"),
+            asyncio.create_task(self._periodic(0.25, self._watchdog_tick), name="hub-watchdog"),
+        ]
+        if self.source is not None:
+            self._tasks.append(asyncio.create_task(self._run_source(self.source), name=f"source-{self.source.name}"))
+        log.info("hub started (mode %s)", self.mode)
+
+    async def stop(self) -> None:
+        """Cancel the tasks, end running sessions (stored with their summary)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self._push_timer is not None:
+            self._push_timer.cancel()
+        for session in list(self.sessions.values()):
+            if session.active:
+                self._end_session(session)
+
+    async def _run_source(self, source: NotificationSource) -> None:
+        try:
+            await source.run(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification source %s failed", source.name)
+            self.source_finished()
+
+    async def _periodic(self, interval_s: float, fn: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                fn()
+            except Exception:
+                log.exception("hub periodic task %s failed", getattr(fn, "__name__", fn))
+
+    # == HubInput: what sources call =============================================================
+
+    def submit(self, notification: Notification) -> None:
+        """Enter one notification (event loop thread). Only stamps and enqueues."""
+        t = time.perf_counter()
+        self._last_seen[notification.sensor_id] = t
+        self._queue.put_nowait((notification, t))
+
+    def submit_threadsafe(self, notification: Notification) -> None:
+        """:meth:`submit` from another thread (e.g. a BLE stack calling back on its own thread)."""
+        assert self._loop is not None, "hub not started"
+        self._loop.call_soon_threadsafe(self.submit, notification)
+
+    def sensor_found(self, info: SensorInfo) -> None:
+        state = self._sensor(info.sensor_id)
+        state.info = info
+        if info.segment is not None and info.athlete is not None and state.assignment is None:
+            self.assign_sensor(info.sensor_id, info.athlete, info.segment, info.side)
+
+    def sensor_event(self, sensor_id: str, kind: str, **data: Any) -> None:
+        state = self._sensor(sensor_id)
+        if kind == "connected":
+            state.connected = True
+            self._last_seen.setdefault(sensor_id, time.perf_counter())
+        elif kind == "disconnected":
+            state.connected = False
+            self._mark_lost(state, "disconnected")
+        elif kind == "lost":
+            self._mark_lost(state, str(data.get("reason", "link lost")))
+        elif kind == "back":
+            state.connected = True
+            self._mark_back(state)
+        elif kind == "battery":
+            pct = float(data.get("battery_pct", math.nan))
+            if state.battery_pct is None or abs(pct - state.battery_pct) >= 1.0:
+                self.emit("sensor_battery", self._key_of(sensor_id), sensor_id=sensor_id, battery_pct=round_or_none(pct, 1))
+            state.battery_pct = pct
+        else:
+            log.debug("ignored sensor event %r for %s", kind, sensor_id)
+
+    def plan_session(self, plan: SessionPlan) -> None:
+        """Queued: the source's session (re)starts once everything before it is processed."""
+        self._queue.put_nowait(_Control(lambda: self._apply_plan(plan)))
+
+    def source_finished(self) -> None:
+        self._queue.put_nowait(_Control(self._finish_source))
+
+    # == API operations ==========================================================================
+
+    def assign_sensor(self, sensor_id: str, athlete: str, segment: str, side: str | None = None) -> SensorState:
+        """Strap ``sensor_id`` to ``segment`` (and ``side``) of ``athlete``; recalibrates affected streams."""
+        new = Assignment(athlete, segment, side)
+        state = self._sensor(sensor_id)
+        old = state.assignment
+        state.assignment = new
+        affected = {self._stream_key_for(a) for a in (old, new) if a is not None}
+        if new.segment == "thigh":
+            self._ensure_stream(athlete, new.side or "")
+        for stream in self.streams.values():
+            if stream.key in affected or (new.segment == "pelvis" and stream.athlete == athlete) or (
+                old is not None and old.segment == "pelvis" and stream.athlete == old.athlete
+            ):
+                if stream.frames or stream.pipeline.state != "calibrating":
+                    self._reset_pipeline(stream, f"sensor {sensor_id} reassigned")
+        return state
+
+    def unassign_sensor(self, sensor_id: str) -> None:
+        state = self.sensors.get(sensor_id)
+        if state is None:
+            raise NotFoundError(f"no sensor {sensor_id!r}")
+        state.assignment = None
+
+    def start_session(self, athlete: str, side: str, drill: str) -> LiveSession:
+        if side not in SIDES:
+            raise ConfigurationError(f"side is {side!r}, expected 'left' or 'right'")
+        definition = get_drill(drill)
+        if athlete not in self.athletes:
+            raise NotFoundError(f"no athlete with id {athlete!r}; create it with POST /api/athletes")
+        stream = self._ensure_stream(athlete, side)
+        if stream.session is not None and stream.session.active:
+            raise ConflictError(f"session {stream.session.id} is already running on {stream.key}; stop it first")
+        session = LiveSession(uuid.uuid4().hex[:16], athlete, side, definition, time.time(), RepDetector(definition))
+        stream.session = session
+        self.sessions[session.id] = session
+        if self.store is not None:
+            self.store.write_session(session.record())
+        log.info("session %s started: %s %s %s", session.id, athlete, side, definition.name)
+        self.emit("session_started", stream.key, session=session.to_json(summary=False))
+        return session
+
+    def stop_session(self, session_id: str) -> LiveSession:
+        session = self.sessions.get(session_id)
+        if session is None:
+            raise NotFoundError(f"no running session {session_id!r}")
+        if not session.active:
+            raise ConflictError(f"session {session_id} has already ended")
+        self._end_session(session)
+        return session
+
+    def restart_calibration(self, key: str) -> StreamRuntime:
+        stream = self.streams.get(key)
+        if stream is None:
+            raise NotFoundError(f"no stream {key!r}; known: {sorted(self.streams)}")
+        self._reset_pipeline(stream, "calibration restarted on request")
+        return stream
+
+    # == consumer ================================================================================
+
+    async def _consume(self) -> None:
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(queue.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+            try:
+                self._process(batch)
+            except Exception:
+                # Never let one bad batch stop the service; the data of that batch is lost.
+                self.metrics.processing_errors.inc()
+                log.exception("hub: batch of %d items failed", len(batch))
+            self._maybe_push()
+
+    def _process(self, batch: list[tuple[Notification, float] | _Control]) -> None:
+        blocks: dict[str, list[ImuSamples]] = {}
+        entered: dict[str, float] = {}
+        for item in batch:
+            if isinstance(item, _Control):
+                self._process_blocks(blocks, entered)
+                blocks, entered = {}, {}
+                item.run()
+                continue
+            note, t_enter = item
+            sid = note.sensor_id
+            if self._unix_origin_s is None:
+                self._unix_origin_s = time.time() - note.t_host_s
+            if note.t_host_s > self._latest_t_host_s:
+                self._latest_t_host_s = note.t_host_s
+            state = self.sensors.get(sid) or self._sensor(sid)
+            if not state.connected:
+                state.connected = True
+            if state.lost:
+                self._mark_back(state)
+            self.metrics.notifications.labels(sid).inc()
+            for bsid, block in self.ingest.push(note):
+                blocks.setdefault(bsid, []).append(block)
+                entered[bsid] = t_enter
+        self._process_blocks(blocks, entered)
+
+    def _process_blocks(self, blocks: dict[str, list[ImuSamples]], entered: dict[str, float]) -> None:
+        for sid, parts in blocks.items():
+            block = parts[0] if len(parts) == 1 else concat_samples(parts)
+            self.metrics.samples.labels(sid).inc(len(block))
+            state = self.sensors.get(sid)
+            if state is None or state.assignment is None:
+                continue  # counted, not processed: nobody is wearing it yet
+            for stream, segment in self._targets(state.assignment):
+                self._push_block(stream, segment, block, entered[sid])
+
+    def _targets(self, a: Assignment) -> list[tuple[StreamRuntime, str]]:
+        if a.segment == "pelvis":
+            return [(s, "pelvis") for s in self.streams.values() if s.athlete == a.athlete]
+        stream = self.streams.get(f"{a.athlete}/{a.side}")
+        return [] if stream is None else [(stream, "thigh")]
+
+    def _push_block(self, stream: StreamRuntime, segment: str, block: ImuSamples, t_enter: float) -> None:
+        try:
+            frames = stream.pipeline.push(segment, block)
+        except SensorhubError as exc:
+            self.metrics.processing_errors.inc()
+            log.warning("%s: %s block rejected: %s", stream.key, segment, exc)
+            return
+        if not stream.calibration_reported:
+            self._check_calibration(stream)
+        if frames:
+            self._on_frames(stream, frames, t_enter)
+
+    def _check_calibration(self, stream: StreamRuntime) -> None:
+        pipe = stream.pipeline
+        lc = pipe.live_calibration
+        if lc is not None:
+            status = lc._status()
+            for v in status.verdicts:
+                if v.step not in stream.reported_steps and v.step in ("still1", "swings", "bows", "still2"):
+                    stream.reported_steps.add(v.step)
+                    self.emit("calibration_step", stream.key, next_step=status.step.value, prompt=status.prompt,
+                              **views.verdict_json(v))
+            if status.step is CalibrationStep.FAILED:
+                stream.calibration_reported = True
+                advice = [v.advice for v in status.verdicts if not v.ok and v.advice]
+                self.emit("calibration_failed", stream.key, advice=advice)
+                return
+        if pipe.state == "streaming" and pipe.calibration is not None:
+            stream.calibration_reported = True
+            q = pipe.calibration.quality
+            self.emit("calibration_done", stream.key, ok=q.ok, quality=views.clean(q.to_dict()), advice=q.advice)
+
+    def _on_frames(self, stream: StreamRuntime, frames: list[AngleFrame], t_enter: float) -> None:
+        stream.frames += len(frames)
+        stream.last_frame = frames[-1]
+        self.metrics.frames.labels(stream.key).inc(len(frames))
+        session = stream.session
+        if session is not None and session.active:
+            detector = session.detector
+            for f in frames:
+                events = detector.update(
+                    f.t_s, f.hip_rotation_deg, hip_flexion=f.hip_flexion_deg, hip_adduction=f.hip_adduction_deg,
+                    pelvis_tilt=f.pelvis_tilt_deg, pelvis_obliquity=f.pelvis_obliquity_deg,
+                    pelvis_rotation=f.pelvis_rotation_deg,
+                )
+                for ev in events:
+                    self._on_rep_event(stream, session, ev)
+            if self.store is not None:
+                origin = self._unix_origin_s or 0.0
+                self.store.write_frames([
+                    StoredFrame(origin + f.t_s, session.athlete, session.id, session.side, session.drill.name,
+                                f.hip_flexion_deg, f.hip_adduction_deg, f.hip_rotation_deg,
+                                f.pelvis_tilt_deg, f.pelvis_obliquity_deg, f.pelvis_rotation_deg)
+                    for f in frames
+                ])
+        self._decimator.add(stream.key, frames, t_enter)
+
+    def _on_rep_event(self, stream: StreamRuntime, session: LiveSession, ev: RepEvent) -> None:
+        if isinstance(ev, RepIncomplete):
+            session.incomplete.append(ev)
+            self.emit("rep_incomplete", stream.key, session=session.id, **views.incomplete_json(ev))
+            return
+        if not isinstance(ev, RepCompleted):
+            return
+        rep = ev.rep
+        session.reps.append(rep)
+        if rep.peak_internal_rotation is not None and math.isfinite(rep.peak_internal_rotation):
+            session.max_ir = max(session.max_ir or 0.0, rep.peak_internal_rotation)
+        if rep.peak_external_rotation is not None and math.isfinite(rep.peak_external_rotation):
+            session.max_er = max(session.max_er or 0.0, rep.peak_external_rotation)
+        session.compensating = rep.compensation
+        self.metrics.reps.labels(stream.key).inc()
+        body = views.rep_json(rep, self._unix_origin_s)
+        self.emit("rep_completed", stream.key, session=session.id, rep=body)
+        if rep.compensation:
+            d = rep.compensation_detail
+            self.emit("compensation", stream.key, session=session.id, rep_index=rep.index,
+                      exceeded=list(d.exceeded), change_deg=views.clean(dict(d.change_deg)),
+                      limit_deg=views.clean(dict(d.limit_deg)))
+        if self.store is not None:
+            origin = self._unix_origin_s or 0.0
+            self.store.write_reps([RepRecord(
+                athlete=session.athlete, session=session.id, side=session.side, drill=session.drill.name,
+                index=rep.index - 1, t_start_s=origin + rep.t_start, t_end_s=origin + rep.t_end,
+                peak_internal_rotation_deg=abs(rep.peak_internal_rotation) if rep.peak_internal_rotation is not None else math.nan,
+                peak_external_rotation_deg=abs(rep.peak_external_rotation) if rep.peak_external_rotation is not None else math.nan,
+                arc_deg=abs(rep.arc), compensations=tuple(rep.compensation_detail.exceeded) or (("compensation",) if rep.compensation else ()),
+                score=rep.score, score_components=body.get("score_components") or {},
+            )])
+
+    # == sessions, streams, sensors ==============================================================
+
+    def _sensor(self, sensor_id: str) -> SensorState:
+        state = self.sensors.get(sensor_id)
+        if state is None:
+            state = self.sensors[sensor_id] = SensorState(sensor_id)
+        return state
+
+    @staticmethod
+    def _stream_key_for(a: Assignment) -> str | None:
+        return f"{a.athlete}/{a.side}" if a.segment == "thigh" else None
+
+    def _key_of(self, sensor_id: str) -> str | None:
+        state = self.sensors.get(sensor_id)
+        if state is None or state.assignment is None:
+            return None
+        return self._stream_key_for(state.assignment) or next(
+            (s.key for s in self.streams.values() if s.athlete == state.assignment.athlete), None)
+
+    def _new_pipeline(self, side: str) -> OnlinePipeline:
+        return OnlinePipeline(side, rate_hz=self.settings.angle_rate_hz)
+
+    def _ensure_stream(self, athlete: str, side: str) -> StreamRuntime:
+        key = f"{athlete}/{side}"
+        stream = self.streams.get(key)
+        if stream is None:
+            stream = self.streams[key] = StreamRuntime(athlete, side, self._new_pipeline(side))
+            log.info("stream %s created", key)
+        return stream
+
+    def _reset_pipeline(self, stream: StreamRuntime, why: str) -> None:
+        log.info("%s: new calibration (%s)", stream.key, why)
+        stream.pipeline = self._new_pipeline(stream.side)
+        stream.reported_steps = set()
+        stream.calibration_reported = False
+        stream.last_frame = None
+
+    def _end_session(self, session: LiveSession) -> None:
+        stream = self.streams.get(session.key)
+        for ev in session.detector.finish():
+            if stream is not None:
+                self._on_rep_event(stream, session, ev)
+        session.ended = time.time()
+        if self.store is not None:
+            self.store.write_session(session.record())
+        log.info("session %s stopped: %d reps", session.id, len(session.reps))
+        self.emit("session_stopped", session.key, session=session.to_json())
+
+    def _apply_plan(self, plan: SessionPlan) -> None:
+        """A replay pass begins: (re)start its session on a fresh calibration."""
+        self.athletes.ensure(plan.athlete_id, plan.athlete_name)
+        if plan.side not in SIDES:
+            log.warning("replay: recording names no side; no session started")
+            return
+        stream = self._ensure_stream(plan.athlete_id, plan.side)
+        if stream.session is not None and stream.session.active:
+            self._end_session(stream.session)
+        if stream.frames or stream.pipeline.state != "calibrating":
+            self._reset_pipeline(stream, "replay starts over")
+        if plan.drill is None or plan.drill not in CATALOG:
+            log.warning("replay: drill %r is not in the catalog; no session started", plan.drill)
+            return
+        self.start_session(plan.athlete_id, plan.side, plan.drill)
+
+    def _finish_source(self) -> None:
+        """The source ended: release what ingest holds, end sessions, sensors disconnected."""
+        self._process_blocks(*self._flush_ingest())
+        for session in list(self.sessions.values()):
+            if session.active:
+                self._end_session(session)
+        for state in self.sensors.values():
+            state.connected = False
+            state.lost = False
+        self.source_done.set()
+        log.info("source %s finished", self.mode)
+
+    def _flush_ingest(self) -> tuple[dict[str, list[ImuSamples]], dict[str, float]]:
+        blocks: dict[str, list[ImuSamples]] = {}
+        now = time.perf_counter()
+        for sid, block in self.ingest.flush():
+            blocks.setdefault(sid, []).append(block)
+        return blocks, {sid: now for sid in blocks}
+
+    def _mark_lost(self, state: SensorState, reason: str) -> None:
+        if state.lost:
+            return
+        state.lost = True
+        state.lost_at = time.perf_counter()
+        seen = self._last_seen.get(state.sensor_id)
+        silent = None if seen is None else round(state.lost_at - seen, 3)
+        segment = state.assignment.segment if state.assignment else None
+        log.warning("sensor %s lost (%s)", state.sensor_id, reason)
+        self.emit("sensor_lost", self._key_of(state.sensor_id), sensor_id=state.sensor_id, segment=segment,
+                  silent_s=silent, reason=reason)
+
+    def _mark_back(self, state: SensorState) -> None:
+        if not state.lost:
+            return
+        state.lost = False
+        lost_s = None if state.lost_at is None else round(time.perf_counter() - state.lost_at, 3)
+        segment = state.assignment.segment if state.assignment else None
+        log.info("sensor %s back after %s s", state.sensor_id, lost_s)
+        self.emit("sensor_back", self._key_of(state.sensor_id), sensor_id=state.sensor_id, segment=segment, lost_s=lost_s)
+
+    # == output ==================================================================================
+
+    def emit(self, event: str, key: str | None, **data: Any) -> None:
+        """Publish one event to every client (and keep it in ``recent_events``)."""
+        message = {"type": "event", "event": event, "t": time.time(), "key": key, **data}
+        self.recent_events.append(message)
+        self.broadcaster.publish(message)
+
+    def _maybe_push(self) -> None:
+        if not self._decimator:
+            return
+        wait = self._last_push + self._push_interval_s - time.perf_counter()
+        if wait <= 0:
+            self._push_frames()
+        elif self._push_timer is None and self._loop is not None:
+            self._push_timer = self._loop.call_later(wait, self._timer_push)
+
+    def _timer_push(self) -> None:
+        self._push_timer = None
+        if self._decimator:
+            self._push_frames()
+
+    def _push_frames(self) -> None:
+        self._last_push = time.perf_counter()
+        streams: list[dict[str, Any]] = []
+        entered: list[float] = []
+        for key, (f, lo, hi, n, t_enter) in self._decimator.take().items():
+            stream = self.streams.get(key)
+            if stream is None:
+                continue
+            session = stream.session
+            streams.append({
+                "key": key, "athlete": stream.athlete, "side": stream.side,
+                "session": session.id if session else None,
+                "t_s": round(f.t_s, 4),
+                "hip_rotation": round_or_none(f.hip_rotation_deg),
+                "hip_rotation_min": round_or_none(lo), "hip_rotation_max": round_or_none(hi),
+                "hip_flexion": round_or_none(f.hip_flexion_deg), "hip_adduction": round_or_none(f.hip_adduction_deg),
+                "pelvis_tilt": round_or_none(f.pelvis_tilt_deg), "pelvis_obliquity": round_or_none(f.pelvis_obliquity_deg),
+                "pelvis_rotation": round_or_none(f.pelvis_rotation_deg),
+                "session_max_ir": round_or_none(session.max_ir) if session else None,
+                "session_max_er": round_or_none(session.max_er) if session else None,
+                "reps": len(session.reps) if session else 0,
+                "compensating": bool(session and session.compensating),
+                "calibrated": stream.calibrated, "gap": f.gap, "n": n,
+            })
+            entered.append(t_enter)
+        if streams:
+            self.metrics.frame_pushes.inc()
+            self.broadcaster.publish(dumps({"type": "frame", "t": time.time(), "streams": streams}), entered)
+
+    def _status_tick(self) -> None:
+        self.metrics.clients.set(len(self.broadcaster))
+        sensors = self.sensors_json()
+        if self.store is not None and sensors:
+            now = time.time()
+            self.store.write_status([
+                SensorStatus(s["sensor_id"], s["battery_pct"] if s["battery_pct"] is not None else math.nan,
+                             s["loss_fraction"] or 0.0, s["rate_hz"] or 0.0, bool(s["connected"] and not s["lost"]),
+                             now, s["athlete"] or "")
+                for s in sensors
+            ])
+        if len(self.broadcaster):
+            self.broadcaster.publish({"type": "status", **self.status_json(sensors)})
+
+    def _watchdog_tick(self) -> None:
+        now = time.perf_counter()
+        limit = self.settings.sensor_lost_after_s
+        for state in self.sensors.values():
+            if state.connected and not state.lost:
+                seen = self._last_seen.get(state.sensor_id)
+                if seen is not None and now - seen > limit:
+                    self._mark_lost(state, f"no data for {now - seen:.1f} s")
+        if math.isfinite(self._latest_t_host_s):
+            # Packets held for reordering behind a gap are released once they are overdue.
+            released = self.ingest.poll(self._latest_t_host_s)
+            if released:
+                blocks: dict[str, list[ImuSamples]] = {}
+                for sid, block in released:
+                    blocks.setdefault(sid, []).append(block)
+                self._process_blocks(blocks, {sid: now for sid in blocks})
+                self._maybe_push()
+
+    # == views ===================================================================================
+
+    def sensors_json(self) -> list[dict[str, Any]]:
+        stats = self.ingest.stats()
+        now = time.perf_counter()
+        out = []
+        for sid in sorted(set(self.sensors) | set(stats)):
+            state = self.sensors.get(sid) or SensorState(sid)
+            st = stats.get(sid)
+            a = state.assignment
+            seen = self._last_seen.get(sid)
+            info = state.info
+            out.append(views.clean({
+                "sensor_id": sid,
+                "name": info.name if info else None,
+                "segment": a.segment if a else None,
+                "side": a.side if a else None,
+                "athlete": a.athlete if a else None,
+                "connected": state.connected,
+                "lost": state.lost,
+                "battery_pct": state.battery_pct,
+                "rate_hz": round(st.rate_hz, 3) if st and math.isfinite(st.rate_hz) else None,
+                "nominal_rate_hz": st.nominal_rate_hz if st else (info.rate_hz if info else None),
+                "loss_fraction": st.loss_fraction if st else None,
+                "packets_received": st.packets_received if st else 0,
+                "packets_lost": st.packets_lost if st else 0,
+                "samples": st.samples if st else 0,
+                "last_seen_s_ago": None if seen is None else round(now - seen, 3),
+                "has_mag": st.has_mag if st and st.has_mag is not None else (info.has_mag if info else None),
+            }))
+        return out
+
+    def calibration_json(self, stream: StreamRuntime) -> dict[str, Any]:
+        pipe = stream.pipeline
+        out: dict[str, Any] = {"key": stream.key, "state": pipe.state, "step": None, "progress": None,
+                               "prompt": None, "verdicts": [], "result": None}
+        lc = pipe.live_calibration
+        if lc is not None:
+            out.update(views.live_status_json(lc._status()))
+        if pipe.calibration is not None:
+            q = pipe.calibration.quality
+            out["result"] = {"ok": q.ok, "quality": views.clean(q.to_dict()), "advice": q.advice,
+                             "created": pipe.calibration.created}
+            if lc is None:
+                out["step"] = "done"
+                out["progress"] = 1.0
+        return out
+
+    def stream_json(self, stream: StreamRuntime) -> dict[str, Any]:
+        session = stream.session
+        athlete = self.athletes.find(stream.athlete)
+        sensors: dict[str, str | None] = {"pelvis": None, "thigh": None}
+        for state in self.sensors.values():
+            a = state.assignment
+            if a is not None and a.athlete == stream.athlete and (a.segment == "pelvis" or a.side == stream.side):
+                sensors[a.segment] = state.sensor_id
+        drill = session.drill if session else None
+        state = "stopped" if session is not None and not session.active and not stream.calibrated else stream.pipeline.state
+        return {
+            "key": stream.key, "athlete": stream.athlete, "athlete_name": athlete.name if athlete else stream.athlete,
+            "side": stream.side, "session": session.id if session and session.active else None,
+            "drill": drill.name if drill and session and session.active else None,
+            "state": state,
+            "calibration": self.calibration_json(stream), "calibrated": stream.calibrated,
+            "reps": len(session.reps) if session else 0,
+            "session_max_ir": round_or_none(session.max_ir) if session else None,
+            "session_max_er": round_or_none(session.max_er) if session else None,
+            "sensors": sensors,
+            "targets": {"internal": drill.target_internal_deg, "external": drill.target_external_deg} if drill else None,
+        }
+
+    def streams_json(self) -> list[dict[str, Any]]:
+        return [self.stream_json(s) for s in self.streams.values()]
+
+    def storage_json(self) -> dict[str, Any]:
+        if self.store is None:
+            return {"state": "down", "backend": "none", "alert": "no store configured"}
+        try:
+            return views.clean(self.store.health().as_dict())  # type: ignore[no-any-return]
+        except Exception as exc:  # health must never take the status down with it
+            return {"state": "down", "backend": "unknown", "last_error": str(exc)}
+
+    def status_json(self, sensors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        return {
+            "t": time.time(),
+            "sensors": sensors if sensors is not None else self.sensors_json(),
+            "storage": self.storage_json(),
+            "sessions": [s.to_json(summary=False) for s in self.sessions.values() if s.active],
+            "streams": self.streams_json(),
+            "clients": len(self.broadcaster),
+        }
+
+    def hello_json(self) -> dict[str, Any]:
+        return {
+            "type": "hello", "version": 1, "t": time.time(),
+            "server": {"name": "sensorhub", "version": __version__, "display_rate_hz": self.settings.display_rate_hz,
+                       "mode": self.mode},
+            "drills": [views.drill_json(d) for d in CATALOG.values()],
+            "streams": self.streams_json(),
+            "status": self.status_json(),
+        }
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        return {"sensors": self.sensors_json(), "storage": self.storage_json(), "queue_depth": self._queue.qsize()}
+
+    @property
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at
+
+    @property
+    def unix_origin_s(self) -> float | None:
+        return self._unix_origin_s

@@ -1,0 +1,1 @@
+"""One router per REST resource; ``deps`` holds the shared dependencies."""
