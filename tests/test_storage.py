@@ -69,6 +69,7 @@ def rep(
 
 # ------------------------------------------------------------------------------------ records
 def test_rep_from_drills_dict_converts_clock_sign_and_components() -> None:
+    # Shaped like sensorhub.drills.summary.rep_record (NaN already mapped to None there).
     rep_dict = {
         "index": 3,
         "t_start": 12.5,
@@ -76,20 +77,26 @@ def test_rep_from_drills_dict_converts_clock_sign_and_components() -> None:
         "peak_internal_rotation": 31.2,
         "peak_external_rotation": -42.0,
         "arc": 73.2,
-        "compensation": [{"kind": "pelvis_rotation", "t": 13.0}, "trunk_lean"],
+        "hold_internal_s": 1.0,
+        "tempo": {"internal": 1.2},
+        "compensation": True,
+        "compensation_detail": {"exceeded": ["pelvis_rotation"], "change_deg": {"pelvis_rotation": 9.0}},
         "score": 71.0,
-        "score_range": 80.0,
-        "score_components": {"tempo": 60.0},
+        "score_components": {"range_points": 40.0, "compensation_penalty": -10.0, "hold_quality": None},
     }
     rec = RepRecord.from_rep_dict(rep_dict, athlete="ann", session="s1", side="right", drill="d", t0_unix_s=MONDAY)
-    assert rec.t_start_s == MONDAY + 12.5 and rec.duration_s == pytest.approx(3.5)
-    assert rec.peak_external_rotation_deg == 42.0
-    assert rec.compensations == ("pelvis_rotation", "trunk_lean") and rec.compensated
-    assert rec.score_components == {"tempo": 60.0, "range": 80.0}
-    clean = RepRecord.from_rep_dict(
-        {**rep_dict, "compensation": False}, athlete="a", session="s", side="left", drill="d"
-    )
-    assert clean.compensations == () and not clean.compensated
+    assert rec.index == 3 and rec.t_start_s == MONDAY + 12.5 and rec.duration_s == pytest.approx(3.5)
+    assert rec.peak_internal_rotation_deg == 31.2 and rec.peak_external_rotation_deg == 42.0
+    assert rec.compensations == ("pelvis_rotation",) and rec.compensated
+    assert rec.score == 71.0 and rec.score_components == {"range_points": 40.0, "compensation_penalty": -10.0}
+
+    one_sided = {**rep_dict, "peak_external_rotation": None, "compensation": False, "score": None}
+    rec = RepRecord.from_rep_dict(one_sided, athlete="a", session="s", side="left", drill="d")
+    assert math.isnan(rec.peak_external_rotation_deg) and math.isnan(rec.score)
+    assert rec.compensations == () and not rec.compensated
+    events = {**rep_dict, "compensation": [{"kind": "pelvis_rotation", "t": 13.0}, "trunk_lean"]}
+    rec = RepRecord.from_rep_dict(events, athlete="a", session="s", side="left", drill="d")
+    assert rec.compensations == ("pelvis_rotation", "trunk_lean")
 
 
 # ------------------------------------------------------------------------------------ schema

@@ -52,7 +52,7 @@ class RepRecord:
     side: str
     drill: str
     index: int
-    """0-based position of the rep within its session and side."""
+    """Number of the rep within its session and side, as the drills module counts (from 1)."""
     t_start_s: float
     """Unix time of the rep's start, seconds."""
     t_end_s: float
@@ -81,23 +81,26 @@ class RepRecord:
     def from_rep_dict(
         cls, rep: Mapping[str, Any], *, athlete: str, session: str, side: str, drill: str, t0_unix_s: float = 0.0
     ) -> RepRecord:
-        """Build a record from the rep dict of :mod:`sensorhub.drills`.
+        """Build a record from a rep dict of :mod:`sensorhub.drills` (``drills.summary.rep_record``).
 
-        ``rep`` holds ``index, t_start, t_end, peak_internal_rotation, peak_external_rotation, arc,
-        compensation, score`` and optional score components (a ``score_components``/``components``
-        mapping, or further ``score_*`` keys). ``t_start``/``t_end`` are seconds on the session clock;
+        Uses ``index, t_start, t_end, peak_internal_rotation, peak_external_rotation, arc,
+        compensation, score`` and the optional ``score_components`` mapping (numeric entries) and
+        ``compensation_detail.exceeded``. ``t_start``/``t_end`` are seconds on the session clock;
         ``t0_unix_s`` is the Unix time of that clock's zero (leave 0 when they are Unix times already).
-        ``compensation`` may be a bool, a name, a list of names or a list of event dicts with a
-        ``kind``/``name``/``type`` key.
+        A peak that is None (the drill does not measure that direction) becomes NaN. ``compensation``
+        may be a bool (True: the names in ``compensation_detail.exceeded``, else "compensation"), a
+        name, or a list of names or of event dicts with a ``kind``/``name``/``type`` key.
         """
         components: dict[str, float] = {}
-        nested = rep.get("score_components", rep.get("components"))
+        nested = rep.get("score_components")
         if isinstance(nested, Mapping):
-            components.update({str(k): float(v) for k, v in nested.items()})
-        for key, value in rep.items():
-            if key.startswith("score_") and key != "score_components" and isinstance(value, int | float):
-                components[key.removeprefix("score_")] = float(value)
-        score = rep.get("score", math.nan)
+            components = {
+                str(k): float(v) for k, v in nested.items() if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+        compensations = _compensation_names(rep.get("compensation"))
+        detail = rep.get("compensation_detail")
+        if compensations == ("compensation",) and isinstance(detail, Mapping) and detail.get("exceeded"):
+            compensations = tuple(str(name) for name in detail["exceeded"])
         return cls(
             athlete=athlete,
             session=session,
@@ -106,13 +109,18 @@ class RepRecord:
             index=int(rep["index"]),
             t_start_s=t0_unix_s + float(rep["t_start"]),
             t_end_s=t0_unix_s + float(rep["t_end"]),
-            peak_internal_rotation_deg=abs(float(rep["peak_internal_rotation"])),
-            peak_external_rotation_deg=abs(float(rep["peak_external_rotation"])),
-            arc_deg=abs(float(rep["arc"])),
-            compensations=_compensation_names(rep.get("compensation")),
-            score=float(score) if score is not None else math.nan,
+            peak_internal_rotation_deg=abs(_float(rep.get("peak_internal_rotation"))),
+            peak_external_rotation_deg=abs(_float(rep.get("peak_external_rotation"))),
+            arc_deg=abs(_float(rep.get("arc"))),
+            compensations=compensations,
+            score=_float(rep.get("score")),
             score_components=components,
         )
+
+
+def _float(value: Any) -> float:
+    """A number, or NaN for None (JSON's stand-in for NaN)."""
+    return math.nan if value is None else float(value)
 
 
 def _compensation_names(value: Any) -> tuple[str, ...]:
