@@ -78,3 +78,41 @@ def pelvis_angles_deg(q_earth_pelvis: FloatArray, q_earth_pelvis_neutral: FloatA
     """
     q_rel = quat.multiply(quat.conjugate(q_earth_pelvis_neutral), q_earth_pelvis)
     return cardan_zxy_deg(q_rel)
+
+
+def rotation_matrices(q: FloatArray) -> FloatArray:
+    """Rotation matrices (n, 3, 3) of unit quaternions (n, 4) ``w, x, y, z``; ``v_a = R @ v_b`` for ``q_a_b``.
+
+    A direct formula: cheaper than a scipy Rotation for the short blocks of the online pipeline.
+    """
+    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    return np.stack(
+        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
+        axis=1,
+    ).reshape(-1, 3, 3)
+
+
+def cardan_zxy_deg_from_matrix(r_a_b: FloatArray) -> FloatArray:
+    """Z-X-Y Cardan angles (n, 3) in degrees of rotation matrices ``R = Rz(α)·Rx(β)·Ry(γ)`` (n, 3, 3).
+
+    From ``R[2,1] = sin β``, ``R[0,1] = −sin α cos β``, ``R[1,1] = cos α cos β``,
+    ``R[2,0] = −cos β sin γ``, ``R[2,2] = cos β cos γ``; same values as :func:`cardan_zxy_deg`.
+    """
+    beta = np.arcsin(np.clip(r_a_b[:, 2, 1], -1.0, 1.0))
+    alpha = np.arctan2(-r_a_b[:, 0, 1], r_a_b[:, 1, 1])
+    gamma = np.arctan2(-r_a_b[:, 2, 0], r_a_b[:, 2, 2])
+    return np.degrees(np.column_stack((alpha, beta, gamma)))
+
+
+def heading_matrices(phi_rad: FloatArray) -> FloatArray:
+    """Rotations (n, 3, 3) about the earth's vertical (ENU z) by ``phi_rad``."""
+    c, s = np.cos(phi_rad), np.sin(phi_rad)
+    out = np.zeros((len(phi_rad), 3, 3))
+    out[:, 0, 0] = c
+    out[:, 0, 1] = -s
+    out[:, 1, 0] = s
+    out[:, 1, 1] = c
+    out[:, 2, 2] = 1.0
+    return out

@@ -662,7 +662,8 @@ class LiveCalibration:
                 self._progress = (t - self._run_start) / STILL1_MIN_S
             elif (th > THIGH_ACTIVE_DEG_S and p < PELVIS_ACTIVE_DEG_S and self._run_start is not None
                   and t - self._run_end <= SMOOTH_S and self._run_end - self._run_start >= 1.0):
-                iv = Interval(self._run_start, self._run_end)
+                # The causal moving mean lags: the last SMOOTH_S of the run may hold the movement onset.
+                iv = Interval(self._run_start, max(self._run_start + 0.5, self._run_end - SMOOTH_S))
                 self._marks["still1"] = iv
                 ok = iv.duration_s >= STILL1_MIN_S - 0.3
                 self._verdicts.append(StepReport("still1", ok, {"duration_s": iv.duration_s},

@@ -719,11 +719,12 @@ class OnlinePipeline:
         self._trend_rel = heading.OnlineTrend(ONLINE_TREND_MIN_S)
         self._rel_anchor = (0.0, self._t_ref)
         self._rel_rate = self._rel_rate_still
-        self._axis_choice: dict[str, FloatArray] = {
-            "pelvis": np.array([1.0, 0.0, 0.0]),
-            "thigh": np.array([1.0, 0.0, 0.0]),
-        }
+        self._thigh_axis = 0  # column of R_earth_femur whose heading is tracked: 0 = X, 1 = Y
         self._heading.start(delta0, delta_mag_ref)
+        # Constant matrices for the per-block work: R_sensor_segment per sensor, R_neutralᵀ.
+        self._m_sensor_segment = {k: angles.rotation_matrices(quat.conjugate(cal.q_segment_sensor[k])[None, :])[0]
+                                  for k in ("pelvis", "thigh")}
+        self._r_neutral_t = angles.rotation_matrices(self._q_neutral[None, :])[0].T
         self.calibration = cal
         self.diagnostics.calibration = cal
         self.state = "streaming"
@@ -745,6 +746,7 @@ class OnlinePipeline:
         return self._emit()
 
     def _emit(self) -> list[AngleFrame]:
+        """Angles at every grid point both sensors have passed; rotation matrices throughout (cheap)."""
         p, th = self._streams["pelvis"], self._streams["thigh"]
         if self._next_t is None or len(p.tail_t) < 2 or len(th.tail_t) < 2:
             return []
@@ -755,60 +757,78 @@ class OnlinePipeline:
             return []
         t = self._next_t + np.arange(n) * dt
         self._next_t = float(t[-1] + dt)
-        qs, mags, gaps, long_gap = {}, {}, [], np.zeros(n, dtype=bool)
+        r_sensor, mags, gaps, long_gap = {}, {}, [], np.zeros(n, dtype=bool)
         for name, st in self._streams.items():
-            qs[name] = _slerp_at(st.tail_t, st.tail_q, t)
-            mags[name] = align.resample_vec(st.tail_t, st.tail_mag, t)
-            i = np.clip(np.searchsorted(st.tail_t, t, side="right"), 0, len(st.tail_t) - 1)
+            r_sensor[name] = angles.rotation_matrices(_slerp_at(st.tail_t, st.tail_q, t))
+            i = np.clip(np.searchsorted(st.tail_t, t, side="right"), 1, len(st.tail_t) - 1)
+            if self._mag_ref:
+                u = ((t - st.tail_t[i - 1]) / (st.tail_t[i] - st.tail_t[i - 1]))[:, None]
+                mags[name] = st.tail_mag[i - 1] + u * (st.tail_mag[i] - st.tail_mag[i - 1])
             gaps.append(st.tail_gap[i])
-            long_gap |= (st.tail_t[i] - st.tail_t[np.maximum(i - 1, 0)]) > align.DEFAULT_MAX_BRIDGE_S
+            long_gap |= (st.tail_t[i] - st.tail_t[i - 1]) > align.DEFAULT_MAX_BRIDGE_S
             # Keep only what the next grid point can need.
             keep = max(0, int(np.searchsorted(st.tail_t, self._next_t)) - 2)
             st.tail_t, st.tail_q, st.tail_mag, st.tail_gap = st.tail_t[keep:], st.tail_q[keep:], st.tail_mag[keep:], st.tail_gap[keep:]
-        assert self.calibration is not None
-        q_pel = angles.segment_orientation(qs["pelvis"], self.calibration.q_segment_sensor["pelvis"])
-        q_fem = angles.segment_orientation(qs["thigh"], self.calibration.q_segment_sensor["thigh"])
+        # Segment orientations: R_earth_segment = R_earth_sensor · R_segment_sensorᵀ.
+        r_pel = r_sensor["pelvis"] @ self._m_sensor_segment["pelvis"]
+        r_fem = r_sensor["thigh"] @ self._m_sensor_segment["thigh"]
         if self.detrend_heading:
-            q_pel, q_fem, qs = self._remove_drift(t, q_pel, q_fem, qs, long_gap)
+            h_p, h_f = self._remove_drift(t, r_pel, r_fem, long_gap)
+            r_pel, r_fem = h_p @ r_pel, h_f @ r_fem
+            r_sensor = {"pelvis": h_p @ r_sensor["pelvis"], "thigh": h_f @ r_sensor["thigh"]}
         if self._mag_ref:
             bad = np.zeros(n, dtype=bool)
+            psi = {}
             for name in ("pelvis", "thigh"):
-                b, dn, dd = heading.disturbed_mask(t, qs[name], mags[name], self._mag_ref[name], margin_s=0.0)
+                m_e = np.einsum("nij,nj->ni", r_sensor[name], mags[name])
+                norm = np.linalg.norm(m_e, axis=1)
+                dip = np.degrees(np.arcsin(np.clip(m_e[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0)))
+                ref = self._mag_ref[name]
+                dn, dd = np.abs(norm - ref.norm_uT), np.abs(dip - ref.dip_deg)
+                b = (dn > heading.MAG_NORM_TOL * ref.norm_uT) | (dd > heading.MAG_DIP_TOL_DEG)
                 self._track_events(name, t, b, dn, dd)
                 bad |= b
-            dm = heading.magnetic_relative_heading(qs["pelvis"], mags["pelvis"], qs["thigh"], mags["thigh"])
-            delta = self._heading.update(dm, ~bad)
+                psi[name] = np.arctan2(m_e[:, 1], m_e[:, 0])
+            delta = self._heading.update(np.asarray(heading.wrap_rad(psi["pelvis"] - psi["thigh"])), ~bad)
         else:
             delta = np.full(n, self._heading.delta0_rad)
-        q_fem = quat.multiply(quat.heading_rotation(delta), q_fem)
-        hip = angles.hip_angles_deg(q_pel, q_fem, self.side)
-        pel = angles.pelvis_angles_deg(q_pel, self._q_neutral)
+        r_fem = angles.heading_matrices(delta) @ r_fem
+        a_hip = angles.cardan_zxy_deg_from_matrix(np.transpose(r_pel, (0, 2, 1)) @ r_fem)
+        sgn = angles.side_sign(self.side)
+        a_hip[:, 1:] *= sgn
+        a_pel = angles.cardan_zxy_deg_from_matrix(self._r_neutral_t @ r_pel)
         gap = gaps[0] | gaps[1]
-        hip[long_gap] = np.nan
-        pel[long_gap] = np.nan
-        block = np.column_stack((t, hip, pel))
+        a_hip[long_gap] = np.nan
+        a_pel[long_gap] = np.nan
+        block = np.column_stack((t, a_hip, a_pel))
         self._frames.append(block)
         self._gaps.append(gap)
-        return [AngleFrame(*(float(x) for x in row), bool(g)) for row, g in zip(block, gap)]
+        return [AngleFrame(*row, g) for row, g in zip(block.tolist(), gap.tolist())]
 
-    def _remove_drift(self, t: FloatArray, q_pel: FloatArray, q_fem: FloatArray, qs: dict[str, FloatArray],
-                      long_gap: BoolArray) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
-        """Causal counterpart of the batch drift removal: running heading trends since neutral."""
-        h_p, ok_p = _heading_of(q_pel, self._axis_choice["pelvis"])
-        ax_f = self._axis_choice["thigh"]
+    def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray) -> tuple[FloatArray, FloatArray]:
+        """Causal counterpart of the batch drift removal: heading corrections (n, 3, 3) for pelvis and femur.
+
+        Running least-squares trends of the pelvis heading and of the thigh's heading relative to
+        the pelvis since neutral (see :class:`sensorhub.motion.heading.OnlineTrend`).
+        """
+        # Pelvis: heading of its X axis (first column of R_earth_pelvis).
+        h_p = np.arctan2(r_pel[:, 1, 0], r_pel[:, 0, 0])
+        ok_p = np.abs(r_pel[:, 2, 0]) < 0.5
+        col = self._thigh_axis
         # The femur's long axis lying flat (seated) is the better heading reference (with hysteresis).
-        vy_z = float(np.mean(np.abs(quat.rotate(q_fem, np.array([0.0, 1.0, 0.0]))[:, 2])))
-        if ax_f[0] == 1.0 and vy_z < 0.4:
-            ax_f = np.array([0.0, 1.0, 0.0])
-        elif ax_f[1] == 1.0 and vy_z > 0.7:
-            ax_f = np.array([1.0, 0.0, 0.0])
-        if not np.array_equal(ax_f, self._axis_choice["thigh"]):
+        vy_z = float(np.mean(np.abs(r_fem[:, 2, 1])))
+        if col == 0 and vy_z < 0.4:
+            col = 1
+        elif col == 1 and vy_z > 0.7:
+            col = 0
+        if col != self._thigh_axis:
             # Posture changed (sat down / stood up): the relative heading series restarts and the
             # correction so far is kept (anchored) so that the output does not jump.
-            self._axis_choice["thigh"] = ax_f
+            self._thigh_axis = col
             self._trend_rel = heading.OnlineTrend(ONLINE_TREND_MIN_S)
             self._rel_anchor = (self._rel_anchor[0] + self._rel_rate * (float(t[0]) - self._rel_anchor[1]), float(t[0]))
-        h_f, ok_f = _heading_of(q_fem, ax_f)
+        h_f = np.arctan2(r_fem[:, 1, col], r_fem[:, 0, col])
+        ok_f = np.abs(r_fem[:, 2, col]) < 0.5
         self._trend_p.add(t, h_p, ok_p & ~long_gap)
         self._trend_rel.add(t, h_f - h_p, ok_p & ok_f & ~long_gap)
         rate_p = self._trend_p.rate if self._trend_p.ready else 0.0
@@ -818,11 +838,8 @@ class OnlinePipeline:
         self._rel_rate = rel
         phi_p = rate_p * (t - self._t_ref)
         phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
-        cp = quat.heading_rotation(-phi_p)
-        cf = quat.heading_rotation(-phi_f)
         self.diagnostics.heading_trend_deg_min = {"pelvis": float(np.degrees(rate_p) * 60), "thigh": float(np.degrees(rate_p + rel) * 60)}
-        return (quat.multiply(cp, q_pel), quat.multiply(cf, q_fem),
-                {"pelvis": quat.multiply(cp, qs["pelvis"]), "thigh": quat.multiply(cf, qs["thigh"])})
+        return angles.heading_matrices(-phi_p), angles.heading_matrices(-phi_f)
 
     def _track_events(self, name: str, t: FloatArray, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> None:
         for i in range(len(t)):
