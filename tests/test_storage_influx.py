@@ -31,6 +31,7 @@ from sensorhub.storage import (
 )
 from sensorhub.storage.influx import InfluxStore
 from sensorhub.storage.schema import timestamp_ns
+from sensorhub.storage.spool import SPOOL_FILENAME, Spool
 
 T0 = 1_793_577_600.0  # 2026-11-02 00:00 UTC
 _db_counter = itertools.count()
@@ -352,3 +353,15 @@ def test_429_5xx_and_timeouts_are_retried_within_one_write(tmp_path: Path) -> No
     path, body = _FlakyWriteHandler.seen[-1]
     assert path.startswith("/api/v2/write?") and "bucket=b" in path and "precision=ns" in path
     assert len(body.decode().splitlines()) == 100
+
+
+def test_close_spools_what_is_queued_and_the_next_store_sends_it(influx: InfluxServer, tmp_path: Path) -> None:
+    db = new_db(influx)
+    store = InfluxStore(settings(influx, db, tmp_path, flush_interval_s=30.0))  # records stay queued until close
+    store.write_frames(frames(100))
+    store.close()
+    assert Spool(tmp_path / SPOOL_FILENAME, max_bytes=10**9).points == 200  # spooled, not sent, on close
+    assert count_and_sum(influx, db)[0] == 0
+    with InfluxStore(settings(influx, db, tmp_path)) as reopened:
+        assert reopened.flush(10)
+    assert count_and_sum(influx, db) == (100, pytest.approx(expected_sum(100)))

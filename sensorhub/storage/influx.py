@@ -181,6 +181,8 @@ class InfluxSink:
         self.index_failure: str | None = None
         self._delay_s = 0.0
         self._next_attempt = 0.0
+        self.closing = False
+        """Set by the store on close: the last records go to the spool, not over the network."""
         if len(spool):
             self.reachable = False  # unknown until the first drain attempt; report degraded meanwhile
 
@@ -274,7 +276,7 @@ class InfluxSink:
         size = self.settings.batch_size
         chunks = [lines[i : i + size] for i in range(0, len(lines), size)]
         for i, chunk in enumerate(chunks):
-            if len(self.spool) == 0 and time.monotonic() >= self._next_attempt:
+            if not self.closing and len(self.spool) == 0 and time.monotonic() >= self._next_attempt:
                 try:
                     self._deliver(chunk)
                     self._succeeded()
@@ -284,7 +286,7 @@ class InfluxSink:
             self._spool(chunk)
 
     def background(self) -> bool:
-        if len(self.spool) == 0 or time.monotonic() < self._next_attempt:
+        if self.closing or len(self.spool) == 0 or time.monotonic() < self._next_attempt:
             return False
         try:
             last_id, lines = self.spool.peek(self.settings.drain_batch_points)
@@ -363,8 +365,16 @@ class InfluxStore:
         """Wait until everything accepted so far is in InfluxDB (False on timeout, e.g. while it is down)."""
         return self._writer.flush(timeout_s)
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Stop the writer; what InfluxDB did not take stays in the spool for the next start."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Stop the writer; what InfluxDB did not take stays in the spool for the next start.
+
+        Records still queued are spooled (a local disk write), not sent, so closing never waits for a
+        slow or dead database beyond a request already in flight; ``timeout_s`` (default: one write
+        request with its retries) bounds that wait.
+        """
+        if timeout_s is None:
+            timeout_s = self.settings.write_timeout_s * (self.settings.http_retries + 1) + 5.0
+        self._sink.closing = True
         self._writer.close(timeout_s)
         self.influxql.close()
 
