@@ -37,7 +37,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Self
 
 from bleak.exc import BleakError
@@ -48,7 +48,7 @@ from tenacity import (
     stop_after_attempt,
     stop_never,
 )
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from sensorhub.ble.backend import BleBackend, ClientLike, FoundSensor
 from sensorhub.ble.errors import (
@@ -104,7 +104,11 @@ LINK_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, ProtocolError
 
 @dataclass(frozen=True)
 class BackoffPolicy:
-    """Reconnect delays: ``initial_s · factor^(k-1) + U(0, jitter_s)``, capped at ``max_s`` (attempt k)."""
+    """Reconnect delays: ``min(initial_s · factor^(k-1), max_s) + U(0, jitter_s)`` before attempt k+1.
+
+    The jitter keeps sensors that dropped together (the athlete walked out of range) from retrying in
+    lockstep; the connect lock serialises them anyway.
+    """
 
     initial_s: float = 0.5
     max_s: float = 30.0
@@ -113,9 +117,10 @@ class BackoffPolicy:
     max_attempts: int | None = None
     """Give up on a sensor after this many failed attempts in a row (None: keep trying)."""
 
-    def wait(self) -> wait_exponential_jitter:
-        return wait_exponential_jitter(initial=self.initial_s, max=self.max_s, exp_base=self.factor,
-                                       jitter=self.jitter_s)
+    def wait(self) -> wait_base:
+        """The tenacity wait strategy: exponential growth capped at ``max_s``, plus uniform jitter."""
+        return wait_exponential(multiplier=self.initial_s, max=self.max_s, exp_base=self.factor) + wait_random(
+            0.0, self.jitter_s)
 
 
 @dataclass(frozen=True)
@@ -207,6 +212,8 @@ class SensorEvent:
     sensor_id: str | None
     t_host_s: float
     detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Numbers behind the detail (time_sync: ``offset_us``, ``round_trip_us``)."""
 
 
 def _session_clock() -> Callable[[], float]:
@@ -318,8 +325,8 @@ class BleManager:
                 if link.status.connected and link.status.sensor_id is not None]
 
     def status(self) -> list[SensorStatus]:
-        """Status of every sensor found, by address."""
-        return [link.status for _, link in sorted(self._links.items())]
+        """A snapshot of every found sensor's status, sorted by address."""
+        return [replace(link.status) for _, link in sorted(self._links.items())]
 
     def sensor_info(self) -> dict[str, SensorInfo]:
         """Info records of the sensors that connected and were kept, by sensor id."""
@@ -444,6 +451,7 @@ class BleManager:
     async def _setup(self, link: _Link, client: ClientLike, first: bool) -> None:
         info = await self._read_info(link, client)
         if first and self._wanted is not None and info.sensor_id not in self._wanted:
+            link.status.sensor_id = info.sensor_id
             raise _NotWanted(info.sensor_id)
         if link.info is not None and info.sensor_id != link.info.sensor_id:
             log.warning("%s: now reports sensor id %s; keeping the first id", link.label, info.sensor_id)
@@ -599,7 +607,8 @@ class BleManager:
         result = TimeSyncResult(best.sensor_time_us - best.host_time_us, best.round_trip_us, best, rounds, self.clock())
         link.status.time_sync = result
         self._emit("time_sync", link.found.address, link.status.sensor_id,
-                   f"offset {result.offset_us:.0f} µs, round trip {result.round_trip_us} µs")
+                   f"offset {result.offset_us:.0f} µs, round trip {result.round_trip_us} µs",
+                   offset_us=result.offset_us, round_trip_us=result.round_trip_us)
         return result
 
     # -- teardown ------------------------------------------------------------------------------------
@@ -633,8 +642,8 @@ class BleManager:
         known = sorted(s for s in (link.status.sensor_id for link in self._links.values()) if s)
         raise BleError(f"unknown sensor id {sensor_id!r}; connected sensors: {', '.join(known) or 'none'}")
 
-    def _emit(self, kind: EventKind, address: str, sensor_id: str | None, detail: str = "") -> None:
-        event = SensorEvent(kind, address, sensor_id, self.clock(), detail)
+    def _emit(self, kind: EventKind, address: str, sensor_id: str | None, detail: str = "", **data: Any) -> None:
+        event = SensorEvent(kind, address, sensor_id, self.clock(), detail, data)
         self.event_log.append(event)
         if self.on_event is not None:
             try:

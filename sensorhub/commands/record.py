@@ -186,7 +186,8 @@ class _Sink:
         for event in events[self._events_done:]:
             label = labels.get(event.kind)
             if label is not None and event.sensor_id in self.counts:
-                self.writer.write_mark(event.t_host_s, label, sensor_id=event.sensor_id, detail=event.detail)
+                self.writer.write_mark(event.t_host_s, label, sensor_id=event.sensor_id, detail=event.detail,
+                                      **event.data)
         self._events_done = len(events)
 
 
