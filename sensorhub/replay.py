@@ -55,9 +55,11 @@ class ReplaySource:
             raise ConfigurationError(f"replay loop gap must be >= 0 s, got {self.loop_gap_s}")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], **kwargs: object) -> ReplaySource:
+    def open(
+        cls, path: str | os.PathLike[str], speed: float | None = 1.0, *, loop: bool = False, loop_gap_s: float = 1.0
+    ) -> ReplaySource:
         """Open the recording at ``path`` (RecordingError if it cannot be read) and wrap it."""
-        return cls(open_recording(path), **kwargs)  # type: ignore[arg-type]
+        return cls(open_recording(path), speed, loop=loop, loop_gap_s=loop_gap_s)
 
     def _schedule(self) -> Iterator[tuple[Notification, float]]:
         """Notifications with their due time in session seconds after the first one."""

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +309,22 @@ def test_inspect_reports_the_loss_the_simulator_put_in(tmp_path: Path, seed: int
         assert s["packets_lost"] >= len(dropped) - 2  # only a drop at either end can go unseen
         assert s["duplicates"] == 0 and s["malformed"] == 0 and s["resets"] == 0 and s["inconsistent"] == 0
         assert s["axes"] == (6 if no_mag else 9)
+
+
+def test_ctrl_c_stops_the_replay_command_cleanly(tmp_path: Path) -> None:
+    path = write_session(tmp_path / "s.shr")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sensorhub", "replay", str(path), "--speed", "5", "--loop"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # the first status line: the replay is running
+        assert first.startswith("t=")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert out.splitlines()[-1].startswith("interrupted: ")
+    assert "Traceback" not in err
