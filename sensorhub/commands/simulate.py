@@ -59,6 +59,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--reps", type=int, default=6, help="number of reps")
     p.add_argument("--compensation-reps", type=_rep_list, default=(3, 5), metavar="3,5",
                    help="1-based reps with pelvis compensation ('none' for none)")
+    p.add_argument("--soft-tissue", type=float, default=0.0, metavar="F",
+                   help="fraction of hip axial rotation the thigh sensor's skin does not follow (0 = rigid)")
     p.add_argument("--mtu", type=int, default=247, help="ATT MTU (sets samples per notification)")
     p.add_argument("--noise-free", action="store_true", help="ideal sensors: no noise, bias or scale error")
     p.add_argument("--out", type=Path, help="recording to write (truth files go beside it)")
@@ -91,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         mag_disturbance_uT=args.mag_disturbance,
         loss=args.loss,
         mtu=args.mtu,
+        thigh_soft_tissue=args.soft_tissue,
         errors=ImuErrorModel.ideal() if args.noise_free else ImuErrorModel(),
     )
     t0 = time.perf_counter()

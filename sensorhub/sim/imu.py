@@ -156,8 +156,9 @@ def synthesize_imu(
     """
     t = np.asarray(t_true_s, dtype=float)
     states = kinematics.evaluate(t)
-    r_earth_seg = states.r_earth_pelvis if segment == "pelvis" else states.r_earth_femur
-    w_seg = states.w_pelvis_body_rad_s if segment == "pelvis" else states.w_femur_body_rad_s
+    # The thigh sensor sits on the skin, which follows the femur unless soft-tissue lag is modelled.
+    r_earth_seg = states.r_earth_pelvis if segment == "pelvis" else states.r_earth_thigh_skin
+    w_seg = states.w_pelvis_body_rad_s if segment == "pelvis" else states.w_thigh_skin_body_rad_s
     r_earth_sensor = r_earth_seg @ r_segment_sensor
     gyr = w_seg @ r_segment_sensor  # R_seg_sensor^T w, row-wise
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from sensorhub.sim.rotations import FloatArray, cardan_zxy, cardan_zxy_body_rate, rot_z
+from sensorhub.sim.rotations import FloatArray, cardan_zxy, cardan_zxy_body_rate, rot_y, rot_z
 
 CHANNELS: tuple[str, ...] = (
     "hip_flexion",
@@ -233,6 +233,10 @@ class SegmentStates:
     w_femur_body_rad_s: FloatArray
     p_pelvis_earth_m: FloatArray
     """Position of the pelvis origin (midpoint of the hip joint centres) in ENU."""
+    r_earth_thigh_skin: FloatArray
+    """Frame of the skin under the thigh sensor: the femur frame, or with soft-tissue lag the femur
+    frame turned back about its long axis by a fraction of the hip's axial rotation."""
+    w_thigh_skin_body_rad_s: FloatArray
 
 
 @dataclass(frozen=True)
@@ -244,6 +248,9 @@ class Kinematics:
     heading_deg: float
     sway: Sway = field(default_factory=Sway.none)
     geometry: BodyGeometry = field(default_factory=BodyGeometry)
+    thigh_skin_lag: float = 0.0
+    """Soft-tissue artefact: the fraction of the femur's axial rotation (relative to the pelvis) that
+    the skin under the thigh sensor does not follow. 0 = sensor rigid on the bone."""
 
     @property
     def side_sign(self) -> float:
@@ -284,7 +291,14 @@ class Kinematics:
         w_femur = np.einsum("nji,nj->ni", r_pelvis_femur, w_pelvis) + w_rel
         offset = np.array([0.0, self.geometry.standing_height_m, 0.0])
         p_pelvis = (v[:, _ANGLE_CHANNELS:] + offset) @ r0.T
-        return SegmentStates(t, v, r_earth_pelvis, r_earth_femur, w_pelvis, w_femur, p_pelvis)
+        if self.thigh_skin_lag:
+            r_femur_skin = rot_y(-self.thigh_skin_lag * rot)
+            r_earth_skin = r_earth_femur @ r_femur_skin
+            w_skin = np.einsum("nji,nj->ni", r_femur_skin, w_femur)
+            w_skin[:, 1] -= self.thigh_skin_lag * drot
+        else:
+            r_earth_skin, w_skin = r_earth_femur, w_femur
+        return SegmentStates(t, v, r_earth_pelvis, r_earth_femur, w_pelvis, w_femur, p_pelvis, r_earth_skin, w_skin)
 
     def _mirror(self, offset_m: tuple[float, float, float]) -> FloatArray:
         x, y, z = offset_m
@@ -296,7 +310,7 @@ class Kinematics:
         g = self.geometry
         p_pelvis_sensor = st.p_pelvis_earth_m + st.r_earth_pelvis @ np.array(g.pelvis_sensor_m)
         hip = st.p_pelvis_earth_m + st.r_earth_pelvis @ self._mirror((0.0, 0.0, g.hip_half_width_m))
-        p_thigh_sensor = hip + st.r_earth_femur @ self._mirror(g.thigh_sensor_m)
+        p_thigh_sensor = hip + st.r_earth_thigh_skin @ self._mirror(g.thigh_sensor_m)
         return p_pelvis_sensor, p_thigh_sensor
 
     def sensor_accelerations(self, t_s: FloatArray, h_s: float = 5e-4) -> tuple[FloatArray, FloatArray]:

@@ -76,6 +76,8 @@ class SimConfig:
     sway: bool = True
     earth_field_uT: float = 49.0
     earth_dip_deg: float = 64.0
+    thigh_soft_tissue: float = 0.0
+    """Fraction of the hip's axial rotation the thigh sensor misses (soft-tissue artefact); 0 = rigid."""
     timestamp_wrap_at_s: float | None = None
     """If set, both sensor clocks start so that their u32 µs timestamps wrap near this session time
     (within ±1 s of each other); otherwise the start values are uniformly random."""
@@ -91,6 +93,8 @@ class SimConfig:
             raise ConfigurationError(f"--loss must be in [0, 1), got {self.loss}")
         if self.mag_disturbance_uT < 0:
             raise ConfigurationError(f"--mag-disturbance must be >= 0 µT, got {self.mag_disturbance_uT}")
+        if not 0.0 <= self.thigh_soft_tissue < 1.0:
+            raise ConfigurationError(f"--soft-tissue must be in [0, 1), got {self.thigh_soft_tissue}")
         if self.mag_disturbance_uT > 0 and self.no_mag:
             raise ConfigurationError("--mag-disturbance needs magnetometers; it cannot be combined with --no-mag")
 
@@ -173,6 +177,7 @@ class SimulatedSession:
             "athlete": {"id": self.athlete_id, "name": self.athlete_name},
             "imu_errors": asdict(cfg.errors),
             "geometry": asdict(sc.kinematics.geometry),
+            "thigh_soft_tissue": sc.kinematics.thigh_skin_lag,
         }
         if self.magnetic is not None:
             mag: dict[str, Any] = {"earth_uT": self.magnetic.earth_uT.tolist()}
@@ -199,6 +204,8 @@ def simulate(config: SimConfig) -> SimulatedSession:
     scenario = build_scenario(
         config.drill, config.side, rng_script, config.reps, config.compensation_reps, sway=config.sway
     )
+    if config.thigh_soft_tissue:
+        scenario = replace(scenario, kinematics=replace(scenario.kinematics, thigh_skin_lag=config.thigh_soft_tissue))
     kin = scenario.kinematics
     mounts = {seg: random_mount(rng_mount, seg, config.side, config.mount_spread_deg) for seg in SEGMENTS}
 
