@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from sensorhub.sim.rotations import FloatArray, cardan_zxy, cardan_zxy_body_rate, rot_y, rot_z
+from sensorhub.sim.rotations import (
+    FloatArray,
+    cardan_zxy,
+    cardan_zxy_body_rate,
+    rot_y,
+    rot_z,
+)
 
 CHANNELS: tuple[str, ...] = (
     "hip_flexion",
