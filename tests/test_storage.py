@@ -85,7 +85,7 @@ def test_rep_from_drills_dict_converts_clock_sign_and_components() -> None:
         "score_components": {"range_points": 40.0, "compensation_penalty": -10.0, "hold_quality": None},
     }
     rec = RepRecord.from_rep_dict(rep_dict, athlete="ann", session="s1", side="right", drill="d", t0_unix_s=MONDAY)
-    assert rec.index == 3 and rec.t_start_s == MONDAY + 12.5 and rec.duration_s == pytest.approx(3.5)
+    assert rec.index == 2 and rec.t_start_s == MONDAY + 12.5  # drills count reps from 1, storage from 0 and rec.duration_s == pytest.approx(3.5)
     assert rec.peak_internal_rotation_deg == 31.2 and rec.peak_external_rotation_deg == 42.0
     assert rec.compensations == ("pelvis_rotation",) and rec.compensated
     assert rec.score == 71.0 and rec.score_components == {"range_points": 40.0, "compensation_penalty": -10.0}

@@ -52,7 +52,7 @@ class RepRecord:
     side: str
     drill: str
     index: int
-    """Number of the rep within its session and side, as the drills module counts (from 1)."""
+    """0-based position of the rep within its session and side (the drills module counts from 1)."""
     t_start_s: float
     """Unix time of the rep's start, seconds."""
     t_end_s: float
@@ -83,9 +83,9 @@ class RepRecord:
     ) -> RepRecord:
         """Build a record from a rep dict of :mod:`sensorhub.drills` (``drills.summary.rep_record``).
 
-        Uses ``index, t_start, t_end, peak_internal_rotation, peak_external_rotation, arc,
-        compensation, score`` and the optional ``score_components`` mapping (numeric entries) and
-        ``compensation_detail.exceeded``. ``t_start``/``t_end`` are seconds on the session clock;
+        Uses ``index`` (1-based there, 0-based here), ``t_start, t_end, peak_internal_rotation,
+        peak_external_rotation, arc, compensation, score`` and the optional ``score_components``
+        mapping (numeric entries) and ``compensation_detail.exceeded``. ``t_start``/``t_end`` are seconds on the session clock;
         ``t0_unix_s`` is the Unix time of that clock's zero (leave 0 when they are Unix times already).
         A peak that is None (the drill does not measure that direction) becomes NaN. ``compensation``
         may be a bool (True: the names in ``compensation_detail.exceeded``, else "compensation"), a
@@ -106,7 +106,7 @@ class RepRecord:
             session=session,
             side=side,
             drill=drill,
-            index=int(rep["index"]),
+            index=int(rep["index"]) - 1,  # drills number reps from 1
             t_start_s=t0_unix_s + float(rep["t_start"]),
             t_end_s=t0_unix_s + float(rep["t_end"]),
             peak_internal_rotation_deg=abs(_float(rep.get("peak_internal_rotation"))),
