@@ -23,7 +23,7 @@ from sensorhub.ingest import (
     concat_samples,
 )
 from sensorhub.notification import Notification
-from sensorhub.protocol import RANGE_CODES, encode_packet_raw
+from sensorhub.protocol import RANGE_CODES, decode_packet, encode_packet_raw, unwrap_seq
 from sensorhub.samples import ImuSamples
 
 RATE_CODE_100HZ = 3
@@ -336,3 +336,29 @@ def test_any_mix_of_loss_duplicates_and_swaps_keeps_the_invariants(
     runs = sum(1 for a, b in itertools.pairwise(received) if b != a + 1)
     assert int(gaps(out).sum()) == runs
     assert np.all(np.diff(out.t_s) > 0)
+
+
+def test_simulated_session_lands_on_the_true_sample_times() -> None:
+    from sensorhub.sim import SimConfig, simulate
+
+    session = simulate(SimConfig(seed=21, loss=0.03, rates_hz=(100.0, 120.0)))
+    ingest = Ingest()
+    data = assemble(session.notifications, ingest)
+    for sensor in session.sensors.values():
+        out = data[sensor.sensor_id]
+        st = ingest.stats()[sensor.sensor_id]
+        assert np.all(np.diff(out.t_s) > 0)
+        assert st.samples == len(out) == st.packets_received * sensor.link.samples_per_packet
+        assert st.resets == 0 and st.duplicates == 0 and st.inconsistent == 0
+        # Each released sample against the simulator's true time of the nearest true sample.
+        _, t_true = sensor.clock.sample_times(sensor.rate_hz, session.scenario.duration_s)
+        idx = np.clip(np.searchsorted(t_true, out.t_s), 1, len(t_true) - 1)
+        nearest = np.where(np.abs(t_true[idx] - out.t_s) < np.abs(t_true[idx - 1] - out.t_s), idx, idx - 1)
+        err_s = np.abs(out.t_s - t_true[nearest])[out.t_s > 10.0]
+        assert np.median(err_s) < 4e-3 and err_s.max() < 6e-3
+        # One flagged gap per run of consecutive dropped packets between the first and last received.
+        first = decode_packet(sensor.link.notifications[0].payload).seq
+        last = unwrap_seq(first, decode_packet(sensor.link.notifications[-1].payload).seq)
+        dropped = {d for d in (unwrap_seq(first, q) for q in sensor.link.dropped_seq) if first < d < last}
+        assert st.packets_lost == len(dropped)
+        assert int(gaps(out).sum()) == sum(1 for d in dropped if d - 1 not in dropped)
