@@ -91,12 +91,13 @@ def drop_packets(samples: ImuSamples, loss: float, samples_per_packet: int, rng:
 
 
 def simulated_case(name: str, *, drill: str, side: str, seed: int, no_mag: bool = False, disturbance_uT: float = 0.0,
-                   rates: tuple[float, float] = (100.0, 100.0), loss: float = 0.0, reps: int = 6) -> Case:
+                   rates: tuple[float, float] = (100.0, 100.0), loss: float = 0.0, reps: int = 6,
+                   compensation_reps: tuple[int, ...] = (3, 5)) -> Case:
     """A session from the project's simulator, in memory; packet loss applied per 13-sample packet."""
     from sensorhub.sim import SimConfig, simulate
 
     session = simulate(SimConfig(drill=drill, side=side, seed=seed, no_mag=no_mag, mag_disturbance_uT=disturbance_uT,
-                                 rates_hz=rates, reps=reps))
+                                 rates_hz=rates, reps=reps, compensation_reps=compensation_reps))
     rng = np.random.default_rng(seed + 1000)
     smp = {}
     for seg, s in session.sensors.items():

@@ -41,9 +41,13 @@ FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
 #: Relative deviation of the field norm from the reference that counts as disturbed.
-MAG_NORM_TOL = 0.08
+MAG_NORM_TOL = 0.05
 #: Deviation of the dip angle from the reference that counts as disturbed (deg).
-MAG_DIP_TOL_DEG = 8.0
+MAG_DIP_TOL_DEG = 5.0
+#: At neutral standing both sensors must see the same field within these limits (relative norm,
+#: dip in deg); residual hard iron of a few tenths of a µT stays well inside them.
+MAG_AGREE_NORM_TOL = 0.04
+MAG_AGREE_DIP_DEG = 3.0
 #: Disturbed spans are widened by this on each side (s): the edges of a disturbance are gradual.
 MAG_MARGIN_S = 1.0
 #: Time constant of the online low-pass on the magnetic relative heading (s).

@@ -329,7 +329,7 @@ def _references_agree(refs: dict[str, heading.MagReference], diag: Diagnostics) 
     """Both sensors must see the same field at neutral standing, else one sits in a disturbance."""
     d_norm = abs(refs["pelvis"].norm_uT - refs["thigh"].norm_uT)
     d_dip = abs(refs["pelvis"].dip_deg - refs["thigh"].dip_deg)
-    if d_norm > heading.MAG_NORM_TOL * refs["pelvis"].norm_uT or d_dip > heading.MAG_DIP_TOL_DEG:
+    if d_norm > heading.MAG_AGREE_NORM_TOL * refs["pelvis"].norm_uT or d_dip > heading.MAG_AGREE_DIP_DEG:
         diag.notes.append(f"the two magnetometers disagree at neutral standing (norm by {d_norm:.1f} µT, dip by {d_dip:.1f}°): "
                           "a disturbance at calibration; heading from the gyroscopes only")
         return False
