@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import numpy as np
 import pytest
 from bleak import BleakClient, BleakScanner
 
-from sensorhub.ble.fake import ArraySource, FakePeripheral, FakeRadio, RotatingSource, StillSource
+from sensorhub.ble.fake import (
+    ArraySource,
+    FakePeripheral,
+    FakeRadio,
+    RotatingSource,
+    StillSource,
+)
 from sensorhub.ingest import Ingest, assemble
 from sensorhub.notification import Notification
 from sensorhub.protocol import (
@@ -120,9 +127,9 @@ def test_info_record_and_data_layout_follow_the_mtu() -> None:
         expected_n = {23: 1, 47: 2 if mag_source else 3, 247: 5}[mtu]  # 5 = 50 ms at 100 Hz
         assert {pk.n_samples for pk in packets} == {expected_n}
         seqs = [pk.seq for pk in packets]
-        assert all((b - a) % 65536 == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+        assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
         t = [pk.t_first_us for pk in packets]
-        assert all(b - a == round(expected_n * 10_000) for a, b in zip(t, t[1:], strict=False))
+        assert all(b - a == round(expected_n * 10_000) for a, b in itertools.pairwise(t))
 
 
 def test_injected_loss_duplicates_and_random_loss_are_what_ingest_counts() -> None:
