@@ -32,7 +32,7 @@ from sensorhub.sim.truth import pelvis_excursion_deg, truth_angles_deg
 @pytest.fixture(
     scope="module",
     params=[("seated_rotation", "right"), ("standing_rotation", "left"), ("supine_rotation", "left"),
-            ("hip_90_90", "right")],
+            ("hip_90_90", "right"), ("long_sitting_rotation", "left")],
     ids=lambda p: f"{p[0]}-{p[1]}",
 )
 def scenario(request: pytest.FixtureRequest) -> Scenario:
@@ -217,6 +217,7 @@ def test_drill_postures(scenario: Scenario) -> None:
         "standing_rotation": (-1.0, 1.0),  # thigh hanging, trunk upright
         "supine_rotation": (1.0, 0.0),  # knee above the hip, lying on the back
         "hip_90_90": (0.35, 1.0),  # knees up while sitting on the floor
+        "long_sitting_rotation": (0.0, 1.0),  # legs straight out on the floor, trunk upright
     }[scenario.drill]
     assert femur_down[2] == pytest.approx(expected[0], abs=0.35)
     assert pelvis_up[2] == pytest.approx(expected[1], abs=0.25)

@@ -242,3 +242,20 @@ def test_forced_timestamp_wrap_happens_where_asked() -> None:
         wrap = np.flatnonzero(np.diff(sensor.t_sensor_us % 2**32) < 0)
         assert len(wrap) == 1
         assert abs(sensor.readings.t_true_s[wrap[0] + 1] - 20.0) <= 1.01
+
+
+def test_bursty_loss_keeps_the_rate_and_groups_losses() -> None:
+    from sensorhub.sim.ble import lost_packets
+
+    u = np.random.default_rng(0).random(200_000)
+    independent = lost_packets(u, 0.05, 1.0)
+    bursty = lost_packets(u, 0.05, 4.0)
+
+    def mean_run(lost: np.ndarray) -> float:
+        edges = np.diff(np.concatenate(([0], lost.astype(int), [0])))
+        return float(np.mean(np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)))
+
+    assert independent.mean() == pytest.approx(0.05, abs=0.003)
+    assert bursty.mean() == pytest.approx(0.05, abs=0.005)
+    assert mean_run(independent) == pytest.approx(1.05, abs=0.05)
+    assert mean_run(bursty) == pytest.approx(4.0, rel=0.1)

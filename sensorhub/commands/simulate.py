@@ -53,6 +53,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mag-disturbance", type=float, default=0.0, metavar="uT",
                    help="disturbance field at the thigh sensor during the drill (metal chair), µT")
     p.add_argument("--loss", type=float, default=0.0, metavar="P", help="probability of losing a packet")
+    p.add_argument("--loss-burst", type=float, default=1.0, metavar="N",
+                   help="mean number of packets lost in a row (1 = independent losses)")
     p.add_argument("--rates", type=_rates, default=(100.0, 100.0), metavar="PELVIS,THIGH",
                    help="sample rates in Hz (protocol rates: 25,50,60,100,120,200,400)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same session)")
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         no_mag=args.no_mag,
         mag_disturbance_uT=args.mag_disturbance,
         loss=args.loss,
+        loss_burst=args.loss_burst,
         mtu=args.mtu,
         thigh_soft_tissue=args.soft_tissue,
         errors=ImuErrorModel.ideal() if args.noise_free else ImuErrorModel(),

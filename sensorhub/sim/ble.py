@@ -15,7 +15,7 @@ What one simulated sensor does, in the order the firmware and the radio do it:
    millisecond or two, occasionally a stall of tens of ms that also delays the packets queued behind
    it). Per sensor, receive order is send order.
 5. With probability ``loss`` a packet is lost above the link layer (as BlueZ drops notifications
-   under load); the simulator records which.
+   under load), independently or in bursts; the simulator records which.
 
 The host clock is the simulation's true time (seconds since the recording started). Pure
 computation: the caller writes the notifications.
@@ -30,6 +30,8 @@ import numpy as np
 from sensorhub.notification import Notification
 from sensorhub.protocol import encode_packet, max_samples_per_packet
 from sensorhub.protocol.spec import rate_code_for_hz
+from numpy.typing import NDArray
+
 from sensorhub.sim.rotations import FloatArray
 
 U32 = 1 << 32
@@ -70,6 +72,8 @@ class LinkConfig:
     stall_probability: float = 0.004
     stall_range_s: tuple[float, float] = (0.02, 0.09)
     loss: float = 0.0
+    loss_burst: float = 1.0
+    """Mean number of consecutive packets lost together (1: independent losses)."""
     range_code: int = 1
     """Full-scale range code of the packets (1: ±4 g, ±500 °/s)."""
 
@@ -114,7 +118,7 @@ def transmit(
     phase = float(rng.uniform(0.0, link.conn_interval_s))
     ci = link.conn_interval_s
 
-    lost = rng.random(n_packets) < link.loss
+    lost = lost_packets(rng.random(n_packets), link.loss, link.loss_burst)
     out: list[Notification] = []
     dropped: list[int] = []
     last_event_index = -1
@@ -156,6 +160,26 @@ def transmit(
         )
         out.append(Notification(sensor_id, float(t_host), payload))
     return LinkResult(out, n_packets, dropped, per_packet, seq0)
+
+
+def lost_packets(u: FloatArray, loss: float, mean_burst: float) -> NDArray[np.bool_]:
+    """Which packets are lost, from uniform draws ``u``: long-run fraction ``loss``.
+
+    With ``mean_burst`` 1 each packet is lost independently. Above 1, a two-state (Gilbert) chain:
+    a burst ends after each lost packet with probability ``1 / mean_burst``, and starts with the
+    probability that keeps the long-run loss at ``loss`` - as when a busy host stack drops several
+    notifications in a row.
+    """
+    if mean_burst <= 1.0 or loss <= 0.0:
+        return np.asarray(u < loss)
+    p_end = 1.0 / mean_burst
+    p_start = loss * p_end / (1.0 - loss)
+    out = np.empty(len(u), dtype=bool)
+    lost = False
+    for i, x in enumerate(u.tolist()):
+        lost = x >= p_end if lost else x < p_start
+        out[i] = lost
+    return out
 
 
 def random_clock(rng: np.random.Generator, drift_ppm_max: float = 50.0, t_on_max_s: float = 0.05) -> SensorClock:

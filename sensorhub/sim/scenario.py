@@ -17,6 +17,8 @@ Drills:
   femur long axis.
 * ``supine_rotation``: down to the floor, lies back (pelvis turned ~90°, femur pointing at the
   ceiling), rotation with hip and knee at ~90°, sits up and stands up.
+* ``long_sitting_rotation``: sitting on the floor with straight legs (hip ~90°, femur horizontal),
+  toes turn in and drop out.
 * ``hip_90_90``: sitting on the floor, knees up; the knees drop to the measured side (external
   rotation with abduction, the front leg of the 90/90) and then to the other side (internal rotation
   with abduction and less flexion, the back leg). Its reps run external first.
@@ -321,6 +323,24 @@ def _hip_90_90(script: MotionScript, rng: np.random.Generator, options: DrillOpt
     return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")]
 
 
+def _long_sitting(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
+    float, float, list[ScriptedRep], float, list[tuple[float, str]]
+]:
+    # Sitting on the floor, legs straight in front, trunk upright: hip flexed ~90° with the femur
+    # horizontal; toes turn in (internal) and drop out (external) with the heels in place.
+    t_down = script.t_s
+    floor_up, floor_back = _down_to_floor(script, rng, flexion=_u(rng, 84, 94), tilt=_u(rng, -4, 4))
+    script.move(_u(rng, 0.6, 0.9), hip_adduction=-_u(rng, 3, 8))
+    script.hold(_u(rng, 0.6, 1.0))
+    drill_start = script.t_s
+    pose_t = drill_start - 0.3
+    reps = _reps(script, rng, options, side_sign, RepStyle(tempo_s=(0.7, 1.2)))
+    drill_end = script.t_s
+    t_up = script.t_s
+    _up_from_floor(script, rng, floor_up, floor_back)
+    return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")]
+
+
 DrillBuilder = Callable[
     [MotionScript, np.random.Generator, DrillOptions, float],
     tuple[float, float, list[ScriptedRep], float, list[tuple[float, str]]],
@@ -346,6 +366,8 @@ DRILLS: dict[str, DrillSpec] = {
                   "standing, hip extended, heel-pivot rotation about the vertical axis"),
         DrillSpec("supine_rotation", "supine", _supine, (25.0, 40.0), (30.0, 45.0),
                   "lying on the back, hip and knee flexed ~90°, foot out (internal) and across (external)"),
+        DrillSpec("long_sitting_rotation", "long_sitting", _long_sitting, (25.0, 38.0), (30.0, 45.0),
+                  "sitting on the floor, legs straight: toes in (internal) and out (external)"),
         DrillSpec("hip_90_90", "90_90", _hip_90_90, (25.0, 38.0), (35.0, 50.0),
                   "sitting on the floor, knees switch side to side: external (front leg) then internal (back leg)"),
     )

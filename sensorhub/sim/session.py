@@ -21,6 +21,7 @@ import numpy as np
 from sensorhub.errors import ConfigurationError
 from sensorhub.notification import Notification
 from sensorhub.protocol import SAMPLE_RATES_HZ
+from sensorhub.samples import ImuSamples
 from sensorhub.sim.ble import (
     U32,
     LinkConfig,
@@ -70,6 +71,8 @@ class SimConfig:
     no_mag: bool = False
     mag_disturbance_uT: float = 0.0
     loss: float = 0.0
+    loss_burst: float = 1.0
+    """Mean length of a run of lost packets (1: independent losses)."""
     mtu: int = 247
     mount_spread_deg: float = 20.0
     errors: ImuErrorModel = field(default_factory=ImuErrorModel)
@@ -91,6 +94,8 @@ class SimConfig:
                 )
         if not 0.0 <= self.loss < 1.0:
             raise ConfigurationError(f"--loss must be in [0, 1), got {self.loss}")
+        if self.loss_burst < 1.0:
+            raise ConfigurationError(f"--loss-burst must be >= 1 packet, got {self.loss_burst}")
         if self.mag_disturbance_uT < 0:
             raise ConfigurationError(f"--mag-disturbance must be >= 0 µT, got {self.mag_disturbance_uT}")
         if not 0.0 <= self.thigh_soft_tissue < 1.0:
@@ -116,6 +121,11 @@ class SimulatedSensor:
     @property
     def has_mag(self) -> bool:
         return self.readings.mag_uT is not None
+
+    def imu_samples(self) -> ImuSamples:
+        """Every sample the sensor took (before the link), on the true (host) time base."""
+        r = self.readings
+        return ImuSamples(r.t_true_s, r.acc_m_s2, r.gyr_rad_s, r.mag_uT)
 
 
 @dataclass
@@ -156,6 +166,8 @@ class SimulatedSession:
             "segments": {k: [list(iv) for iv in v] for k, v in sc.phases.items()},
             "mounts_wxyz": {seg: quat_wxyz_from_matrix(s.r_segment_sensor).tolist() for seg, s in self.sensors.items()},
             "drill": sc.drill,
+            "loss": cfg.loss,
+            "loss_burst": cfg.loss_burst,
             "drill_start_s": sc.drill_start_s,
             "drill_end_s": sc.drill_end_s,
             "events": [{"t_s": t, "label": label} for t, label in sc.events],
@@ -228,7 +240,8 @@ def simulate(config: SimConfig) -> SimulatedSession:
         t_sensor_us, t_true = clock.sample_times(rate, scenario.duration_s)
         readings = synthesize_imu(kin, seg, t_true, mounts[seg], config.errors, rng_imu[seg], rate, magnetic)
         link_cfg = LinkConfig(
-            mtu=config.mtu, conn_interval_s=float(rng_l.choice(CONN_INTERVALS_S)), loss=config.loss
+            mtu=config.mtu, conn_interval_s=float(rng_l.choice(CONN_INTERVALS_S)), loss=config.loss,
+            loss_burst=config.loss_burst,
         )
         sensor_id = f"sim-{seg}-{tag}"
         link = transmit(sensor_id, rng_l, clock, rate, t_sensor_us, t_true, readings.acc_m_s2,
@@ -265,6 +278,7 @@ def write_recording(session: SimulatedSession, path: Path, overwrite: bool = Fal
         "no_mag": session.config.no_mag,
         "mag_disturbance": session.config.mag_disturbance_uT,
         "loss": session.config.loss,
+        "loss_burst": session.config.loss_burst,
     }
     meta = RecordingMeta(
         athlete=Athlete(session.athlete_id, session.athlete_name),
