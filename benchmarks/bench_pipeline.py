@@ -1,0 +1,67 @@
+"""Batch throughput of the core pipeline: decoded IMU samples of both sensors in, angles and scored reps out.
+
+"Samples" are IMU samples of both sensors entering the pipeline (pelvis + thigh, each one
+accelerometer + gyroscope + magnetometer triple): a 30-minute session at 100 Hz is 2 x 180,000 of
+them. Timed end to end per run: :func:`sensorhub.motion.pipeline.analyze_imu` (alignment, calibration,
+fusion, heading, angles) + rep detection and scoring + the session summary. Not timed: reading the
+recording and ingest (they are part of ``bench_analyze.py``).
+
+The same stages are run with VQF (the default) and with ``ahrs`` Madgwick (``method="madgwick"``).
+
+    python benchmarks/bench_pipeline.py [--minutes 30] [--methods vqf,madgwick] [--repeat 3] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import logging
+import pstats
+import statistics
+
+from _session import load_average, load_samples, session, timed
+
+from sensorhub.analysis import to_table
+from sensorhub.drills import detect_reps, summarize
+from sensorhub.motion.pipeline import analyze_imu
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30.0, help="length of the simulated session")
+    ap.add_argument("--methods", default="vqf,madgwick", help="orientation filters to compare")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per method (Madgwick: 1)")
+    ap.add_argument("--profile", action="store_true", help="print the top functions of one VQF run (cProfile)")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    bench = session(args.minutes)
+    side, pelvis, thigh = load_samples(bench)
+    n = len(pelvis) + len(thigh)
+    print(f"session {bench.recording.name}: {bench.duration_s / 60:.1f} min, {bench.reps} reps, "
+          f"{len(pelvis)} pelvis + {len(thigh)} thigh = {n} IMU samples")
+    for method in args.methods.split(","):
+        runs = []
+        for _ in range(args.repeat if method == "vqf" else 1):
+            angles, t_motion = timed(lambda: analyze_imu(pelvis, thigh, side, method=method))
+            detection, t_reps = timed(lambda: detect_reps(to_table(angles), bench.drill))
+            _, t_summary = timed(lambda: summarize(detection.reps, bench.drill, side, detection.incomplete))
+            total = t_motion + t_reps + t_summary
+            runs.append(total)
+            print(f"  {method:9s} total {total:6.3f} s = {n / total / 1e6:.3f} M samples/s | motion {t_motion:.3f} s, "
+                  f"reps {t_reps:.3f} s ({len(angles) / t_reps / 1e3:.0f} k rows/s, {len(detection.reps)} reps, "
+                  f"{len(detection.incomplete)} incomplete), summary {t_summary * 1e3:.1f} ms | {load_average()}")
+        best, med = min(runs), statistics.median(runs)
+        print(f"{method}: median {med:.3f} s ({n / med / 1e6:.3f} M samples/s), best {best:.3f} s "
+              f"({n / best / 1e6:.3f} M samples/s) over {len(runs)} run(s)")
+    if args.profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        angles = analyze_imu(pelvis, thigh, side)
+        detect_reps(to_table(angles), bench.drill)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
