@@ -65,7 +65,7 @@ def truth_reps() -> list[dict[str, Any]]:
 
 
 def test_hello_snapshot_describes_the_replayed_stream(run: Run) -> None:
-    t, hello = run.messages[0]
+    _, hello = run.messages[0]
     assert hello["type"] == "hello"
     assert hello["server"]["mode"] == "replay"
     drills = {d["name"]: d for d in hello["drills"]}

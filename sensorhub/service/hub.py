@@ -40,7 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sensorhub import __version__
-from sensorhub.drills import CATALOG, DrillDefinition, RepCompleted, RepDetector, RepEvent, RepIncomplete, get_drill
+from sensorhub.drills import (
+    CATALOG,
+    DrillDefinition,
+    RepCompleted,
+    RepDetector,
+    RepEvent,
+    RepIncomplete,
+    get_drill,
+)
 from sensorhub.drills.reps import Rep
 from sensorhub.errors import ConfigurationError, SensorhubError
 from sensorhub.ingest import Ingest, concat_samples
@@ -50,10 +58,20 @@ from sensorhub.notification import Notification
 from sensorhub.samples import ImuSamples
 from sensorhub.service import views
 from sensorhub.service.athletes import AthleteRegistry
-from sensorhub.service.broadcast import Broadcaster, FrameDecimator, dumps, round_or_none
+from sensorhub.service.broadcast import (
+    Broadcaster,
+    FrameDecimator,
+    dumps,
+    round_or_none,
+)
 from sensorhub.service.metrics import LiveMetrics
 from sensorhub.service.settings import ServiceSettings
-from sensorhub.service.sources import SEGMENTS, NotificationSource, SensorInfo, SessionPlan
+from sensorhub.service.sources import (
+    SEGMENTS,
+    NotificationSource,
+    SensorInfo,
+    SessionPlan,
+)
 from sensorhub.storage import AngleFrame as StoredFrame
 from sensorhub.storage import RepRecord, SensorStatus, SessionRecord, Store
 
@@ -317,11 +335,12 @@ class Hub:
         if new.segment == "thigh":
             self._ensure_stream(athlete, new.side or "")
         for stream in self.streams.values():
-            if stream.key in affected or (new.segment == "pelvis" and stream.athlete == athlete) or (
+            uses_it = stream.key in affected or (new.segment == "pelvis" and stream.athlete == athlete) or (
                 old is not None and old.segment == "pelvis" and stream.athlete == old.athlete
-            ):
-                if stream.frames or stream.pipeline.state != "calibrating":
-                    self._reset_pipeline(stream, f"sensor {sensor_id} reassigned")
+            )
+            # A stream that has seen data under the old strapping must calibrate again.
+            if uses_it and (stream.frames or stream.pipeline.state != "calibrating"):
+                self._reset_pipeline(stream, f"sensor {sensor_id} reassigned")
         return state
 
     def unassign_sensor(self, sensor_id: str) -> None:
@@ -396,8 +415,7 @@ class Hub:
             sid = note.sensor_id
             if self._unix_origin_s is None:
                 self._unix_origin_s = time.time() - note.t_host_s
-            if note.t_host_s > self._latest_t_host_s:
-                self._latest_t_host_s = note.t_host_s
+            self._latest_t_host_s = max(self._latest_t_host_s, note.t_host_s)
             state = self.sensors.get(sid) or self._sensor(sid)
             if not state.connected:
                 state.connected = True
@@ -759,12 +777,12 @@ class Hub:
             if a is not None and a.athlete == stream.athlete and (a.segment == "pelvis" or a.side == stream.side):
                 sensors[a.segment] = state.sensor_id
         drill = session.drill if session else None
-        state = "stopped" if session is not None and not session.active and not stream.calibrated else stream.pipeline.state
+        run_state = "stopped" if session is not None and not session.active and not stream.calibrated else stream.pipeline.state
         return {
             "key": stream.key, "athlete": stream.athlete, "athlete_name": athlete.name if athlete else stream.athlete,
             "side": stream.side, "session": session.id if session and session.active else None,
             "drill": drill.name if drill and session and session.active else None,
-            "state": state,
+            "state": run_state,
             "calibration": self.calibration_json(stream), "calibrated": stream.calibrated,
             "reps": len(session.reps) if session else 0,
             "session_max_ir": round_or_none(session.max_ir) if session else None,
@@ -781,7 +799,7 @@ class Hub:
             return {"state": "down", "backend": "none", "alert": "no store configured"}
         try:
             return views.clean(self.store.health().as_dict())  # type: ignore[no-any-return]
-        except Exception as exc:  # health must never take the status down with it
+        except Exception as exc:  # noqa: BLE001 - health must never take the status down with it
             return {"state": "down", "backend": "unknown", "last_error": str(exc)}
 
     def status_json(self, sensors: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -22,11 +22,25 @@ from fastapi.staticfiles import StaticFiles
 from sensorhub import __version__
 from sensorhub.drills import UnknownDrillError
 from sensorhub.errors import ConfigurationError, SensorhubError
-from sensorhub.service.athletes import AthleteRegistry, DuplicateAthleteError, UnknownAthleteError
+from sensorhub.service.athletes import (
+    AthleteRegistry,
+    DuplicateAthleteError,
+    UnknownAthleteError,
+)
 from sensorhub.service.broadcast import Broadcaster
 from sensorhub.service.hub import ConflictError, Hub, NotFoundError
 from sensorhub.service.metrics import LiveMetrics
-from sensorhub.service.routers import athletes, calibration, drills, health, history, live, sensors, sessions, streams
+from sensorhub.service.routers import (
+    athletes,
+    calibration,
+    drills,
+    health,
+    history,
+    live,
+    sensors,
+    sessions,
+    streams,
+)
 from sensorhub.service.settings import ServiceSettings
 from sensorhub.service.sources import NotificationSource, ReplayNotificationSource
 from sensorhub.storage import StorageError, StorageUnavailableError, Store, open_store
@@ -45,6 +59,8 @@ def default_source(settings: ServiceSettings) -> NotificationSource | None:
     """The source the settings ask for: a replay, the BLE manager (real or fake sensors), or None."""
     if settings.replay is not None:
         return ReplayNotificationSource(settings.replay, speed=settings.replay_speed, loop=settings.replay_loop)
+    if settings.mode == "idle":
+        return None
     try:
         from sensorhub.service.ble_source import BleNotificationSource
     except ImportError as exc:

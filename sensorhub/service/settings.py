@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     replay_loop: bool = False
     fake_sensors: bool = False
     """Live mode against the BLE layer's fake peripherals instead of a radio."""
+    ble: bool = True
+    """Without ``replay``: run the BLE manager (False: no source, API only — tests, history browsing)."""
 
     display_rate_hz: float = Field(default=30.0, gt=0, le=240)
     """Largest rate of WebSocket ``frame`` messages."""
@@ -59,4 +61,6 @@ class ServiceSettings(BaseSettings):
     @property
     def mode(self) -> str:
         """``"replay"``, ``"ble"`` (real or fake sensors) — the source the hub runs."""
-        return "replay" if self.replay is not None else "ble"
+        if self.replay is not None:
+            return "replay"
+        return "ble" if self.ble or self.fake_sensors else "idle"

@@ -11,7 +11,12 @@ from typing import Any
 
 from sensorhub.drills import DrillDefinition, Rep, RepIncomplete
 from sensorhub.drills.summary import rep_record, reps_document, summarize
-from sensorhub.motion.calibration import STEP_PROMPTS, CalibrationStep, LiveCalibrationStatus, StepReport
+from sensorhub.motion.calibration import (
+    STEP_PROMPTS,
+    CalibrationStep,
+    LiveCalibrationStatus,
+    StepReport,
+)
 from sensorhub.storage import RepRecord, SessionRecord, WeeklyTrend
 from sensorhub.storage.base import SideTrend
 

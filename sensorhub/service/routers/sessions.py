@@ -57,9 +57,8 @@ async def session_reps(session_id: str, hub: HubDep) -> list[dict[str, Any]]:
     live = hub.sessions.get(session_id)
     if live is not None:
         return [views.rep_json(r, hub.unix_origin_s) for r in live.reps]
-    if hub.store is not None:
-        if await run_in_threadpool(hub.store.session, session_id) is not None:
-            return [views.stored_rep_json(r) for r in await run_in_threadpool(hub.store.reps, session_id)]
+    if hub.store is not None and await run_in_threadpool(hub.store.session, session_id) is not None:
+        return [views.stored_rep_json(r) for r in await run_in_threadpool(hub.store.reps, session_id)]
     raise HTTPException(404, f"no session {session_id!r}")
 
 
