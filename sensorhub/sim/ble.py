@@ -26,12 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sensorhub.notification import Notification
 from sensorhub.protocol import encode_packet, max_samples_per_packet
 from sensorhub.protocol.spec import rate_code_for_hz
-from numpy.typing import NDArray
-
 from sensorhub.sim.rotations import FloatArray
 
 U32 = 1 << 32
