@@ -328,3 +328,20 @@ def test_ctrl_c_stops_the_replay_command_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert out.splitlines()[-1].startswith("interrupted: ")
     assert "Traceback" not in err
+
+
+def test_inspect_a_sensor_with_only_garbage_and_one_without_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "g.shr"
+    with RecordingWriter(path, RecordingMeta(source="test"), background_flush=False) as w:
+        w.add_sensor("bad", segment="pelvis", rate_hz=100.0)
+        w.add_sensor("quiet", segment="thigh", side="right", rate_hz=100.0)
+        for k in range(5):
+            w.write_notification(Notification("bad", 0.1 * k, b"\x00\x01\x02"))
+    report = inspect_recording(path)
+    bad, quiet = report["sensors"]
+    assert bad["notifications"] == 5 and bad["malformed"] == 5 and bad["packets_received"] == 0
+    assert bad["loss_percent"] is None and bad["measured_rate_hz"] is None and "protocol version" in bad["last_error"]
+    assert quiet["notifications"] == 0 and quiet["packets_received"] == 0 and quiet["samples"] == 0
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no data") == 2 and "no data (5 malformed payloads; last: data packet: protocol version 0" in out

@@ -129,7 +129,8 @@ def format_report(report: dict[str, Any]) -> str:
         nominal = f"{s['nominal_rate_hz']:g} Hz" if s["nominal_rate_hz"] else "? Hz"
         lines.append(f"  {s['sensor_id']}: {s['segment']}{side}, {s['axes']}-axis, nominal {nominal}")
         if not s["packets_received"]:
-            lines.append("    no data")
+            bad = s.get("malformed", 0)
+            lines.append(f"    no data ({bad} malformed payloads; last: {s['last_error']})" if bad else "    no data")
             continue
         rate = s.get("measured_rate_hz")
         drift = s.get("clock_drift_ppm")
