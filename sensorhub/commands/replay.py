@@ -1,9 +1,10 @@
-"""``sensorhub replay FILE [--speed X | --fast]``: run a recording through ingest as if it were live.
+"""``sensorhub replay FILE [--speed X | --fast] [--loop]``: run a recording through ingest as if live.
 
 The recording's notifications are paced by their receive times (``--speed 4`` four times faster,
 ``--fast`` as fast as possible), fed through :class:`sensorhub.ingest.Ingest`, and once per second of
-session time a status line shows, per sensor, the samples released so far, the rate delivered over
-that second and the packet loss so far. Ctrl-C stops cleanly with a final summary.
+session time a status line shows, per sensor, the samples released so far, the sample rate on the
+hub clock and the packet loss so far. ``--loop`` starts over at the end (each pass looks like a
+reboot of the sensors to ingest) until Ctrl-C. Ctrl-C stops cleanly with a final summary.
 
 :func:`run_replay` is the reusable part: it takes an ``on_block(sensor_id, samples)`` callback so
 later stages (fusion, joint angles) can hang off the same replay loop and print their own output.
