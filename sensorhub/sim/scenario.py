@@ -134,6 +134,18 @@ def _calibration(script: MotionScript, rng: np.random.Generator) -> dict[str, li
 
 
 @dataclass(frozen=True)
+class DrillPart:
+    """What a drill builder appended to the script after the calibration protocol."""
+
+    drill_start_s: float
+    drill_end_s: float
+    reps: list[ScriptedRep]
+    pose_t_s: float
+    """A moment in the drill's neutral pose (where a magnetic disturbance is placed)."""
+    events: list[tuple[float, str]]
+
+
+@dataclass(frozen=True)
 class RepStyle:
     """How a drill's reps move beyond the rotation itself.
 
@@ -206,9 +218,7 @@ def _reps(
     return reps
 
 
-def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
-    float, float, list[ScriptedRep], float, list[tuple[float, str]]
-]:
+def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> DrillPart:
     seat_flex = _u(rng, 76, 86)
     seat_tilt = _u(rng, 5, 12)
     seat_up = -_u(rng, 0.40, 0.46)
@@ -231,12 +241,10 @@ def _seated(script: MotionScript, rng: np.random.Generator, options: DrillOption
     script.move(_u(rng, 1.0, 1.3), hip_flexion=0.0, hip_adduction=0.0, pelvis_tilt=0.0, pelvis_up=0.0,
                 pelvis_anterior=0.0)
     script.hold(_u(rng, 1.5, 2.5))
-    return drill_start, drill_end, reps, pose_t, [(t_sit, "sit_down"), (t_stand, "stand_up")]
+    return DrillPart(drill_start, drill_end, reps, pose_t, [(t_sit, "sit_down"), (t_stand, "stand_up")])
 
 
-def _standing(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
-    float, float, list[ScriptedRep], float, list[tuple[float, str]]
-]:
+def _standing(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> DrillPart:
     t_setup = script.t_s
     # Step the measured foot slightly out (abduction) with the hip extended.
     script.move(_u(rng, 0.7, 1.0), hip_adduction=-_u(rng, 2, 6), hip_flexion=_u(rng, -3, 4))
@@ -248,7 +256,7 @@ def _standing(script: MotionScript, rng: np.random.Generator, options: DrillOpti
     script.move(_u(rng, 0.7, 1.0), hip_adduction=0.0, hip_flexion=0.0, hip_rotation=0.0, pelvis_rotation=0.0,
                 pelvis_obliquity=0.0, pelvis_tilt=0.0)
     script.hold(_u(rng, 1.5, 2.5))
-    return drill_start, drill_end, reps, pose_t, [(t_setup, "stance")]
+    return DrillPart(drill_start, drill_end, reps, pose_t, [(t_setup, "stance")])
 
 
 def _down_to_floor(script: MotionScript, rng: np.random.Generator, flexion: float, tilt: float) -> tuple[float, float]:
@@ -272,9 +280,7 @@ def _up_from_floor(script: MotionScript, rng: np.random.Generator, floor_up: flo
     script.hold(_u(rng, 1.5, 2.5))
 
 
-def _supine(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
-    float, float, list[ScriptedRep], float, list[tuple[float, str]]
-]:
+def _supine(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> DrillPart:
     t_down = script.t_s
     floor_up, floor_back = _down_to_floor(script, rng, flexion=_u(rng, 80, 90), tilt=_u(rng, 5, 12))
     # Lie back: the pelvis turns about 90° (front up); hip and knee stay flexed about 90°, so the
@@ -294,13 +300,11 @@ def _supine(script: MotionScript, rng: np.random.Generator, options: DrillOption
     script.hold(_u(rng, 0.4, 0.8))
     t_up = script.t_s
     _up_from_floor(script, rng, floor_up, floor_back)
-    return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_lie, "lie_down"), (t_sit_up, "sit_up"),
-                                                  (t_up, "stand_up")]
+    events = [(t_down, "sit_down"), (t_lie, "lie_down"), (t_sit_up, "sit_up"), (t_up, "stand_up")]
+    return DrillPart(drill_start, drill_end, reps, pose_t, events)
 
 
-def _hip_90_90(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
-    float, float, list[ScriptedRep], float, list[tuple[float, str]]
-]:
+def _hip_90_90(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> DrillPart:
     # Sitting on the floor, knees up (hip flexed ~105°), feet flat: the neutral. The knees drop to
     # the measured side (its hip turns out and abducts: the front leg of the 90/90, flexion ~90°) and
     # then to the other side (its hip turns in and abducts: the back leg, flexion ~55°), sitting tall.
@@ -320,12 +324,10 @@ def _hip_90_90(script: MotionScript, rng: np.random.Generator, options: DrillOpt
     drill_end = script.t_s
     t_up = script.t_s
     _up_from_floor(script, rng, floor_up, floor_back)
-    return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")]
+    return DrillPart(drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")])
 
 
-def _long_sitting(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> tuple[
-    float, float, list[ScriptedRep], float, list[tuple[float, str]]
-]:
+def _long_sitting(script: MotionScript, rng: np.random.Generator, options: DrillOptions, side_sign: float) -> DrillPart:
     # Sitting on the floor, legs straight in front, trunk upright: hip flexed ~90° with the femur
     # horizontal; toes turn in (internal) and drop out (external) with the heels in place.
     t_down = script.t_s
@@ -338,13 +340,10 @@ def _long_sitting(script: MotionScript, rng: np.random.Generator, options: Drill
     drill_end = script.t_s
     t_up = script.t_s
     _up_from_floor(script, rng, floor_up, floor_back)
-    return drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")]
+    return DrillPart(drill_start, drill_end, reps, pose_t, [(t_down, "sit_down"), (t_up, "stand_up")])
 
 
-DrillBuilder = Callable[
-    [MotionScript, np.random.Generator, DrillOptions, float],
-    tuple[float, float, list[ScriptedRep], float, list[tuple[float, str]]],
-]
+DrillBuilder = Callable[[MotionScript, np.random.Generator, DrillOptions, float], DrillPart]
 
 
 @dataclass(frozen=True)
@@ -409,7 +408,7 @@ def build_scenario(
     )
     script = MotionScript()
     phases = _calibration(script, rng)
-    start, end, rep_list, pose_t, events = spec.builder(script, rng, options, side_sign)
+    part = spec.builder(script, rng, options, side_sign)
     keyframes = script.build()
     sway_model = (
         Sway.random(
@@ -425,4 +424,5 @@ def build_scenario(
         else Sway.none()
     )
     kin = Kinematics(keyframes, side, heading_deg, sway_model, geometry)
-    return Scenario(drill, spec.scenario_label, side, kin, phases, start, end, rep_list, pose_t, events)
+    return Scenario(drill, spec.scenario_label, side, kin, phases, part.drill_start_s, part.drill_end_s, part.reps,
+                    part.pose_t_s, part.events)
