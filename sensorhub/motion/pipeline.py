@@ -215,8 +215,10 @@ def analyze_imu(
     gap = np.asarray(pg.gap_before, dtype=bool) | np.asarray(tg.gap_before, dtype=bool)
     diag.gap_fraction = float(np.mean(gap))
 
+    found_phases: CalibrationPhases | None = None
     if calibration is None:
         calibration = calibrate(pg, tg, side)
+        found_phases = calibration.phases
         diag.calibration_source = "protocol found in this recording"
         assert calibration.phases is not None
         neutral = _neutral_span(calibration.phases)
@@ -230,6 +232,7 @@ def analyze_imu(
             phases = detect_phases(t, pg.gyr_rad_s, tg.gyr_rad_s)
             neutral = _neutral_span(phases)
             diag.drill_start_s = phases.end_s
+            found_phases = phases
         except CalibrationPhaseError:
             span = _first_still_span(t, pg.gyr_rad_s, tg.gyr_rad_s)
             if span is None:
@@ -237,6 +240,8 @@ def analyze_imu(
             neutral = span
             diag.notes.append(f"neutral standing taken from the first still span {span.start_s:.1f}-{span.end_s:.1f} s")
         m = neutral.mask(t)
+        if found_phases is not None:
+            m = m | _trimmed_mask(found_phases.still1, t)
         bias = {"pelvis": pg.gyr_rad_s[m].mean(axis=0), "thigh": tg.gyr_rad_s[m].mean(axis=0)}
     diag.neutral = neutral
 
@@ -253,7 +258,7 @@ def analyze_imu(
     if detrend_heading:
         q_earth_pelvis, q_earth_femur, q6 = _remove_heading_trends(
             t, q_earth_pelvis, q_earth_femur, q6, neutral, drill & ~(long_p | long_t),
-            None if calibration.phases is None or diag.calibration_source.startswith("stored") else calibration.phases, diag)
+            found_phases, diag)
     delta0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_earth_femur[nm])
     delta_mag: FloatArray | None = None
     valid: BoolArray | None = None
