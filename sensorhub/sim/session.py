@@ -21,6 +21,7 @@ import numpy as np
 from sensorhub.errors import ConfigurationError
 from sensorhub.notification import Notification
 from sensorhub.protocol import SAMPLE_RATES_HZ
+from sensorhub.recording import Athlete, MarkLabel, RecordingMeta, RecordingWriter
 from sensorhub.samples import ImuSamples
 from sensorhub.sim.ble import (
     U32,
@@ -263,8 +264,6 @@ def truth_paths(recording_path: Path) -> dict[str, Path]:
 
 def write_recording(session: SimulatedSession, path: Path, overwrite: bool = False) -> dict[str, Path]:
     """Write the recording at ``path`` and its truth files beside it; returns all paths written."""
-    from sensorhub.recording import Athlete, MarkLabel, RecordingMeta, RecordingWriter
-
     path = Path(path)
     paths = truth_paths(path)
     sc = session.scenario
