@@ -20,7 +20,7 @@ from bleak.exc import BleakDBusError
 from sensorhub.ble import (
     BackoffPolicy,
     BleManager,
-    ControlCommandError,
+    CommandRefusedError,
     ManagerConfig,
     SensorEvent,
 )
@@ -37,6 +37,7 @@ from sensorhub.protocol import (
     RANGE_CODES,
     SAMPLE_RATES_HZ,
     SetSampleRate,
+    StopStreaming,
     decode_packet,
 )
 
@@ -135,7 +136,8 @@ def test_two_sensors_connect_one_at_a_time_then_stream_in_parallel() -> None:
             np.testing.assert_allclose(got_mag, mag, atol=0.076, rtol=0)  # half of 0.15 µT/count
         # Sample times on the hub clock: 10 ms apart, no gap.
         assert np.allclose(np.diff(samples[sid].t_s), 0.01, atol=1e-3)
-        assert samples[sid].gap_before is not None and not samples[sid].gap_before.any()
+        gap_before = samples[sid].gap_before
+        assert gap_before is not None and not gap_before.any()
 
 
 def test_disconnect_mid_set_reconnects_with_new_client_and_marks_exact_gap() -> None:
@@ -206,7 +208,7 @@ def test_time_sync_measures_the_sensors_offset() -> None:
         again = await manager.time_sync(ID_A, rounds=4)
         await manager.stop()
         await radio.close()
-        expected = p._sensor_time_exact_us(1.0) - 1.0e6  # sensor µs minus host µs, constant without drift
+        expected = p.sensor_clock_us(1.0) - 1.0e6  # sensor µs minus host µs, constant without drift
         return on_connect, again, expected
 
     on_connect, again, expected = run(main)
@@ -226,7 +228,7 @@ def test_control_commands_are_byte_exact_and_refusals_raise() -> None:
         await manager.wait_connected(5.0)
         await asyncio.sleep(0.3)
         ack = await manager.send_command(ID_A, SetSampleRate(1))
-        with pytest.raises(ControlCommandError, match="UNKNOWN_RATE_CODE"):
+        with pytest.raises(CommandRefusedError, match="UNKNOWN_RATE_CODE"):
             await manager.send_command(ID_A, SetSampleRate(6))  # 400 Hz: not supported by this sensor
         await asyncio.sleep(0.3)
         await manager.stop()
@@ -341,3 +343,53 @@ def test_sensor_reboot_is_a_reconnect_and_a_new_clock_epoch() -> None:
     st = ingest.stats()[ID_A]
     assert st.resets == 1
     assert st.packets_received == len(p.delivered())
+
+
+def test_refused_configuration_gives_up_instead_of_retrying_forever() -> None:
+    async def main() -> Any:
+        p = FakePeripheral(ID_A, supported_rate_codes=(0, 1, 2, 3))
+        radio = FakeRadio([p])
+        events: list[SensorEvent] = []
+        manager = BleManager(radio.backend(), replace(FAST, rate_code=5), clock=session_clock(),
+                             on_event=events.append)
+        await manager.start()
+        connected = await manager.wait_connected(5.0)
+        await asyncio.sleep(0.3)  # a retry would have happened by now (backoff 0.1-0.15 s)
+        status = manager.status()[0]
+        await manager.stop()
+        await radio.close()
+        return connected, status, events, radio
+
+    connected, status, events, radio = run(main)
+    assert connected == []
+    assert status.state == "failed" and "UNKNOWN_RATE_CODE" in (status.last_error or "")
+    assert [e.kind for e in events if e.kind in ("connected", "failed")] == ["failed"]
+    assert len(radio.connect_log) == 1
+
+
+def test_stopped_sensor_stays_stopped_across_a_reconnect() -> None:
+    async def main() -> Any:
+        p = FakePeripheral(ID_A)
+        radio = FakeRadio([p])
+        manager = BleManager(radio.backend(), replace(FAST, silence_timeout_s=0.3), clock=session_clock())
+        await manager.start()
+        await manager.wait_connected(5.0)
+        await asyncio.sleep(0.2)
+        await manager.send_command(ID_A, StopStreaming())
+        await manager.send_command(ID_A, SetSampleRate(1))
+        await asyncio.sleep(0.6)  # silent, but stopped on purpose: the watchdog must not reconnect
+        reconnects_while_stopped = manager.status()[0].reconnects
+        p.drop_connection()
+        await asyncio.sleep(0.5)
+        status = manager.status()[0]
+        n_streaming = p.streaming
+        await manager.stop()
+        await radio.close()
+        return reconnects_while_stopped, status, n_streaming, p
+
+    reconnects_while_stopped, status, streaming, p = run(main)
+    assert reconnects_while_stopped == 0
+    assert status.reconnects == 1 and status.state == "connected" and status.rate_hz == 50.0
+    assert not streaming
+    # start; stop and 50 Hz by hand; after the reconnect only the rate again (no start); stop at the end.
+    assert [w for w in p.control_writes if w[0] != 0x05] == [b"\x01", b"\x02", b"\x03\x01", b"\x03\x01", b"\x02"]

@@ -15,8 +15,10 @@ from sensorhub.ble.backend import BleakBleBackend, BleBackend, ClientLike, Found
 from sensorhub.ble.errors import (
     AssignmentError,
     BleError,
+    CommandRefusedError,
     ControlCommandError,
     NoSensorsFoundError,
+    ReplyTimeoutError,
     TimeSyncError,
 )
 from sensorhub.ble.manager import (
@@ -36,10 +38,12 @@ __all__ = [
     "BleManager",
     "BleakBleBackend",
     "ClientLike",
+    "CommandRefusedError",
     "ControlCommandError",
     "FoundSensor",
     "ManagerConfig",
     "NoSensorsFoundError",
+    "ReplyTimeoutError",
     "SensorEvent",
     "SensorStatus",
     "TimeSyncError",

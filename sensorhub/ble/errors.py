@@ -18,7 +18,15 @@ class NoSensorsFoundError(BleError):
 
 
 class ControlCommandError(BleError):
-    """A control command was refused (ERROR reply) or not answered in time."""
+    """A control command failed: refused by the sensor or not answered in time."""
+
+
+class CommandRefusedError(ControlCommandError):
+    """The sensor answered a command with an ERROR reply (the message names the error code)."""
+
+
+class ReplyTimeoutError(ControlCommandError):
+    """No reply to a control command within the reply timeout."""
 
 
 class TimeSyncError(BleError):

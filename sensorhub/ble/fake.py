@@ -307,9 +307,10 @@ class FakePeripheral:
 
     def sensor_time_us(self, t_host_s: float | None = None) -> int:
         """The fake's free-running µs clock (u32) at host time ``t_host_s`` (default: now)."""
-        return self._sensor_time_exact_us(t_host_s) % U32
+        return self.sensor_clock_us(t_host_s) % U32
 
-    def _sensor_time_exact_us(self, t_host_s: float | None = None) -> int:
+    def sensor_clock_us(self, t_host_s: float | None = None) -> int:
+        """The fake's µs clock at host time ``t_host_s`` before the 32-bit wrap (tests compare offsets with it)."""
         t = self.clock() if t_host_s is None else t_host_s
         return self.clock_offset_us + math.floor((t - self._clock_t0_s) * 1e6 * (1.0 + self.clock_drift_ppm * 1e-6))
 
@@ -453,13 +454,13 @@ class FakePeripheral:
 
     async def _stream(self) -> None:
         """Produce packets on the sensor's own clock: each one when its last sample has been taken."""
-        next_t_us = float(self._sensor_time_exact_us())  # sensor time of the next sample to take
+        next_t_us = float(self.sensor_clock_us())  # sensor time of the next sample to take
         while self.streaming:
             # Rate and samples per packet are read per packet: a SET_SAMPLE_RATE takes effect at a
             # packet boundary (PROTOCOL.md 5.1).
             period_us = 1e6 / self.rate_hz
             n = self.samples_per_packet
-            now_us = self._sensor_time_exact_us()
+            now_us = self.sensor_clock_us()
             while next_t_us + (n - 1) * period_us <= now_us:
                 self._produce(round(next_t_us), n)
                 next_t_us += n * period_us

@@ -53,8 +53,9 @@ from tenacity.wait import wait_base, wait_exponential, wait_random
 from sensorhub.ble.backend import BleBackend, ClientLike, FoundSensor
 from sensorhub.ble.errors import (
     BleError,
-    ControlCommandError,
+    CommandRefusedError,
     NoSensorsFoundError,
+    ReplyTimeoutError,
     TimeSyncError,
 )
 from sensorhub.errors import ProtocolError
@@ -96,10 +97,12 @@ Command = StartStreaming | StopStreaming | SetSampleRate | SetRanges
 EventKind = Literal["found", "connected", "lost", "back", "ignored", "failed", "time_sync", "stopped"]
 
 # Failures after which another connection attempt may succeed. A ProtocolError (e.g. another
-# protocol version in the info record) is not among them: retrying cannot fix it.
-RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (BleakError, BleError, TimeoutError, OSError, EOFError)
-LINK_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, ProtocolError)
-"""Every error a link can end in: retryable ones plus malformed replies."""
+# protocol version in the info record) or a refused command (e.g. a rate the sensor cannot do) is
+# not among them: retrying cannot fix it, so the sensor is given up with that message.
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    BleakError, ReplyTimeoutError, TimeSyncError, TimeoutError, OSError, EOFError)
+LINK_ERRORS: tuple[type[BaseException], ...] = (*RETRYABLE_ERRORS, BleError, ProtocolError)
+"""Every error a link can end in: retryable ones, refusals and malformed replies."""
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,10 @@ class _Link:
         self.replies: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
         self.command_lock = asyncio.Lock()
         self.token = 0
+        # What the hub wants from this sensor; re-sent on every reconnect.
+        self.want_streaming = True
+        self.rate_code: int | None = None
+        self.range_code: int | None = None
         self.task: asyncio.Task[None] | None = None
 
     @property
@@ -312,6 +319,7 @@ class BleManager:
             if f.address in self._links:
                 continue
             link = self._links[f.address] = _Link(f)
+            link.rate_code, link.range_code = self.config.rate_code, self.config.range_code
             link.task = asyncio.get_running_loop().create_task(self._supervise(link), name=f"ble-supervisor {f.address}")
         return found
 
@@ -334,11 +342,24 @@ class BleManager:
                 if link.info is not None and link.status.state not in ("ignored", "failed")}
 
     async def send_command(self, sensor_id: str, command: Command) -> Ack:
-        """Send a control command to a connected sensor and wait for its ACK (ERROR raises)."""
+        """Send a control command to a connected sensor and wait for its ACK.
+
+        Raises :class:`CommandRefusedError` on an ERROR reply and :class:`ReplyTimeoutError` without
+        a reply. What the command sets (streaming on/off, rate, ranges) is remembered and re-sent
+        after a reconnect.
+        """
         link = self._link_by_id(sensor_id)
         if link.client is None or not link.status.connected:
             raise BleError(f"{link.label}: not connected; cannot send {type(command).__name__}")
-        return await self._command(link, link.client, command)
+        ack = await self._command(link, link.client, command)
+        if isinstance(command, (StartStreaming, StopStreaming)):
+            link.want_streaming = isinstance(command, StartStreaming)
+        elif isinstance(command, SetSampleRate):
+            link.rate_code = command.rate_code
+            link.status.rate_hz = SAMPLE_RATES_HZ[command.rate_code]
+        elif isinstance(command, SetRanges):
+            link.range_code = link.status.range_code = command.range_code
+        return ack
 
     async def time_sync(self, sensor_id: str, rounds: int | None = None) -> TimeSyncResult:
         """Run a time-sync exchange now with a connected sensor."""
@@ -465,13 +486,14 @@ class BleManager:
         await client.start_notify(CONTROL_CHAR_UUID, self._control_callback(link))
         await client.start_notify(DATA_CHAR_UUID, self._data_callback(link, sensor_id))
         await self._time_sync(link, client, self.config.time_sync_rounds)
-        if self.config.rate_code is not None:
-            await self._command(link, client, SetSampleRate(self.config.rate_code))
-            link.status.rate_hz = SAMPLE_RATES_HZ[self.config.rate_code]
-        if self.config.range_code is not None:
-            await self._command(link, client, SetRanges(self.config.range_code))
-            link.status.range_code = self.config.range_code
-        await self._command(link, client, StartStreaming())
+        if link.rate_code is not None:
+            await self._command(link, client, SetSampleRate(link.rate_code))
+            link.status.rate_hz = SAMPLE_RATES_HZ[link.rate_code]
+        if link.range_code is not None:
+            await self._command(link, client, SetRanges(link.range_code))
+            link.status.range_code = link.range_code
+        if link.want_streaming:
+            await self._command(link, client, StartStreaming())
 
     async def _watch(self, link: _Link) -> str:
         """Keep a connected link healthy until it drops; returns why it ended."""
@@ -492,7 +514,9 @@ class BleManager:
                 return "disconnected (no callback)"
             now = self.clock()
             last = link.status.last_seen_s
-            if cfg.silence_timeout_s is not None and now - max(last or -math.inf, streaming_since) > cfg.silence_timeout_s:
+            if not link.want_streaming:
+                streaming_since = now
+            elif cfg.silence_timeout_s is not None and now - max(last or -math.inf, streaming_since) > cfg.silence_timeout_s:
                 return f"no data for {cfg.silence_timeout_s:g} s"
             try:
                 if now >= next_sync:
@@ -553,7 +577,7 @@ class BleManager:
         while True:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise ControlCommandError(f"{link.label}: no reply to {what} within {self.config.reply_timeout_s:g} s")
+                raise ReplyTimeoutError(f"{link.label}: no reply to {what} within {self.config.reply_timeout_s:g} s")
             try:
                 t_host_s, raw = await asyncio.wait_for(link.replies.get(), remaining)
             except TimeoutError:
@@ -575,7 +599,7 @@ class BleManager:
             _, reply = await self._await_reply(
                 link, lambda m: isinstance(m, (Ack, ErrorReply)) and m.opcode == opcode, name)
         if isinstance(reply, ErrorReply):
-            raise ControlCommandError(f"{link.label}: sensor refused {name} ({payload.hex()}): {reply.error.name}")
+            raise CommandRefusedError(f"{link.label}: sensor refused {name} ({payload.hex()}): {reply.error.name}")
         return reply  # type: ignore[no-any-return]
 
     async def _time_sync(self, link: _Link, client: ClientLike, rounds: int) -> TimeSyncResult:
@@ -594,11 +618,11 @@ class BleManager:
 
                 try:
                     t4_s, reply = await self._await_reply(link, answers, "time-sync request")
-                except ControlCommandError as exc:
+                except ReplyTimeoutError as exc:
                     log.debug("%s", exc)
                     continue
                 if isinstance(reply, ErrorReply):
-                    raise TimeSyncError(f"{link.label}: sensor refused the time-sync request: {reply.error.name}")
+                    raise CommandRefusedError(f"{link.label}: sensor refused the time-sync request: {reply.error.name}")
                 point = time_sync_point(reply, round(t4_s * 1e6))
                 if best is None or point.round_trip_us < best.round_trip_us:
                     best = point
