@@ -84,6 +84,7 @@ class Diagnostics:
     disturbance_events: list[heading.DisturbanceEvent] = field(default_factory=list)
     gap_fraction: float = 0.0
     heading_trend_deg_min: dict[str, float] = field(default_factory=dict)
+    hard_iron_uT: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -307,6 +308,18 @@ def _magnetic_heading(
     them sits in a disturbance already) or when the magnetic heading contradicts the calibration by
     more than :data:`MAX_MAG_MOUNT_REFINEMENT_DEG`.
     """
+    # Residual hard iron first: it turns the magnetic heading by a degree or two depending on the
+    # sensor's orientation. Fit on samples whose field norm is near the neutral one.
+    mags = {"pelvis": mag_pelvis_uT, "thigh": mag_thigh_uT}
+    for name in ("pelvis", "thigh"):
+        m = mags[name]
+        norm = np.linalg.norm(m, axis=1)
+        ref_norm = float(np.median(norm[nm]))
+        up = quat.rotate(quat.conjugate(q6[name]), np.array([0.0, 0.0, 1.0]))
+        h = heading.estimate_hard_iron(m, up, np.abs(norm - ref_norm) < 0.1 * ref_norm)
+        mags[name] = m - h
+        diag.hard_iron_uT[name] = [float(x) for x in h]
+    mag_pelvis_uT, mag_thigh_uT = mags["pelvis"], mags["thigh"]
     refs = {"pelvis": heading.reference_from(q6["pelvis"][nm], mag_pelvis_uT[nm]),
             "thigh": heading.reference_from(q6["thigh"][nm], mag_thigh_uT[nm])}
     if not _references_agree(refs, diag):
