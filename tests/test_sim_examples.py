@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from sensorhub.sim import SimConfig, simulate, write_csv_dir
 from sensorhub.sim.imu import GRAVITY_M_S2
@@ -54,8 +55,6 @@ def test_simulator_conventions_reproduce_the_examples_sensor_data(examples_dir: 
         imu = _load(example / f"{segment}.csv")
         # Body-frame angular velocity from consecutive truth orientations.
         rel = np.einsum("nji,njk->nik", r[:-1], r[1:])
-        from scipy.spatial.transform import Rotation
-
         w_truth = Rotation.from_matrix(rel).as_rotvec() / np.diff(t)[:, None]
         t_mid = 0.5 * (t[:-1] + t[1:])
         gyr = np.column_stack([np.interp(t_mid, imu["t"], imu[c]) for c in ("gx", "gy", "gz")])
