@@ -95,7 +95,7 @@ def test_two_sensors_connect_one_at_a_time_then_stream_in_parallel() -> None:
         found = await manager.start()
         assert sorted(f.address for f in found) == sorted(radio.peripherals)  # the Polar H10 is filtered out
         assert sorted(await manager.wait_connected(5.0)) == sorted([ID_A, ID_B])
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.0)
         await manager.stop()
         await radio.close()
         return radio, manager, events
@@ -121,7 +121,7 @@ def test_two_sensors_connect_one_at_a_time_then_stream_in_parallel() -> None:
         peripheral = next(p for p in radio.peripherals.values() if p.sensor_id == sid)
         delivered = peripheral.delivered()
         n_sent = sum(decode_packet(p.payload).n_samples for p in delivered)
-        assert 1.2 * 100 < n_sent < 1.8 * 100  # ~1.5 s at 100 Hz
+        assert 80 < n_sent < 130  # ~1 s at 100 Hz
         assert stats[sid].packets_received == len(delivered)
         assert stats[sid].packets_lost == 0 and stats[sid].duplicates == 0
         assert stats[sid].samples == n_sent == len(samples[sid])
@@ -328,9 +328,9 @@ def test_sensor_reboot_is_a_reconnect_and_a_new_clock_epoch() -> None:
         manager = BleManager(radio.backend(), FAST, clock=session_clock())
         await manager.start()
         await manager.wait_connected(5.0)
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.4)
         p.reboot()
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(0.9)
         await manager.stop()
         await radio.close()
         return p, manager
