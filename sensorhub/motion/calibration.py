@@ -610,6 +610,10 @@ class LiveCalibration:
     def calibration(self) -> Calibration | None:
         return self._calibration
 
+    def status(self) -> LiveCalibrationStatus:
+        """The current step, progress, prompt and verdicts, without feeding data."""
+        return self._status()
+
     def _status(self) -> LiveCalibrationStatus:
         return LiveCalibrationStatus(self.step, float(np.clip(self._progress, 0.0, 1.0)), STEP_PROMPTS[self.step],
                                      tuple(self._verdicts), self._calibration)

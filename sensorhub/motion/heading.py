@@ -58,7 +58,8 @@ BATCH_WINDOW_S = 4.0
 
 @dataclass(frozen=True)
 class MagReference:
-    """Undisturbed field of one sensor: norm (µT) and dip below the horizontal (deg, positive down... as measured)."""
+    """Undisturbed field of one sensor: norm (µT) and dip (deg, elevation above the horizontal plane;
+    negative when the field points down, as in the northern hemisphere)."""
 
     norm_uT: float
     dip_deg: float

@@ -33,6 +33,8 @@ from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
 from sensorhub.motion.calibration import (
     Calibration,
+    LiveCalibration,
+    LiveCalibrationStatus,
     CalibrationPhaseError,
     CalibrationPhases,
     Interval,
@@ -564,8 +566,6 @@ class OnlinePipeline:
 
     def __init__(self, side: str, *, calibration: Calibration | None = None, rate_hz: float = 100.0, method: str = "vqf",
                  use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None, detrend_heading: bool = True) -> None:
-        from sensorhub.motion.calibration import LiveCalibration
-
         _check_side(side)
         self.side = side
         self.rate_hz = float(rate_hz)
@@ -590,9 +590,9 @@ class OnlinePipeline:
         self._dist_open: dict[str, float | None] = {"pelvis": None, "thigh": None}
 
     @property
-    def status(self) -> Any:
-        """The live calibration status (step, progress, prompt, verdicts), or None once streaming."""
-        return None if self.live_calibration is None else self.live_calibration._status()
+    def status(self) -> LiveCalibrationStatus | None:
+        """The live calibration status (step, progress, prompt, verdicts); None with a stored calibration."""
+        return None if self.live_calibration is None else self.live_calibration.status()
 
     # -- input -------------------------------------------------------------------------------
 
@@ -650,7 +650,7 @@ class OnlinePipeline:
         n = int(np.floor((end - self._next_t) / dt + 1e-9)) + 1
         if n <= 0:
             return []
-        t = self._next_t + np.arange(n) * dt
+        t: FloatArray = self._next_t + np.arange(n, dtype=np.float64) * dt
         self._next_t = float(t[-1] + dt)
         pg, tg = align.resample_samples(p, t), align.resample_samples(th, t)
         if self.live_calibration is not None:
@@ -773,7 +773,7 @@ class OnlinePipeline:
         n = int(np.floor((end - self._next_t) / dt + 1e-9)) + 1
         if n <= 0:
             return []
-        t = self._next_t + np.arange(n) * dt
+        t: FloatArray = self._next_t + np.arange(n, dtype=np.float64) * dt
         self._next_t = float(t[-1] + dt)
         r_sensor, mags, gaps, long_gap = {}, {}, [], np.zeros(n, dtype=bool)
         for name, st in self._streams.items():
@@ -821,7 +821,7 @@ class OnlinePipeline:
         block = np.column_stack((t, a_hip, a_pel))
         self._frames.append(block)
         self._gaps.append(gap)
-        return [AngleFrame(*row, g) for row, g in zip(block.tolist(), gap.tolist())]
+        return [AngleFrame(r[0], r[1], r[2], r[3], r[4], r[5], r[6], g) for r, g in zip(block.tolist(), gap.tolist())]
 
     def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray) -> tuple[FloatArray, FloatArray]:
         """Causal counterpart of the batch drift removal: heading corrections (n, 3, 3) for pelvis and femur.
