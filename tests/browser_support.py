@@ -1,0 +1,180 @@
+"""Helpers for the dashboard's browser tests: a real ``sensorhub serve`` replaying a recording, a
+headless Debian Chromium driven by Playwright, and a recorder of the WebSocket messages the page
+receives.
+
+Nothing here downloads a browser: the tests use ``/usr/bin/chromium`` (Debian package ``chromium``)
+and skip with a reason when it or the ``playwright`` package is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from sensorhub.notification import Notification
+from sensorhub.recording import Mark, RecordingWriter, open_recording
+
+REPO = Path(__file__).resolve().parents[1]
+REPLAY_DATA = REPO / "replay_data"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+_DASHBOARD_LINE = re.compile(r"dashboard: (http://\S+/)")
+
+
+def require_browser() -> Any:
+    """The ``playwright.sync_api`` module, or skip the test with the reason it cannot run."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (install Debian's chromium: apt-get install -y chromium)")
+    return pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+@contextmanager
+def chromium_page(sync_api: Any, *, width: int = 1440, height: int = 1000) -> Iterator[Any]:
+    """A fresh page in headless Chromium; console errors and page errors are collected on
+    ``page.errors`` (a list of strings) so tests can assert the dashboard ran cleanly."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+            page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}") if msg.type == "error" else None)
+            page.errors = errors  # type: ignore[attr-defined]
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save a full-page PNG to test-artifacts/ (gitignored) and return its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@dataclass
+class WsRecorder:
+    """Every JSON message the page's live WebSocket received, with the monotonic time it arrived."""
+
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def attach(self, page: Any) -> None:
+        def on_socket(ws: Any) -> None:
+            if ws.url.endswith("/ws/live"):
+                ws.on("framereceived", self._on_payload)
+
+        page.on("websocket", on_socket)
+
+    def _on_payload(self, payload: str | bytes) -> None:
+        text = payload.decode() if isinstance(payload, bytes) else payload
+        self.messages.append((time.monotonic(), json.loads(text)))
+
+    def frames(self, key: str) -> list[dict[str, Any]]:
+        """The per-stream entries of all ``frame`` messages for stream ``key``, in arrival order."""
+        return [s for _, m in self.messages if m.get("type") == "frame" for s in m["streams"] if s["key"] == key]
+
+    def events(self, kind: str) -> list[dict[str, Any]]:
+        return [m for _, m in self.messages if m.get("type") == "event" and m.get("event") == kind]
+
+
+class ServiceProcess:
+    """``sensorhub serve --replay FILE --speed X`` on a free loopback port, in its own process.
+
+    The service picks the port itself (``--port 0``) and announces the dashboard URL on stdout,
+    so there is no race for a port. Storage is SQLite in ``data_dir``.
+    """
+
+    def __init__(self, recording: Path, *, speed: float, data_dir: Path, startup_timeout_s: float = 30.0) -> None:
+        self.recording = recording
+        self.speed = speed
+        self.data_dir = data_dir
+        self.startup_timeout_s = startup_timeout_s
+        self.url = ""
+        self.proc: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        exe = shutil.which("sensorhub")
+        cmd = [exe] if exe else [sys.executable, "-m", "sensorhub"]
+        cmd += ["serve", "--replay", str(self.recording), "--speed", str(self.speed),
+                "--host", "127.0.0.1", "--port", "0", "--data-dir", str(self.data_dir)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SENSORHUB_")}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        found = threading.Event()
+
+        def read() -> None:
+            assert self.proc is not None and self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.output.append(line.rstrip())
+                match = _DASHBOARD_LINE.search(line)
+                if match and not found.is_set():
+                    self.url = match.group(1)
+                    found.set()
+            found.set()
+
+        self._reader = threading.Thread(target=read, name="serve-output", daemon=True)
+        self._reader.start()
+        if not found.wait(self.startup_timeout_s) or not self.url:
+            self.__exit__(None, None, None)
+            raise RuntimeError(f"sensorhub serve did not announce its URL within {self.startup_timeout_s} s: {self.log_tail()}")
+        return self
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.output[-lines:])
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: uvicorn shuts down, the hub stops, the store closes
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+
+
+def write_with_dropout(source: Path, target: Path, *, segment: str, start_s: float, end_s: float) -> str:
+    """Copy recording ``source`` to ``target`` without the notifications of the sensor on ``segment``
+    received in [start_s, end_s) (host clock of the recording): that sensor goes silent, as when it
+    leaves radio range, and comes back with a sequence gap. Returns the silenced sensor's id."""
+    rec = open_recording(source)
+    sensor_id = rec.sensor(segment).sensor_id
+    with RecordingWriter(target, rec.meta, background_flush=False) as writer:
+        for sensor in rec.sensors:
+            writer.add_sensor(sensor)
+        for calibration in rec.calibrations:
+            writer.write_calibration(calibration)
+        for item in rec.iter_records():
+            if isinstance(item, Mark):
+                writer.write_mark(item.t_host_s, item.label, **item.data)
+            elif isinstance(item, Notification):
+                if item.sensor_id == sensor_id and start_s <= item.t_host_s < end_s:
+                    continue
+                writer.write_notification(item)
+    return sensor_id

@@ -1,0 +1,249 @@
+"""The live dashboard in a real headless Chromium against the real service replaying a recording.
+
+One module-scoped run drives the whole session: ``sensorhub serve`` replays a simulated seated
+session (8 reps, reps 3 and 6 compensate, per its reps.json) at 5x speed, with the thigh sensor
+silenced for 15.5 s of session time near the end so that the hub reports it lost. While it plays,
+the page's WebSocket messages are recorded, the dashboard's visible state is logged by a
+MutationObserver inside the page, the gauge and plot are sampled, and screenshots are saved to
+test-artifacts/. The tests below then check what the page showed against what the service sent and
+against the recording's ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import (
+    REPLAY_DATA,
+    ServiceProcess,
+    WsRecorder,
+    chromium_page,
+    require_browser,
+    screenshot,
+    write_with_dropout,
+)
+
+RECORDING = "seated_right_9axis"
+SPEED = 5.0
+#: Session seconds without thigh notifications: 15.5 s / 5 = 3.1 s of wall time, well over the
+#: hub's 1.0 s lost threshold. It starts inside rep 7, so reps 1-6 are complete and scored.
+DROPOUT_S = (74.0, 89.5)
+CHECKED_REPS = 6
+#: The dashboard skips gauge redraws for moves smaller than this (stream-panel.js GAUGE_STEP_DEG).
+GAUGE_STEP_DEG = 1.0
+
+# Logs the dashboard's visible state whenever the DOM changes (one entry per distinct state).
+OBSERVER_JS = """
+window.__dashLog = [];
+(() => {
+  let last = "";
+  const visible = (el) => Boolean(el && el.checkVisibility());
+  const snap = () => {
+    const panel = document.querySelector(".stream");
+    if (!panel) return;
+    const alert = panel.querySelector(".alert-banner");
+    const state = {
+      state: panel.dataset.state ?? null,
+      reps: Number(panel.dataset.reps ?? 0),
+      banner: visible(alert),
+      bannerText: alert.textContent.replace(/\\s+/g, " ").trim(),
+      lost: panel.dataset.lost ?? "",
+      lostBanner: visible(panel.querySelector(".lost-banner")),
+      lostBadges: [...panel.querySelectorAll(".sensor-badge.lost")].map((b) => b.textContent.trim()),
+      lostRows: [...document.querySelectorAll("#sensors tr[data-status=lost]")].map((r) => [r.dataset.sensorId, r.querySelector(".status-pill").textContent.trim()]),
+      calStep: panel.querySelector(".cal-step.active")?.dataset.step ?? null,
+    };
+    const key = JSON.stringify(state);
+    if (key !== last) {
+      last = key;
+      window.__dashLog.push({ t: performance.now(), ...state });
+    }
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    new MutationObserver(snap).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
+  });
+})();
+"""
+
+# What the panel shows right now: number, gauge needle and the plot's traces.
+SAMPLE_JS = """() => {
+  const panel = document.querySelector(".stream");
+  const plot = panel.querySelector(".plot");
+  const gauge = panel.querySelector(".gauge");
+  return {
+    key: panel.dataset.key,
+    t_s: Number(panel.dataset.tS),
+    rotation: panel.dataset.rotation === "" ? null : Number(panel.dataset.rotation),
+    numeral: panel.querySelector(".now-value").textContent,
+    direction: panel.querySelector(".now-dir").textContent,
+    gauge: gauge.data[0].gauge.threshold.value,
+    plot_x: plot.data[0].x.slice(),
+    plot_rotation: plot.data[0].y.slice(),
+    plot_pelvis_rotation: plot.data[3].y.slice(),
+  };
+}"""
+
+
+@dataclass
+class LiveRun:
+    truth: list[dict[str, Any]]
+    thigh_id: str
+    recorder: WsRecorder = field(default_factory=WsRecorder)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    shots: dict[str, Path] = field(default_factory=dict)
+
+
+def _wait_for(page: Any, condition: str, timeout_s: float) -> None:
+    page.wait_for_function(condition, timeout=timeout_s * 1000, polling="raf")
+
+
+@pytest.fixture(scope="module")
+def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
+    sync_api = require_browser()
+    source = REPLAY_DATA / f"{RECORDING}.shr"
+    if not source.exists():
+        pytest.skip(f"{source} is absent")
+    tmp = tmp_path_factory.mktemp("browser_live")
+    recording = tmp / f"{RECORDING}_thigh_dropout.shr"
+    thigh_id = write_with_dropout(source, recording, segment="thigh", start_s=DROPOUT_S[0], end_s=DROPOUT_S[1])
+    run = LiveRun(truth=json.loads((REPLAY_DATA / f"{RECORDING}.reps.json").read_text()), thigh_id=thigh_id)
+    duration_s = 90.0 / SPEED
+
+    # The browser starts first: the replay begins as soon as the service is up, and the page must
+    # be connected in time to see the calibration protocol at the recording's start.
+    with chromium_page(sync_api) as page, ServiceProcess(recording, speed=SPEED, data_dir=tmp / "data") as service:
+        run.recorder.attach(page)
+        page.add_init_script(OBSERVER_JS)
+        page.goto(service.url)
+        try:
+            _wait_for(page, "document.querySelector('.stream .cal-step.active')", 22.0 / SPEED)
+            run.shots["calibration"] = screenshot(page, "browser_calibration")
+            _wait_for(page, "Number(document.querySelector('.stream')?.dataset.reps) >= 1", duration_s)
+            for _ in range(10):
+                run.samples.append(page.evaluate(SAMPLE_JS))
+                page.wait_for_timeout(200)
+            run.shots["live"] = screenshot(page, "browser_live")
+            _wait_for(page, "document.querySelector('.stream.compensating')", duration_s)
+            page.wait_for_timeout(150)
+            run.shots["compensation"] = screenshot(page, "browser_compensation")
+            _wait_for(page, "document.querySelector('.stream.sensor-lost')", duration_s)
+            run.shots["sensor_lost"] = screenshot(page, "browser_sensor_lost")
+            # The end of the recording: the hub ends the session when its source is done.
+            deadline_ms = duration_s * 1000
+            while not run.recorder.events("session_stopped") and deadline_ms > 0:
+                page.wait_for_timeout(250)
+                deadline_ms -= 250
+            page.set_viewport_size({"width": 820, "height": 1180})
+            page.wait_for_timeout(300)
+            run.shots["tablet"] = screenshot(page, "browser_tablet")
+        finally:
+            run.log = page.evaluate("window.__dashLog")
+            run.errors = list(page.errors)
+            if service.proc is not None and service.proc.poll() is not None:
+                pytest.fail(f"sensorhub serve exited early:\n{service.log_tail()}")
+    return run
+
+
+def _js_round(x: float) -> int:
+    """Math.round of JavaScript (halves go up), which the dashboard uses for its numerals."""
+    return math.floor(x + 0.5)
+
+
+def test_page_runs_without_errors(live_run: LiveRun) -> None:
+    assert live_run.errors == []
+    for name, path in live_run.shots.items():
+        assert path.stat().st_size > 10_000, f"screenshot {name} looks empty"
+
+
+def test_number_gauge_and_plot_show_the_websocket_frames(live_run: LiveRun) -> None:
+    samples = live_run.samples
+    key = samples[0]["key"]
+    frames = live_run.recorder.frames(key)
+    by_t = {f["t_s"]: f for f in frames}
+    times = [f["t_s"] for f in frames]
+    assert times == sorted(times), "frames of one stream arrive in session-time order"
+
+    for sample in samples:
+        frame = by_t[sample["t_s"]]  # the page shows a frame the service sent
+        assert sample["rotation"] == frame["hip_rotation"]
+        value = frame["hip_rotation"]
+        if value is not None:
+            assert sample["numeral"] == str(abs(_js_round(value)))
+            rounded = _js_round(value)
+            assert sample["direction"] == ("IR" if rounded > 0 else "ER" if rounded < 0 else "")
+
+        # The plot holds exactly the stream's frames, in order, up to its newest point.
+        x = sample["plot_x"]
+        end = times.index(x[-1])
+        expected = frames[end - len(x) + 1 : end + 1]
+        assert x == [f["t_s"] for f in expected]
+        assert sample["plot_rotation"] == [f["hip_rotation"] for f in expected]
+        assert sample["plot_pelvis_rotation"] == [f["pelvis_rotation"] for f in expected]
+        assert x[-1] <= sample["t_s"]
+
+        # The gauge needle sits on a recent frame's value (it skips moves under GAUGE_STEP_DEG).
+        i = times.index(sample["t_s"])
+        recent = [f["hip_rotation"] for f in frames[max(0, i - 15) : i + 1] if f["hip_rotation"] is not None]
+        assert any(v == sample["gauge"] for v in recent)
+        if value is not None:
+            assert abs(sample["gauge"] - value) <= GAUGE_STEP_DEG + max(abs(v - value) for v in recent)
+
+    shown = [s["rotation"] for s in samples if s["rotation"] is not None]
+    assert max(shown) - min(shown) > 15.0, f"the shown rotation hardly changed over 2 s of drill: {shown}"
+    assert len({s["t_s"] for s in samples}) >= 8, "the page kept showing the same frame"
+
+
+def test_rep_counter_advances_through_the_reps(live_run: LiveRun) -> None:
+    streaming = [e for e in live_run.log if e["state"] == "streaming"]
+    shown = [e["reps"] for e in streaming]
+    assert shown == sorted(shown), "the rep counter never goes back within a session"
+    assert set(range(1, CHECKED_REPS + 1)) <= set(shown)
+    completed = [e["rep"]["index"] for e in live_run.recorder.events("rep_completed")]
+    assert max(shown) == max(completed)
+
+
+def test_compensation_alert_on_compensated_reps_only(live_run: LiveRun) -> None:
+    truth = live_run.truth
+    assert any(r["compensation"] for r in truth[:CHECKED_REPS]) and not all(r["compensation"] for r in truth[:CHECKED_REPS])
+    for n in range(1, CHECKED_REPS + 1):
+        banners = {e["banner"] for e in live_run.log if e["reps"] == n and e["state"] == "streaming"}
+        assert banners == {truth[n - 1]["compensation"]}, f"after rep {n}: banner states {banners}, truth {truth[n - 1]}"
+        if truth[n - 1]["compensation"]:
+            texts = {e["bannerText"] for e in live_run.log if e["reps"] == n and e["banner"]}
+            assert any(f"rep {n}" in t and "pelvis" in t.lower() for t in texts), texts
+    assert not any(e["banner"] for e in live_run.log if e["reps"] == 0)
+
+
+def test_lost_sensor_shows_as_lost(live_run: LiveRun) -> None:
+    lost_events = live_run.recorder.events("sensor_lost")
+    assert [e["sensor_id"] for e in lost_events] == [live_run.thigh_id]
+    lost = [e for e in live_run.log if e["lostBanner"]]
+    assert lost, "the LOST banner never showed"
+    assert all(e["lost"] == "thigh" for e in lost)
+    assert any("thigh LOST" in e["lostBadges"] for e in lost)
+    assert any([live_run.thigh_id, "LOST"] in e["lostRows"] for e in live_run.log)
+    # Before the dropout nothing was lost; once the sensor is back the banner goes away.
+    first = live_run.log.index(lost[0])
+    assert not any(e["lostBanner"] or e["lostRows"] for e in live_run.log[:first])
+    if live_run.recorder.events("sensor_back"):
+        after = live_run.log[live_run.log.index(lost[-1]) + 1 :]
+        assert after and not after[-1]["lostBanner"]
+
+
+def test_calibration_wizard_walks_through_the_protocol(live_run: LiveRun) -> None:
+    order = ["still1", "swings", "bows", "still2"]
+    steps: list[str] = []
+    for e in live_run.log:
+        if e["calStep"] and (not steps or steps[-1] != e["calStep"]):
+            steps.append(e["calStep"])
+    assert len(steps) >= 2, f"the wizard showed too few steps: {steps}"
+    assert steps == sorted(steps, key=order.index), f"steps out of protocol order: {steps}"
+    first_streaming = next(i for i, e in enumerate(live_run.log) if e["state"] == "streaming")
+    assert all(e["calStep"] is None for e in live_run.log[first_streaming:] if e["state"] == "streaming")
