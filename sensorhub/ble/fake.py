@@ -95,6 +95,7 @@ __all__ = [
     "SampleSource",
     "SentPacket",
     "StillSource",
+    "simulated_radio",
 ]
 
 
@@ -242,7 +243,6 @@ class FakePeripheral:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sensor_id = sensor_id
-        bytes.fromhex(sensor_id)  # validated fully by encode_info below
         self.address = address or ":".join(sensor_id[i:i + 2] for i in range(0, 12, 2)).upper()
         self.name = name or f"sensorhub-{sensor_id[-4:]}"
         self.source: SampleSource = source or StillSource()

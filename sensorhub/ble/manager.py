@@ -8,8 +8,8 @@ Connection model (docs/ble.md explains the why):
   ``org.bluez.Error.InProgress``, bleak #1036). Everything after the connect (info read,
   subscriptions, time sync, streaming) runs in parallel across sensors.
 * **The data callback only stamps and enqueues**: it reads the session clock, wraps the payload in a
-  :class:`~sensorhub.notification.Notification` and ``put_nowait``\\ s it on a bounded
-  :class:`asyncio.Queue`. A full queue drops the notification and counts it; the callback never
+  :class:`~sensorhub.notification.Notification` and puts it on a bounded :class:`asyncio.Queue`
+  without waiting. A full queue drops the notification and counts it; the callback never
   blocks and never decodes. Decoding and stream assembly (:mod:`sensorhub.ingest`) happen in the
   consumer, which reads :attr:`BleManager.notifications`.
 * **One supervisor task per sensor** owns its link. When the link drops it emits a ``lost`` event,
@@ -64,6 +64,7 @@ from sensorhub.protocol import (
     CONTROL_CHAR_UUID,
     DATA_CHAR_UUID,
     INFO_CHAR_UUID,
+    RANGE_CODES,
     SAMPLE_RATES_HZ,
     Ack,
     ErrorReply,
@@ -151,6 +152,8 @@ class ManagerConfig:
             raise ValueError("ManagerConfig: queue_size and time_sync_rounds must be >= 1, reply_timeout_s > 0")
         if self.rate_code is not None and self.rate_code not in SAMPLE_RATES_HZ:
             raise ValueError(f"ManagerConfig: rate_code {self.rate_code} is not one of {sorted(SAMPLE_RATES_HZ)}")
+        if self.range_code is not None and self.range_code not in RANGE_CODES:
+            raise ValueError(f"ManagerConfig: range_code {self.range_code} is not one of {sorted(RANGE_CODES)}")
 
 
 @dataclass(frozen=True)
@@ -188,10 +191,6 @@ class SensorStatus:
     reconnects: int = 0
     time_sync: TimeSyncResult | None = None
     last_error: str | None = None
-
-    @property
-    def found(self) -> bool:
-        return True
 
     @property
     def connected(self) -> bool:
