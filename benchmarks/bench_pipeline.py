@@ -18,8 +18,9 @@ import cProfile
 import logging
 import pstats
 import statistics
+import time
 
-from _session import load_average, load_samples, session, timed
+from _session import load_average, load_samples, session
 
 from sensorhub.analysis import to_table
 from sensorhub.drills import detect_reps, summarize
@@ -43,10 +44,14 @@ def main() -> None:
     for method in args.methods.split(","):
         runs = []
         for _ in range(args.repeat if method == "vqf" else 1):
-            angles, t_motion = timed(lambda: analyze_imu(pelvis, thigh, side, method=method))
-            detection, t_reps = timed(lambda: detect_reps(to_table(angles), bench.drill))
-            _, t_summary = timed(lambda: summarize(detection.reps, bench.drill, side, detection.incomplete))
-            total = t_motion + t_reps + t_summary
+            t0 = time.perf_counter()
+            angles = analyze_imu(pelvis, thigh, side, method=method)
+            t1 = time.perf_counter()
+            detection = detect_reps(to_table(angles), bench.drill)
+            t2 = time.perf_counter()
+            summarize(detection.reps, bench.drill, side, detection.incomplete)
+            t3 = time.perf_counter()
+            t_motion, t_reps, t_summary, total = t1 - t0, t2 - t1, t3 - t2, t3 - t0
             runs.append(total)
             print(f"  {method:9s} total {total:6.3f} s = {n / total / 1e6:.3f} M samples/s | motion {t_motion:.3f} s, "
                   f"reps {t_reps:.3f} s ({len(angles) / t_reps / 1e3:.0f} k rows/s, {len(detection.reps)} reps, "

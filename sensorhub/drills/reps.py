@@ -31,16 +31,16 @@ No I/O here; logging only at debug level.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, sosfiltfilt
+from scipy.signal import butter, lfilter, sosfiltfilt
 
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
 from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
@@ -191,37 +191,98 @@ class _State(Enum):
     EXCURSION = "excursion"
 
 
-@dataclass
-class _Buffer:
-    """Raw samples kept for measuring the rep in progress."""
+_ROW_COLUMNS = ("t", "hip_rotation", "hip_flexion", "hip_adduction", "pelvis_tilt", "pelvis_obliquity", "pelvis_rotation")
 
-    rows: deque[tuple[float, float, float, float, float, float, float]] = field(default_factory=deque)
+
+class _Buffer:
+    """Raw rows ``(t, *angles)`` in the order of :data:`_ROW_COLUMNS`, kept for measuring the rep in progress.
+
+    A growable (n, 7) array with a moving start: appending a row or a block and dropping old rows
+    are O(1) amortised, and a window is a slice found by binary search (rows are in time order).
+    """
+
+    def __init__(self, capacity: int = 2048) -> None:
+        self._rows = np.empty((capacity, len(_ROW_COLUMNS)), dtype=np.float64)
+        self._start = 0
+        self._end = 0
+
+    def __len__(self) -> int:
+        return self._end - self._start
 
     def append(self, row: tuple[float, float, float, float, float, float, float]) -> None:
-        self.rows.append(row)
+        if self._end == len(self._rows):
+            self._make_room(1)
+        self._rows[self._end] = row
+        self._end += 1
+
+    def extend(self, block: FloatArray) -> None:
+        """Append rows (n, 7)."""
+        n = len(block)
+        if self._end + n > len(self._rows):
+            self._make_room(n)
+        self._rows[self._end : self._end + n] = block
+        self._end += n
+
+    def _make_room(self, n: int) -> None:
+        live = self._end - self._start
+        capacity = len(self._rows)
+        if live + n > capacity // 2:
+            capacity = max(2 * capacity, 2 * (live + n))
+            rows = np.empty((capacity, len(_ROW_COLUMNS)), dtype=np.float64)
+            rows[:live] = self._rows[self._start : self._end]
+            self._rows = rows
+        else:
+            self._rows[:live] = self._rows[self._start : self._end].copy()
+        self._start, self._end = 0, live
 
     def trim_before(self, t_keep: float) -> None:
-        while self.rows and self.rows[0][0] < t_keep:
-            self.rows.popleft()
+        """Drop the rows before ``t_keep``."""
+        if self._end > self._start and self._rows[self._start, 0] < t_keep:
+            self._start += int(np.searchsorted(self._rows[self._start : self._end, 0], t_keep, side="left"))
 
     def window(self, t0: float, t1: float) -> AngleTable:
-        arr = np.array([r for r in self.rows if t0 <= r[0] <= t1], dtype=np.float64).reshape(-1, 7)
-        return AngleTable(
-            t=arr[:, 0],
-            hip_rotation=arr[:, 1],
-            hip_flexion=arr[:, 2],
-            hip_adduction=arr[:, 3],
-            pelvis_tilt=arr[:, 4],
-            pelvis_obliquity=arr[:, 5],
-            pelvis_rotation=arr[:, 6],
-        )
+        """The kept rows with ``t0 <= t <= t1`` (a copy)."""
+        t = self._rows[self._start : self._end, 0]
+        i0 = self._start + int(np.searchsorted(t, t0, side="left"))
+        i1 = self._start + int(np.searchsorted(t, t1, side="right"))
+        arr = self._rows[i0:i1].T.copy()
+        return AngleTable(**{name: arr[k] for k, name in enumerate(_ROW_COLUMNS)})
+
+
+@dataclass(frozen=True)
+class _Gains:
+    """Per-sample gains of the smoothing EMAs and of the neutral tracker for one sample interval.
+
+    Each first-order filter is written ``y = keep * y_prev + gain * x``: the exact arithmetic of
+    ``scipy.signal.lfilter([gain], [1, -keep], x, zi=[keep * y_prev])``, so the batch path can run a
+    stretch of samples through ``lfilter`` and get bit-identical values to the sample-by-sample path.
+    """
+
+    ema: float
+    ema_keep: float
+    neutral: float
+    neutral_keep: float
+
+
+def _interval_key(dt_s: float) -> int:
+    """The sample interval rounded to whole microseconds: a uniform grid whose float timestamps differ
+    in the last bits still gets one set of gains (which is what lets batch use a linear filter)."""
+    return math.floor(dt_s * 1e6 + 0.5)
+
+
+# Rows looked at per vectorised step of the batch path; grows while no event is found.
+_SCAN_FIRST_ROWS = 256
+_SCAN_MAX_ROWS = 16384
+_MAX_CACHED_GAINS = 4096
 
 
 class RepDetector:
     """Online rep detector for one drill and one leg: feed samples with :meth:`update`, end with :meth:`finish`.
 
     Every call returns the events that became known with that sample (usually none). Samples must come
-    in increasing time; NaN hip rotation marks a gap.
+    in increasing time; NaN hip rotation marks a gap. :meth:`update_table` feeds many samples at once
+    and is equivalent to calling :meth:`update` for every row (same events, same state afterwards),
+    only much faster: it runs the quiet stretches between decisions with NumPy/SciPy.
     """
 
     def __init__(self, drill: DrillDefinition | str, config: DetectorConfig | None = None) -> None:
@@ -240,6 +301,7 @@ class RepDetector:
         self._closing: _Excursion | None = None
         self._pending: list[_Excursion] = []
         self._reps_done = 0
+        self._gain_cache: dict[int, _Gains] = {}
 
     # ------------------------------------------------------------------ public API
     def update(
@@ -254,7 +316,7 @@ class RepDetector:
         pelvis_rotation: float = math.nan,
     ) -> list[RepEvent]:
         """Process one sample (time in s, angles in degrees); returns the events it completes."""
-        if t <= self._t_last:
+        if not t > self._t_last:  # also rejects a NaN time
             log.debug("drills: sample at t=%.3f s not after previous %.3f s; ignored", t, self._t_last)
             return []
         self._t_last = t
@@ -265,16 +327,16 @@ class RepDetector:
         cfg = self.config
         gap = t - self._t_last_valid
         self._t_last_valid = t
+        gains = self._gains(_interval_key(gap)) if math.isfinite(gap) else None
         if gap > cfg.max_gap_s and math.isfinite(gap):
             events.extend(self._abort_all(t, f"data gap of {gap:.2f} s"))
             self._ema1 = self._ema2 = math.nan
         # Two cascaded EMAs with a dt-dependent gain: correct for irregular sampling and after gaps.
-        if math.isnan(self._ema1):
+        if math.isnan(self._ema1) or gains is None:
             self._ema1 = self._ema2 = hip_rotation
         else:
-            alpha = 1.0 - math.exp(-gap / cfg.smoothing_tau_s)
-            self._ema1 += alpha * (hip_rotation - self._ema1)
-            self._ema2 += alpha * (self._ema1 - self._ema2)
+            self._ema1 = gains.ema_keep * self._ema1 + gains.ema * hip_rotation
+            self._ema2 = gains.ema_keep * self._ema2 + gains.ema * self._ema1
         x = self._ema2 - self._neutral
         posture_ok = self._posture_ok(hip_flexion)
 
@@ -314,20 +376,47 @@ class RepDetector:
             t_leave = max(self._t_last_quiet, self._t_last_exit) if math.isfinite(self._t_last_quiet) else t
             self._current = _Excursion(direction, t_leave, t, self._neutral, peak_deg=abs(x))
             self._state = _State.EXCURSION
-        elif self._closing is None and not self._pending and abs(x) < cfg.enter_deg:
+        elif self._closing is None and not self._pending and abs(x) < cfg.enter_deg and gains is not None:
             # Resting: let the neutral follow slow drift of the estimate.
-            self._neutral += (1.0 - math.exp(-gap / cfg.neutral_tau_s)) * (self._ema2 - self._neutral) if math.isfinite(gap) else 0.0
+            self._neutral = gains.neutral_keep * self._neutral + gains.neutral * self._ema2
         self._trim()
         return events
 
     def update_table(self, table: AngleTable) -> list[RepEvent]:
-        """Feed every row of ``table``; returns the events in order."""
+        """Feed every row of ``table``; returns the events in order (the same as :meth:`update` per row).
+
+        Rows are handled in stretches between *decision rows* (a sample that may change the state:
+        leaving neutral, crossing back, a timeout, a gap). Inside a stretch of uniformly sampled,
+        finite data the EMAs and the neutral tracker are linear filters (``scipy.signal.lfilter``)
+        and the state machine only needs the first row where a threshold is crossed (NumPy); every
+        decision row then goes through :meth:`update` itself, so both paths share one rule book.
+        """
+        cols = np.column_stack([getattr(table, name) for name in _ROW_COLUMNS]).astype(np.float64, copy=False)
+        n = len(cols)
+        t, rot = cols[:, 0], cols[:, 1]
+        first = int(np.searchsorted(t, self._t_last, side="right")) if n else 0
+        # Fast rows: finite, after a finite row, a normal interval; runs share one interval key.
+        fast = np.zeros(n, dtype=bool)
+        key = np.zeros(n, dtype=np.float64)
+        if n > 1:
+            dt = np.diff(t)
+            finite = np.isfinite(rot)
+            fast[1:] = finite[1:] & finite[:-1] & (dt <= self.config.max_gap_s)
+            key[1:] = np.floor(dt * 1e6 + 0.5)
+        fast[: first + 1] = False
+        new_run = fast.copy()
+        new_run[1:] &= ~fast[:-1] | (key[1:] != key[:-1])
+        starts = np.flatnonzero(new_run)
+        ends = np.flatnonzero(fast & np.append(new_run[1:] | ~fast[1:], True)) + 1 if n else starts
         events: list[RepEvent] = []
-        cols = (table.t, table.hip_rotation, table.hip_flexion, table.hip_adduction, table.pelvis_tilt, table.pelvis_obliquity, table.pelvis_rotation)
-        for t, rot, flx, add, tilt, obl, prot in zip(*(c.tolist() for c in cols)):
-            events.extend(
-                self.update(t, rot, hip_flexion=flx, hip_adduction=add, pelvis_tilt=tilt, pelvis_obliquity=obl, pelvis_rotation=prot)
-            )
+        i = first
+        for r0, r1 in zip(starts.tolist(), ends.tolist()):
+            for row in cols[i:r0].tolist():
+                events.extend(self._update_row(row))
+            events.extend(self._run(cols, r0, r1, self._gains(int(key[r0]))))
+            i = r1
+        for row in cols[i:].tolist():
+            events.extend(self._update_row(row))
         return events
 
     def finish(self) -> list[RepEvent]:
@@ -339,6 +428,90 @@ class RepDetector:
             self._closing = None
         events.extend(self._abort_all(self._t_last, "stream ended during the rep"))
         return events
+
+    # ------------------------------------------------------------------ batch path
+    def _update_row(self, row: list[float]) -> list[RepEvent]:
+        t, rot, flx, add, tilt, obl, prot = row
+        return self.update(t, rot, hip_flexion=flx, hip_adduction=add, pelvis_tilt=tilt, pelvis_obliquity=obl, pelvis_rotation=prot)
+
+    def _gains(self, key: int) -> _Gains:
+        gains = self._gain_cache.get(key)
+        if gains is None:
+            if len(self._gain_cache) >= _MAX_CACHED_GAINS:  # irregular timestamps: do not grow without bound
+                self._gain_cache.clear()
+            dt_s = key * 1e-6
+            ema = -math.expm1(-dt_s / self.config.smoothing_tau_s)
+            neutral = -math.expm1(-dt_s / self.config.neutral_tau_s)
+            gains = self._gain_cache[key] = _Gains(ema, 1.0 - ema, neutral, 1.0 - neutral)
+        return gains
+
+    def _run(self, cols: FloatArray, r0: int, r1: int, gains: _Gains) -> list[RepEvent]:
+        """Rows ``r0:r1`` of ``cols``: finite, each right after a finite row, one sample interval."""
+        b, a = [gains.ema], [1.0, -gains.ema_keep]
+        ema1 = lfilter(b, a, cols[r0:r1, 1], zi=[gains.ema_keep * self._ema1])[0]
+        ema2 = lfilter(b, a, ema1, zi=[gains.ema_keep * self._ema2])[0]
+        events: list[RepEvent] = []
+        k = r0
+        while k < r1:
+            if self._state is _State.NEUTRAL and self._closing is not None:
+                e = k  # settling after an exit takes a handful of samples: row by row
+            else:
+                e = self._skip(cols, k, r1, ema1[k - r0 :], ema2[k - r0 :], gains)
+            if e < r1:
+                events.extend(self._update_row(cols[e].tolist()))
+                k = e + 1
+            else:
+                k = r1
+        return events
+
+    def _skip(self, cols: FloatArray, k: int, r1: int, ema1: FloatArray, ema2: FloatArray, gains: _Gains) -> int:
+        """Apply every row from ``k`` up to the next decision row (returned; ``r1`` if none) in bulk."""
+        cfg = self.config
+        span = _SCAN_FIRST_ROWS
+        while k < r1:
+            m = min(span, r1 - k)
+            t = cols[k : k + m, 0]
+            e2 = ema2[:m]
+            if self._state is _State.EXCURSION:
+                cur = self._current
+                assert cur is not None
+                y = cur.direction.sign * (e2 - self._neutral)
+                decide = (y < cfg.exit_deg) | (t - cur.t_enter > cfg.max_excursion_s)
+                n_ok = int(np.argmax(decide)) if decide.any() else m
+                if n_ok:
+                    cur.peak_deg = max(cur.peak_deg, float(y[:n_ok].max()))
+                quiet_x = None
+            elif self._pending:
+                x = e2 - self._neutral
+                flx = cols[k : k + m, 2]
+                posture = ~np.isfinite(flx) | ((flx >= self.drill.hip_flexion_range_deg[0]) & (flx <= self.drill.hip_flexion_range_deg[1]))
+                decide = ((np.abs(x) > cfg.enter_deg) & posture) | (t - self._pending[-1].t_back > self.drill.max_mid_pause_s)
+                n_ok = int(np.argmax(decide)) if decide.any() else m
+                quiet_x = x[:n_ok]
+            else:
+                # Resting: the neutral tracker is a linear filter of ema2 as long as |x| stays below enter_deg.
+                neutral = lfilter([gains.neutral], [1.0, -gains.neutral_keep], e2, zi=[gains.neutral_keep * self._neutral])[0]
+                x = e2 - np.concatenate(([self._neutral], neutral[:-1]))
+                decide = np.abs(x) >= cfg.enter_deg
+                n_ok = int(np.argmax(decide)) if decide.any() else m
+                if n_ok:
+                    self._neutral = float(neutral[n_ok - 1])
+                quiet_x = x[:n_ok]
+            if n_ok:
+                self._buffer.extend(cols[k : k + n_ok])
+                self._t_last = self._t_last_valid = float(t[n_ok - 1])
+                self._ema1, self._ema2 = float(ema1[n_ok - 1]), float(ema2[n_ok - 1])
+                if quiet_x is not None:
+                    quiet = np.flatnonzero(np.abs(quiet_x) < cfg.onset_deg)
+                    if quiet.size:
+                        self._t_last_quiet = float(t[quiet[-1]])
+                    self._trim()
+            if n_ok < m:
+                return k + n_ok
+            k += m
+            ema1, ema2 = ema1[m:], ema2[m:]
+            span = min(2 * span, _SCAN_MAX_ROWS)
+        return r1
 
     # ------------------------------------------------------------------ internals
     def _posture_ok(self, hip_flexion: float) -> bool:
@@ -417,16 +590,27 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
     return np.interp(t, t[ok], x[ok])
 
 
-def _lowpass(t: FloatArray, x: FloatArray, cutoff_hz: float) -> FloatArray:
-    """Zero-phase 2nd-order Butterworth at the median sample rate; NaN bridged linearly first."""
-    x = _fill_nan(t, x)
-    if len(t) < 16 or not np.isfinite(x).all():
-        return x
-    fs = 1.0 / float(np.median(np.diff(t)))
-    if cutoff_hz >= 0.45 * fs:
-        return x
-    sos = butter(2, cutoff_hz, fs=fs, output="sos")
-    return np.asarray(sosfiltfilt(sos, x, padlen=min(len(x) - 1, 3 * 6)), dtype=np.float64)
+@functools.lru_cache(maxsize=64)
+def _butter_sos(cutoff_hz: float, fs_hz: float) -> FloatArray:
+    """2nd-order Butterworth low-pass sections (cached: a rep's window always has the stream's rate)."""
+    return np.asarray(butter(2, cutoff_hz, fs=fs_hz, output="sos"), dtype=np.float64)
+
+
+def _lowpass_columns(t: FloatArray, x: FloatArray, cutoff_hz: float, fs_hz: float) -> FloatArray:
+    """Zero-phase 2nd-order Butterworth of each column of ``x`` (n, k) at the sample rate ``fs_hz``.
+
+    NaN is bridged linearly first; a column without any finite value stays NaN. All columns go
+    through one ``sosfiltfilt`` call: a rep is measured while the live stream waits.
+    """
+    out = np.array(x, dtype=np.float64, copy=True)
+    for j in range(out.shape[1]):
+        out[:, j] = _fill_nan(t, out[:, j])
+    ok = np.isfinite(out).all(axis=0)
+    if len(t) < 16 or cutoff_hz >= 0.45 * fs_hz or not ok.any():
+        return out
+    sos = _butter_sos(cutoff_hz, fs_hz)
+    out[:, ok] = sosfiltfilt(sos, out[:, ok], axis=0, padlen=min(len(t) - 1, 3 * 6))
+    return out
 
 
 def _measure_half(
@@ -484,14 +668,16 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     if len(t) < 8 or np.isfinite(window.hip_rotation).sum() < 8:
         return None
     fs = 1.0 / float(np.median(np.diff(t)))
-    rot = _lowpass(t, window.hip_rotation, cfg.lowpass_hz)
+    # The hip rotation and every tracked axis at the measuring cut-off, in one filter call.
+    low = _lowpass_columns(t, np.column_stack([window.hip_rotation, *(getattr(window, a) for a in TRACKED_AXES)]), cfg.lowpass_hz, fs)
+    rot = low[:, 0]
     t_leave = coarse[0].t_leave
     pre = (t >= t_leave - cfg.pre_s) & (t <= t_leave)
     neutral = float(np.median(rot[pre])) if pre.any() else coarse[0].neutral_deg
     if abs(neutral - coarse[0].neutral_deg) > cfg.enter_deg:
         neutral = coarse[0].neutral_deg  # the "quiet" window was not quiet; trust the tracker
     speed = np.abs(np.gradient(rot, t))
-    hold_speed = np.abs(np.gradient(_lowpass(t, window.hip_rotation, cfg.hold_lowpass_hz), t))
+    hold_speed = np.abs(np.gradient(_lowpass_columns(t, window.hip_rotation[:, None], cfg.hold_lowpass_hz, fs)[:, 0], t))
     halves: list[HalfRep] = []
     half_neutral = neutral
     for c in coarse:
@@ -512,7 +698,7 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     by_dir = {h.direction: h for h in halves}
     ir, er = by_dir.get(Direction.INTERNAL), by_dir.get(Direction.EXTERNAL)
 
-    comp = _compensation(window, t, rot, halves, t_start, drill, cfg)
+    comp = _compensation(window, t, rot, dict(zip(TRACKED_AXES, low[:, 1:].T)), halves, t_start, drill, cfg)
     tempo: dict[str, float] = {}
     for h in halves:
         name = h.direction.value
@@ -564,6 +750,7 @@ def _compensation(
     window: AngleTable,
     t: FloatArray,
     rot: FloatArray,
+    tracked_lowpass: dict[str, FloatArray],
     halves: Sequence[HalfRep],
     t_start: float,
     drill: DrillDefinition,
@@ -583,7 +770,7 @@ def _compensation(
         if not np.isfinite(raw).any():
             change[axis] = math.nan
             continue
-        p = _lowpass(t, raw, cfg.lowpass_hz)
+        p = tracked_lowpass[axis]
         base = float(np.median(p[pre])) if pre.any() else float(p[np.searchsorted(t, t_start)])
         best, best_dir = 0.0, ""
         for h in halves:
