@@ -101,3 +101,26 @@ def test_athlete_without_assigned_sensors_is_a_clear_error(
     err = capsys.readouterr().err
     assert "no sensors are assigned to athlete 'nobody'" in err
     assert not (tmp_path / "x.shr").exists()
+
+
+def test_assigned_sensor_that_connects_late_joins_the_recording(
+        tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sensorhub.ble.fake as fake
+
+    original = fake.simulated_radio
+
+    def thigh_out_of_range_at_first(**kwargs: object) -> tuple[fake.FakeRadio, dict[str, tuple[str, str | None]]]:
+        radio, roles = original(**kwargs)  # type: ignore[arg-type]
+        thigh = next(p for p in radio.peripherals.values() if p.sensor_id == FAKE_THIGH_ID)
+        thigh.available = False
+        asyncio.get_running_loop().call_later(0.3, setattr, thigh, "available", True)
+        return radio, roles
+
+    monkeypatch.setattr(fake, "simulated_radio", thigh_out_of_range_at_first)
+    out = tmp_path / "late.shr"
+    result = asyncio.run(record(out, duration_s=1.5, fake_sensors=True, scan_timeout_s=0.05, connect_timeout_s=0.25))
+    rec = open_recording(out)
+    assert [s.sensor_id for s in rec.sensors] == [FAKE_PELVIS_ID, FAKE_THIGH_ID]
+    assert rec.notification_counts[FAKE_THIGH_ID] > 0
+    assert rec.notification_counts[FAKE_THIGH_ID] < rec.notification_counts[FAKE_PELVIS_ID]
+    assert result.notifications == rec.notification_counts

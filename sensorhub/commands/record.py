@@ -163,19 +163,38 @@ async def record(
 
 
 class _Sink:
-    """The consumer side: every notification of a declared sensor goes to the file and to the ingest."""
+    """The consumer side: every notification of a session sensor goes to the file and to the ingest.
 
-    def __init__(self, writer: Any, declared: list[str]) -> None:
+    A sensor is declared in the file before its first notification; an assigned sensor that connects
+    only after recording started (it was out of range) is declared then.
+    """
+
+    def __init__(self, writer: Any, manager: Any, roles: Roles) -> None:
         from sensorhub.ingest import Ingest
 
         self.writer = writer
+        self.manager = manager
+        self.roles = roles
         self.ingest = Ingest()
-        self.counts = dict.fromkeys(declared, 0)
+        self.counts: dict[str, int] = {}
         self._events_done = 0
 
+    def declare(self, sensor_id: str) -> bool:
+        """Add the sensor to the file (role from the assignment, the rest from its info record)."""
+        info = self.manager.sensor_info().get(sensor_id)
+        status = next((s for s in self.manager.status() if s.sensor_id == sensor_id), None)
+        if sensor_id not in self.roles or info is None or status is None:
+            return False
+        segment, side = self.roles[sensor_id]
+        self.writer.add_sensor(sensor_id, segment=segment, side=side, has_mag=info.has_mag, rate_hz=status.rate_hz,
+                               name=status.name, firmware=info.firmware_version_str, address=status.address,
+                               battery_percent=info.battery_percent, mtu=status.mtu)
+        self.counts[sensor_id] = 0
+        return True
+
     def write(self, note: Any) -> None:
-        if note.sensor_id not in self.counts:
-            return  # a sensor that is not part of this session
+        if note.sensor_id not in self.counts and not self.declare(note.sensor_id):
+            return  # not part of this session
         self.writer.write_notification(note)
         self.counts[note.sensor_id] += 1
         self.ingest.push(note)
@@ -205,19 +224,13 @@ async def _stream_to_file(out: Path, manager: Any, connected: list[str], roles: 
         "side": side,
         "source": "ble-fake" if fake else "ble",
     }
-    infos = manager.sensor_info()
-    status = {s.sensor_id: s for s in manager.status()}
     writer = RecordingWriter(out, meta, overwrite=overwrite)
-    sink = _Sink(writer, connected)
+    sink = _Sink(writer, manager, roles)
     t_start_s = clock()
     outcome = "ok"
     try:
         for sid in connected:
-            segment, seg_side = roles[sid]
-            info, st = infos[sid], status[sid]
-            writer.add_sensor(sid, segment=segment, side=seg_side, has_mag=info.has_mag, rate_hz=st.rate_hz,
-                              name=st.name, firmware=info.firmware_version_str, address=st.address,
-                              battery_percent=info.battery_percent, mtu=st.mtu)
+            sink.declare(sid)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
