@@ -393,3 +393,26 @@ def test_stopped_sensor_stays_stopped_across_a_reconnect() -> None:
     assert not streaming
     # start; stop and 50 Hz by hand; after the reconnect only the rate again (no start); stop at the end.
     assert [w for w in p.control_writes if w[0] != 0x05] == [b"\x01", b"\x02", b"\x03\x01", b"\x03\x01", b"\x02"]
+
+
+def test_periodic_info_read_reports_battery_changes_and_time_sync_keeps_running() -> None:
+    async def main() -> Any:
+        p = FakePeripheral(ID_A, battery_percent=80)
+        radio = FakeRadio([p])
+        events: list[SensorEvent] = []
+        manager = BleManager(radio.backend(), replace(FAST, info_period_s=0.2, time_sync_period_s=0.2),
+                             clock=session_clock(), on_event=events.append)
+        await manager.start()
+        await manager.wait_connected(5.0)
+        p.battery_percent = 79
+        await asyncio.sleep(0.9)
+        status = manager.status()[0]
+        await manager.stop()
+        await radio.close()
+        return events, status
+
+    events, status = run(main)
+    battery = [e for e in events if e.kind == "battery"]
+    assert [e.data["battery_percent"] for e in battery] == [79]
+    assert status.battery_percent == 79
+    assert sum(e.kind == "time_sync" for e in events) >= 3  # the burst on connect plus periodic round trips

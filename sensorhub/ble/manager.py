@@ -95,7 +95,7 @@ __all__ = [
 ]
 
 Command = StartStreaming | StopStreaming | SetSampleRate | SetRanges
-EventKind = Literal["found", "connected", "lost", "back", "ignored", "failed", "time_sync", "stopped"]
+EventKind = Literal["found", "connected", "lost", "back", "ignored", "failed", "time_sync", "battery", "stopped"]
 
 # Failures after which another connection attempt may succeed. A ProtocolError (e.g. another
 # protocol version in the info record) or a refused command (e.g. a rate the sensor cannot do) is
@@ -215,7 +215,7 @@ class SensorEvent:
     t_host_s: float
     detail: str = ""
     data: dict[str, Any] = field(default_factory=dict)
-    """Numbers behind the detail (time_sync: ``offset_us``, ``round_trip_us``)."""
+    """Numbers behind the detail (time_sync: ``offset_us``, ``round_trip_us``; battery: ``battery_percent``)."""
 
 
 def _session_clock() -> Callable[[], float]:
@@ -505,8 +505,10 @@ class BleManager:
         streaming_since = now
         tick_s = min(0.5, cfg.silence_timeout_s / 4) if cfg.silence_timeout_s else 0.5
         while True:
+            # Wake for whatever is due first: a periodic exchange or the next health check.
+            timeout_s = max(0.005, min(tick_s, next_sync - now, next_info - now))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(link.lost.wait(), tick_s)
+                await asyncio.wait_for(link.lost.wait(), timeout_s)
             if link.lost.is_set():
                 return "disconnected"
             if not client.is_connected:
@@ -515,7 +517,8 @@ class BleManager:
             last = link.status.last_seen_s
             if not link.want_streaming:
                 streaming_since = now
-            elif cfg.silence_timeout_s is not None and now - max(last or -math.inf, streaming_since) > cfg.silence_timeout_s:
+            elif cfg.silence_timeout_s is not None and now - max(last or -math.inf,
+                                                                  streaming_since) > cfg.silence_timeout_s:
                 return f"no data for {cfg.silence_timeout_s:g} s"
             try:
                 if now >= next_sync:
@@ -562,6 +565,9 @@ class BleManager:
     async def _read_info(self, link: _Link, client: ClientLike) -> SensorInfo:
         info = decode_info(await asyncio.wait_for(client.read_gatt_char(INFO_CHAR_UUID), self.config.reply_timeout_s))
         s = link.status
+        if s.firmware is not None and info.battery_percent != s.battery_percent:
+            self._emit("battery", link.found.address, s.sensor_id, f"battery {info.battery_percent} %",
+                       battery_percent=info.battery_percent)
         s.firmware = info.firmware_version_str
         s.has_mag = info.has_mag
         s.battery_percent = info.battery_percent
