@@ -7,7 +7,9 @@ magnetically disturbed thigh including a ~4-minute seated set, 60/200 Hz, 5 % pa
 sides), in batch and online mode.
 
 Options: ``--examples DIR`` (default ../shared/examples beside the checkout), ``--no-sim``,
-``--quick`` (a smaller simulated matrix), ``--online`` (also run :class:`OnlinePipeline`).
+``--quick`` (a smaller simulated matrix), ``--online`` (also run :class:`OnlinePipeline`),
+``--offline`` (batch with the non-causal offline VQF), ``--plain`` (the plain-VQF baseline),
+``--ablation`` (batch without drift removal, and without magnetometers).
 This is a developer tool: it reads files and prints; the library modules do neither.
 """
 
@@ -158,6 +160,34 @@ def _slice(s: ImuSamples, i0: int, i1: int) -> ImuSamples:
                       None if s.gap_before is None else s.gap_before[i0:i1])
 
 
+def plain_vqf(case: Case) -> AngleSeries:
+    """The straightforward pipeline the issue warns about, as a baseline: VQF with its defaults per
+    sensor (9D when there is a magnetometer), the same calibration, the thigh's heading aligned to the
+    pelvis's once at neutral standing — and nothing against drift or disturbances."""
+    from sensorhub.motion import align, angles, quat
+    from sensorhub.motion.calibration import calibrate
+    from sensorhub.motion.fusion import fuse
+    from sensorhub.motion.heading import neutral_heading_offset
+    from sensorhub.motion.pipeline import Diagnostics, _mean_quat, _neutral_span
+
+    grid = align.common_grid(case.pelvis.t_s, case.thigh.t_s, 100.0)
+    t = grid.t_s
+    pg, tg = align.resample_samples(case.pelvis, t), align.resample_samples(case.thigh, t)
+    cal = calibrate(pg, tg, case.side)
+    assert cal.phases is not None
+    q = {}
+    for name, smp in (("pelvis", case.pelvis), ("thigh", case.thigh)):
+        uni = align.to_uniform_rate(smp)
+        q[name] = angles.segment_orientation(align.resample_quat(uni.t_s, fuse(uni).q_earth_sensor, t), cal.q_segment_sensor[name])
+    nm = _neutral_span(cal.phases).mask(t)
+    delta0 = neutral_heading_offset(q["pelvis"][nm], q["thigh"][nm])
+    q_fem = quat.multiply(quat.heading_rotation(np.full(len(t), delta0)), q["thigh"])
+    hip = angles.hip_angles_deg(q["pelvis"], q_fem, case.side)
+    pel = angles.pelvis_angles_deg(q["pelvis"], _mean_quat(q["pelvis"][nm]))
+    return AngleSeries(t, hip[:, 0], hip[:, 1], hip[:, 2], pel[:, 0], pel[:, 1], pel[:, 2], np.zeros(len(t), dtype=bool),
+                       case.side, Diagnostics(calibration=cal))
+
+
 def evaluate_case(case: Case, modes: tuple[str, ...] = ("batch",)) -> list[Score]:
     out = []
     for mode in modes:
@@ -169,6 +199,12 @@ def evaluate_case(case: Case, modes: tuple[str, ...] = ("batch",)) -> list[Score
                 series = analyze_imu(case.pelvis, case.thigh, case.side, offline=True)
             elif mode == "online":
                 series = run_online(case)
+            elif mode == "plain":
+                series = plain_vqf(case)
+            elif mode == "no-detrend":
+                series = analyze_imu(case.pelvis, case.thigh, case.side, detrend_heading=False)
+            elif mode == "no-mag":
+                series = analyze_imu(case.pelvis, case.thigh, case.side, use_mag=False)
             else:
                 raise ValueError(mode)
         except SensorhubError as exc:
@@ -200,9 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a smaller simulated matrix")
     ap.add_argument("--online", action="store_true", help="also run the online pipeline")
     ap.add_argument("--offline", action="store_true", help="also run the non-causal offline VQF")
+    ap.add_argument("--plain", action="store_true", help="also run the plain-VQF baseline (no drift or disturbance handling)")
+    ap.add_argument("--ablation", action="store_true", help="also run batch without drift removal and without magnetometers")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    modes: tuple[str, ...] = ("batch",) + (("offline",) if args.offline else ()) + (("online",) if args.online else ())
+    modes: tuple[str, ...] = ("batch",) + (("offline",) if args.offline else ()) + (("online",) if args.online else ()) \
+        + (("plain",) if args.plain else ()) + (("no-detrend", "no-mag") if args.ablation else ())
     scores: list[Score] = []
     if args.examples.is_dir():
         for d in sorted(p for p in args.examples.iterdir() if (p / "truth.csv").exists()):
