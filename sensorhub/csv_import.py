@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Generator
 from pathlib import Path
 from typing import Final
@@ -107,12 +108,31 @@ class CsvExportError(SensorhubError, ValueError):
 
 
 def _content_lines(path: Path) -> Generator[tuple[int, str], None, None]:
-    """(1-based line number, text) of the lines that are neither blank nor comments."""
-    with open(path, encoding="utf-8-sig", newline=None) as f:
-        for lineno, raw in enumerate(f, start=1):
-            text = raw.split(_COMMENT, 1)[0].strip()
-            if text:
-                yield lineno, text
+    """(1-based line number, text) of the lines that are neither blank nor comments.
+
+    Lines are decoded one by one (not in the text layer's chunks), so invalid UTF-8 anywhere in a
+    large file is reported with its own line number. LF, CR LF and a lone CR end a line, as in
+    Python's universal-newline mode.
+    """
+    lineno = 0
+    with open(path, "rb") as f:
+        for raw in f:
+            body = raw[:-1] if raw.endswith(b"\n") else raw
+            if body.endswith(b"\r"):
+                body = body[:-1]
+            for part in body.split(b"\r"):
+                lineno += 1
+                try:
+                    decoded = part.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise CsvFormatError(
+                        path, lineno, None, f"not UTF-8 text (byte {exc.start + 1} of the line); expected a CSV text file"
+                    ) from None
+                if lineno == 1:
+                    decoded = decoded.removeprefix("\ufeff")
+                text = decoded.split(_COMMENT, 1)[0].strip()
+                if text:
+                    yield lineno, text
 
 
 def _parse_header(path: Path, lineno: int, text: str) -> list[str]:
@@ -211,8 +231,6 @@ def read_imu_csv(path: str | os.PathLike[str]) -> ImuSamples:
         lines.close()
     except OSError as exc:
         raise CsvFormatError(path, None, None, f"cannot read: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise CsvFormatError(path, None, None, f"not UTF-8 text (byte {exc.start}); expected a CSV text file") from exc
     if first is None:
         raise CsvEmptyError(path, None, None, f"empty file; expected a header {','.join(IMU_COLUMNS)}[,mx,my,mz] and data rows")
     header_lineno, header_text = first
@@ -220,11 +238,14 @@ def read_imu_csv(path: str | os.PathLike[str]) -> ImuSamples:
 
     table: FloatArray | None = None
     try:
-        table = np.loadtxt(
-            path, dtype=np.float64, delimiter=_DELIMITER, comments=_COMMENT, skiprows=header_lineno,
-            ndmin=2, encoding="utf-8-sig",
-        )
-    except ValueError:
+        with warnings.catch_warnings():
+            # A header without rows is reported below as CsvEmptyError; numpy's own warning is noise.
+            warnings.simplefilter("ignore", UserWarning)
+            table = np.loadtxt(
+                path, dtype=np.float64, delimiter=_DELIMITER, comments=_COMMENT, skiprows=header_lineno,
+                ndmin=2, encoding="utf-8-sig",
+            )
+    except ValueError:  # includes UnicodeDecodeError: the careful pass below names the line
         table = None
     if table is not None and (
         table.shape[0] == 0

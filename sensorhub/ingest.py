@@ -53,7 +53,12 @@ Decoder = Callable[[bytes], DataPacket]
 
 _LOST_MEMORY = 4096
 
+MAX_HOST_TIME_S = 1e10
+"""Largest magnitude of a hub receive time: 317 years, so session clocks, monotonic clocks and Unix
+time all fit, while float64 still resolves 2 µs there (the output nudges times by 1 µs)."""
+
 __all__ = [
+    "MAX_HOST_TIME_S",
     "Ingest",
     "SensorStream",
     "StreamConfig",
@@ -100,6 +105,7 @@ class StreamStats:
     late: int
     """Packets that arrived after their gap had been declared lost (dropped; the gap stays)."""
     malformed: int
+    """Payloads that do not decode (and notifications with an impossible hub receive time)."""
     inconsistent: int
     """Decodable packets whose seq/time fit neither the current clock epoch nor a new one."""
     resets: int
@@ -188,7 +194,11 @@ class SensorStream:
         """Take one notification payload received at ``t_host_s``; return the blocks it releases.
 
         Never raises for bad payloads: they are counted in ``malformed`` and the stream carries on.
+        A receive time that is not finite or beyond ``MAX_HOST_TIME_S`` (only a damaged recording
+        can hold one) is counted as malformed too.
         """
+        if not self._host_time_ok(t_host_s):
+            return []
         try:
             packet = self._decode(payload)
         except ProtocolError as exc:
@@ -200,6 +210,8 @@ class SensorStream:
 
     def push_packet(self, packet: DataPacket, t_host_s: float) -> list[ImuSamples]:
         """Take one decoded packet received at ``t_host_s``; return the blocks it releases."""
+        if not self._host_time_ok(t_host_s):
+            return []
         out: list[ImuSamples] = []
         if self._candidate is not None:
             cand_packet, cand_t_host = self._candidate
@@ -224,7 +236,19 @@ class SensorStream:
 
     def poll(self, t_host_s: float) -> list[ImuSamples]:
         """Release what has waited longer than the reorder timeout (call when the link is quiet)."""
+        if not (math.isfinite(t_host_s) and abs(t_host_s) <= MAX_HOST_TIME_S):
+            return []
         return self._release(t_host_s)
+
+    def _host_time_ok(self, t_host_s: float) -> bool:
+        # Arithmetic on the hub clock (seq predictions, the clock map, 1 µs nudges) needs times whose
+        # float64 spacing is far below a sample period; a damaged recording can hold anything.
+        if math.isfinite(t_host_s) and abs(t_host_s) <= MAX_HOST_TIME_S:
+            return True
+        self._malformed += 1
+        self._last_error = f"hub receive time {t_host_s!r} s; expected a finite time within ±{MAX_HOST_TIME_S:g} s"
+        log.debug("%s: %s", self.sensor_id, self._last_error)
+        return False
 
     def flush(self) -> list[ImuSamples]:
         """End of stream: release everything held, declaring remaining gaps lost."""

@@ -837,10 +837,23 @@ def _type_name(rtype: int) -> str:
     return RecordType(rtype).name if rtype in _KNOWN_TYPES else f"type-0x{rtype:02x}"
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text} overflows a 64-bit float")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not allowed (JSON records hold finite numbers only)")
+
+
 def _decode_json(path: Path, rec: _RawRecord) -> dict[str, Any]:
     try:
-        obj = json.loads(rec.payload.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # The writer never stores NaN or infinity (allow_nan=False); a file that has them is damaged,
+        # and a NaN time would poison every stage after the reader.
+        obj = json.loads(rec.payload.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RecordPayloadError(
             path, rec.offset, f"{_type_name(rec.rtype)} payload is not UTF-8 JSON ({exc}); expected a JSON object"
         ) from None
@@ -859,6 +872,10 @@ def _decode_notify(path: Path, rec: _RawRecord, n_sensors: int) -> tuple[int, fl
             f"NOTIFY payload of {len(rec.payload)} bytes; expected at least {_NOTIFY_HEADER.size} (u16 sensor index, f64 time)",
         )
     index, t_host_s = _NOTIFY_HEADER.unpack_from(rec.payload)
+    if not math.isfinite(t_host_s):
+        raise RecordPayloadError(
+            path, rec.offset, f"NOTIFY t_host_s is {t_host_s}; expected a finite hub receive time in seconds"
+        )
     if index >= n_sensors:
         raise UndeclaredSensorError(
             path, rec.offset, f"NOTIFY refers to sensor index {index}; only {n_sensors} sensor(s) declared before it"
