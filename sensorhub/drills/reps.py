@@ -40,7 +40,7 @@ from enum import Enum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, lfilter, sosfiltfilt
+from scipy.signal import butter, filtfilt, lfilter
 
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
 from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
@@ -453,10 +453,7 @@ class RepDetector:
         events: list[RepEvent] = []
         k = r0
         while k < r1:
-            if self._state is _State.NEUTRAL and self._closing is not None:
-                e = k  # settling after an exit takes a handful of samples: row by row
-            else:
-                e = self._skip(cols, k, r1, ema1[k - r0 :], ema2[k - r0 :], gains)
+            e = self._skip(cols, k, r1, ema1[k - r0 :], ema2[k - r0 :], gains)
             if e < r1:
                 events.extend(self._update_row(cols[e].tolist()))
                 k = e + 1
@@ -481,11 +478,16 @@ class RepDetector:
                 if n_ok:
                     cur.peak_deg = max(cur.peak_deg, float(y[:n_ok].max()))
                 quiet_x = None
-            elif self._pending:
+            elif self._closing is not None or self._pending:
                 x = e2 - self._neutral
                 flx = cols[k : k + m, 2]
-                posture = ~np.isfinite(flx) | ((flx >= self.drill.hip_flexion_range_deg[0]) & (flx <= self.drill.hip_flexion_range_deg[1]))
-                decide = ((np.abs(x) > cfg.enter_deg) & posture) | (t - self._pending[-1].t_back > self.drill.max_mid_pause_s)
+                lo, hi = self.drill.hip_flexion_range_deg
+                decide = (np.abs(x) > cfg.enter_deg) & (~np.isfinite(flx) | ((flx >= lo) & (flx <= hi)))
+                if self._closing is not None:
+                    # Settling after an exit: closes back at neutral, after settle_s, or on a new start.
+                    decide |= (np.abs(x) < cfg.onset_deg) | (t - self._closing.t_exit >= cfg.settle_s)
+                else:
+                    decide |= t - self._pending[-1].t_back > self.drill.max_mid_pause_s
                 n_ok = int(np.argmax(decide)) if decide.any() else m
                 quiet_x = x[:n_ok]
             else:
@@ -591,16 +593,22 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
 
 
 @functools.lru_cache(maxsize=64)
-def _butter_sos(cutoff_hz: float, fs_hz: float) -> FloatArray:
-    """2nd-order Butterworth low-pass sections (cached: a rep's window always has the stream's rate)."""
-    return np.asarray(butter(2, cutoff_hz, fs=fs_hz, output="sos"), dtype=np.float64)
+def _butter_ba(cutoff_hz: float, fs_hz: float) -> tuple[FloatArray, FloatArray]:
+    """2nd-order Butterworth low-pass (cached: a rep's window always has the stream's rate).
+
+    Transfer-function form is well conditioned at 2nd order for any cut-off used here (>= 1 % of the
+    sample rate) and ``filtfilt`` on it costs half of ``sosfiltfilt``, which matters while a live
+    stream waits for the rep to be scored.
+    """
+    b, a = butter(2, cutoff_hz, fs=fs_hz)
+    return np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
 
 
 def _lowpass_columns(t: FloatArray, x: FloatArray, cutoff_hz: float, fs_hz: float) -> FloatArray:
     """Zero-phase 2nd-order Butterworth of each column of ``x`` (n, k) at the sample rate ``fs_hz``.
 
     NaN is bridged linearly first; a column without any finite value stays NaN. All columns go
-    through one ``sosfiltfilt`` call: a rep is measured while the live stream waits.
+    through one ``filtfilt`` call: a rep is measured while the live stream waits.
     """
     out = np.array(x, dtype=np.float64, copy=True)
     for j in range(out.shape[1]):
@@ -608,8 +616,8 @@ def _lowpass_columns(t: FloatArray, x: FloatArray, cutoff_hz: float, fs_hz: floa
     ok = np.isfinite(out).all(axis=0)
     if len(t) < 16 or cutoff_hz >= 0.45 * fs_hz or not ok.any():
         return out
-    sos = _butter_sos(cutoff_hz, fs_hz)
-    out[:, ok] = sosfiltfilt(sos, out[:, ok], axis=0, padlen=min(len(t) - 1, 3 * 6))
+    b, a = _butter_ba(cutoff_hz, fs_hz)
+    out[:, ok] = filtfilt(b, a, out[:, ok], axis=0, padlen=min(len(t) - 1, 3 * 6))
     return out
 
 
@@ -633,18 +641,18 @@ def _measure_half(
     peak = float(y[i_peak])
     level = peak - cfg.hold_tolerance_deg
     still = (y >= level) & (hold_speed < cfg.hold_speed_deg_s)
-    i_h0 = i_peak
-    while i_h0 > inside[0] and still[i_h0 - 1]:
-        i_h0 -= 1
-    i_h1 = i_peak
-    while i_h1 < inside[-1] and still[i_h1 + 1]:
-        i_h1 += 1
-    i_on = i_h0
-    while i_on > 0 and y[i_on] >= cfg.onset_deg:
-        i_on -= 1
-    i_ret = i_h1
-    while i_ret < len(y) - 1 and y[i_ret] >= cfg.onset_deg:
-        i_ret += 1
+    first, last = int(inside[0]), int(inside[-1])
+    # The hold grows from the peak while ``still`` holds, within the excursion.
+    broken = np.flatnonzero(~still[first:i_peak])
+    i_h0 = first + int(broken[-1]) + 1 if broken.size else first
+    broken = np.flatnonzero(~still[i_peak + 1 : last + 1])
+    i_h1 = i_peak + int(broken[0]) if broken.size else last
+    # Onset and return: the nearest samples outside the hold where y is below onset_deg (or the window's ends).
+    below = ~(y >= cfg.onset_deg)
+    outside = np.flatnonzero(below[: i_h0 + 1])
+    i_on = int(outside[-1]) if outside.size else 0
+    outside = np.flatnonzero(below[i_h1:])
+    i_ret = i_h1 + int(outside[0]) if outside.size else len(y) - 1
     phases = [speed[i_on : i_h0 + 1], speed[i_h1 : i_ret + 1]]
     values = [sparc(p, fs) for p in phases if p.size >= 4]
     finite = [v for v in values if math.isfinite(v)]
