@@ -214,8 +214,11 @@ def test_time_sync_measures_the_sensors_offset() -> None:
     on_connect, again, expected = run(main)
     for result in (on_connect, again):
         assert result is not None
-        assert 6000 <= result.round_trip_us < 30000  # two 3 ms hops plus scheduling
-        assert result.offset_us == pytest.approx(expected, abs=1000)
+        assert 6000 <= result.round_trip_us < 100_000  # two 3 ms hops plus scheduling
+        # The NTP bound: the midpoint estimate is off by at most half the round trip (plus µs rounding);
+        # on an idle machine the round trip is ~6.3 ms and the error ~0.1 ms.
+        assert abs(result.offset_us - expected) <= result.round_trip_us / 2 + 2
+        assert abs(result.offset_us - expected) < 5000
     assert on_connect.rounds == 8 and again.rounds == 4
 
 
