@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -37,6 +38,10 @@ IR_COLOUR = "#1b7837"
 ER_COLOUR = "#762a83"
 PELVIS_COLOURS = {"pelvis_tilt": "#1f77b4", "pelvis_obliquity": "#2ca02c", "pelvis_rotation": "#d62728"}
 PELVIS_LABELS = {"pelvis_tilt": "tilt", "pelvis_obliquity": "obliquity", "pelvis_rotation": "rotation"}
+#: Above this many reps the figure leaves out per-rep values and numbers only about
+#: :data:`DENSE_REP_LABELS` reps (compensated ones always), so that labels do not overlap.
+MAX_LABELLED_REPS = 40
+DENSE_REP_LABELS = 20
 
 
 def _fmt(value: float | None, unit: str = "°", digits: int = 1) -> str:
@@ -124,26 +129,39 @@ def render_report(
     top = max(AAOS_INTERNAL_ROTATION_DEG, float(finite.max()) if finite.size else 0.0) + 30.0  # room for labels
     bottom = min(-AAOS_EXTERNAL_ROTATION_DEG, float(finite.min()) if finite.size else 0.0) - 22.0  # room for the legend
     ax_rot.set_ylim(bottom, top)
-    for rep in reps:
-        colour = WARN_COLOUR if rep.compensation else CLEAN_COLOUR
-        for ax in (ax_rot, ax_pel):
-            ax.axvspan(rep.t_start, rep.t_end, color=colour, alpha=0.22 if rep.compensation else 0.12, lw=0)
-        label = f"{rep.index}" + ("  ⚠" if rep.compensation else "")
-        mid = (rep.t_start + rep.t_end) / 2
-        ax_rot.text(mid, top - 2.0, label, ha="center", va="top", fontsize=12,
-                    fontweight="bold", color=WARN_COLOUR if rep.compensation else "#1f4e79")
-        if rep.compensation:
-            detail = rep.compensation_detail
-            moved = "\n".join(f"{PELVIS_LABELS[a]} {detail.change_deg[a]:.0f}°" for a in detail.exceeded)
-            ax_rot.text(mid, top - 7.0, f"pelvis moved:\n{moved}", ha="center", va="top", fontsize=8, color=WARN_COLOUR, linespacing=1.1)
-        for half in rep.halves:
-            s = half.direction.sign
-            y_peak = half.end_range_deg
-            c = IR_COLOUR if half.direction is Direction.INTERNAL else ER_COLOUR
-            ax_rot.plot([half.t_end_range, half.t_hold_end], [y_peak, y_peak], color=c, lw=5, alpha=0.55, solid_capstyle="butt")
-            ax_rot.plot([half.t_peak], [y_peak], marker="^" if s > 0 else "v", color=c, ms=7)
-            ax_rot.annotate(f"{half.peak_deg:.0f}°", xy=(half.t_peak, y_peak), xytext=(0, 7 * s), textcoords="offset points",
-                            ha="center", va="bottom" if s > 0 else "top", fontsize=9, color=c, fontweight="bold")
+    # Many reps (a long session) would bury the curve under labels: then only every k-th rep is
+    # numbered (compensated ones always), and the end-range values and per-bar scores are left out.
+    dense = len(reps) > MAX_LABELLED_REPS
+    label_every = math.ceil(len(reps) / DENSE_REP_LABELS) if dense else 1
+    for ax in (ax_rot, ax_pel):
+        for flagged in (False, True):
+            spans = [[(r.t_start, 0.0), (r.t_start, 1.0), (r.t_end, 1.0), (r.t_end, 0.0)] for r in reps if r.compensation is flagged]
+            if spans:
+                ax.add_collection(PolyCollection(spans, transform=ax.get_xaxis_transform(), facecolors=WARN_COLOUR if flagged else CLEAN_COLOUR,
+                                                 alpha=0.22 if flagged else 0.12, linewidths=0))
+    for k, rep in enumerate(reps):
+        if rep.compensation or k % label_every == 0:
+            label = f"{rep.index}" + ("  ⚠" if rep.compensation else "")
+            mid = (rep.t_start + rep.t_end) / 2
+            ax_rot.text(mid, top - 2.0, label, ha="center", va="top", fontsize=9 if dense else 12,
+                        fontweight="bold", color=WARN_COLOUR if rep.compensation else "#1f4e79")
+            if rep.compensation and not dense:
+                detail = rep.compensation_detail
+                moved = "\n".join(f"{PELVIS_LABELS[a]} {detail.change_deg[a]:.0f}°" for a in detail.exceeded)
+                ax_rot.text(mid, top - 7.0, f"pelvis moved:\n{moved}", ha="center", va="top", fontsize=8, color=WARN_COLOUR, linespacing=1.1)
+    for direction, c in ((Direction.INTERNAL, IR_COLOUR), (Direction.EXTERNAL, ER_COLOUR)):
+        halves = [h for rep in reps for h in rep.halves if h.direction is direction]
+        if not halves:
+            continue
+        ax_rot.add_collection(LineCollection([[(h.t_end_range, h.end_range_deg), (h.t_hold_end, h.end_range_deg)] for h in halves],
+                                             colors=c, linewidths=5, alpha=0.55, capstyle="butt"))
+        ax_rot.plot([h.t_peak for h in halves], [h.end_range_deg for h in halves], ls="none",
+                    marker="^" if direction.sign > 0 else "v", color=c, ms=5 if dense else 7)
+        if not dense:
+            s = direction.sign
+            for h in halves:
+                ax_rot.annotate(f"{h.peak_deg:.0f}°", xy=(h.t_peak, h.end_range_deg), xytext=(0, 7 * s), textcoords="offset points",
+                                ha="center", va="bottom" if s > 0 else "top", fontsize=9, color=c, fontweight="bold")
     for inc in incomplete:
         if t_range[0] <= inc.t_start <= t_range[1]:
             ax_rot.axvspan(inc.t_start, inc.t_end, facecolor="none", edgecolor="grey", hatch="//", lw=0)
@@ -193,10 +211,16 @@ def render_report(
     # --- scores
     if reps:
         idx = [r.index for r in reps]
-        ax_score.bar(idx, [r.score for r in reps], color=[WARN_COLOUR if r.compensation else CLEAN_COLOUR for r in reps])
-        for r in reps:
-            ax_score.text(r.index, r.score + 2, f"{r.score:.0f}", ha="center", va="bottom", fontsize=9)
-        ax_score.set_xticks(idx, [f"rep {i}" for i in idx])
+        colours = [WARN_COLOUR if r.compensation else CLEAN_COLOUR for r in reps]
+        if dense:
+            ax_score.vlines(idx, 0.0, [r.score for r in reps], colors=colours, linewidths=max(1.0, 600.0 / len(reps)))
+            ax_score.set_xlim(0.0, idx[-1] + 1.0)
+            ax_score.set_xlabel("rep")
+        else:
+            ax_score.bar(idx, [r.score for r in reps], color=colours)
+            for r in reps:
+                ax_score.text(r.index, r.score + 2, f"{r.score:.0f}", ha="center", va="bottom", fontsize=9)
+            ax_score.set_xticks(idx, [f"rep {i}" for i in idx])
     ax_score.set_ylim(0, 115)
     ax_score.set_ylabel("score (0–100)")
     ax_score.set_title("rep score: range 40 + hold 20 + tempo 15 + control 25 − compensation penalty", fontsize=9.5, loc="left")
