@@ -18,8 +18,14 @@ phases) and handles the relative heading itself:
   disturbed spans, so a constant gyro drift during a long disturbance is removed entirely.
   Online (causal): Δ follows an exponential low-pass of the undisturbed magnetic estimate and is
   frozen (gyro-only) while either sensor is disturbed.
-* Without magnetometers Δ stays at Δ₀: the relative drift is bounded only by the gyroscope bias
-  estimate (see docs/accuracy.md for what that costs).
+* Without magnetometers Δ stays at Δ₀.
+* Drift: over a drill neither the pelvis nor the thigh relative to it keeps turning, so linear
+  heading trends are drift (:func:`heading_trend_rad_s` for batch, :class:`OnlineTrend` live);
+  the pipeline removes them before Δ is applied.
+* Residual hard iron of each magnetometer is fitted from the recording
+  (:func:`estimate_hard_iron`) before any magnetic heading is taken.
+
+What each of these buys is measured in docs/accuracy.md.
 
 Pure array maths; no I/O.
 """
@@ -114,8 +120,7 @@ def disturbed_mask(
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
     """Samples whose field differs from ``ref`` in norm or dip; returns (mask, norm dev µT, dip dev deg).
 
-    Spans are widened by ``margin_s`` on each side (non-causal; the online tracker uses no margin
-    forward in time and a hold-off after a disturbance instead).
+    Spans are widened by ``margin_s`` on each side (non-causal; the online pipeline uses no margin).
     """
     norm, dip = mag_norm_dip(q_earth_sensor, mag_uT)
     dn = np.abs(norm - ref.norm_uT)

@@ -9,9 +9,12 @@ from the same stages:
    stored calibration is applied;
 3. each sensor's orientation is estimated magnetometer-free with the gyroscope bias from the
    calibration still phases removed (:mod:`sensorhub.motion.fusion`);
-4. the thigh's heading is aligned to the pelvis's at neutral standing and kept aligned with the
-   magnetometers where they are undisturbed (:mod:`sensorhub.motion.heading`);
+4. linear heading drift is removed from both segments (a drill does not keep turning), the thigh's
+   heading is aligned to the pelvis's at neutral standing and, with magnetometers, kept aligned by
+   them where both fields are undisturbed (:mod:`sensorhub.motion.heading`);
 5. hip and pelvis angles follow ISB (:mod:`sensorhub.motion.angles`, docs/conventions.md).
+
+What each step buys, measured against ground truth, is in docs/accuracy.md.
 
 No I/O apart from :meth:`AngleSeries.write_csv`, the edge where the drills stage picks angles up.
 """
@@ -28,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import Akima1DInterpolator
+from scipy.ndimage import uniform_filter1d
 
 from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
@@ -68,6 +72,8 @@ MAG_HEADING_SIGMA_DEG = 2.0
 #: The thigh's heading trend over the drill is only trusted as drift when the heading stays within
 #: this spread (deg, 1σ) of the trend line.
 THIGH_TREND_MAX_SPREAD_DEG = 5.0
+#: Fit the residual hard iron online from the calibration data (see heading.estimate_hard_iron).
+ONLINE_HARD_IRON = True
 #: Span of drill data (s) before the online pipeline trusts its running heading trends.
 ONLINE_TREND_MIN_S = 20.0
 #: With a stored calibration, the online pipeline takes 1 s below this rate (both sensors) as neutral.
@@ -102,6 +108,8 @@ class Diagnostics:
             "heading_mode": self.heading_mode,
             "disturbance_events": [e.describe() for e in self.disturbance_events],
             "gap_fraction": self.gap_fraction,
+            "heading_trend_deg_min": dict(self.heading_trend_deg_min),
+            "hard_iron_uT": dict(self.hard_iron_uT),
             "notes": list(self.notes),
         }
 
@@ -159,8 +167,6 @@ def _neutral_span(phases: CalibrationPhases) -> Interval:
 def _first_still_span(t_s: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, min_s: float = 1.0) -> Interval | None:
     dt = float(np.median(np.diff(t_s)))
     w = max(1, int(round(0.5 / dt)))
-    from scipy.ndimage import uniform_filter1d
-
     p = uniform_filter1d(np.degrees(np.linalg.norm(gyr_p, axis=1)), w)
     th = uniform_filter1d(np.degrees(np.linalg.norm(gyr_t, axis=1)), w)
     still = (p < 5.0) & (th < 5.0)
@@ -200,10 +206,12 @@ def analyze_imu(
 
     Without ``calibration`` the recording must contain the calibration protocol (found
     automatically; the drill is what follows it, ``diagnostics.drill_start_s``). With a stored
-    ``calibration`` the first still span of the recording is taken as neutral standing.
-    ``method`` selects the orientation filter (:data:`sensorhub.motion.fusion.METHODS`);
-    ``offline=True`` uses the non-causal offline VQF. Raises :class:`CalibrationError` when no
-    calibration can be found or applied.
+    ``calibration`` the protocol's still phases are used if present, else the first still span of
+    the recording is taken as neutral standing. ``method`` selects the orientation filter
+    (:data:`sensorhub.motion.fusion.METHODS`); ``offline=True`` uses the non-causal offline VQF;
+    ``fusion_params`` override :data:`VQF_PARAMS`. ``use_mag=False`` ignores magnetometers;
+    ``detrend_heading=False`` keeps linear heading drift (for comparison). ``rate_hz`` (>= 50) is
+    the output grid. Raises :class:`CalibrationError` when no calibration can be found or applied.
     """
     _check_side(side)
     if rate_hz < 50.0:
@@ -496,6 +504,7 @@ class _Stream:
         self.raw_mag: list[FloatArray | None] = []
         self.filter: Any = None
         self.bias = np.zeros(3)
+        self.hard_iron = np.zeros(3)
         self.tail_t = np.zeros(0)
         self.tail_q = np.zeros((0, 4))
         self.tail_mag = np.zeros((0, 3))
@@ -706,6 +715,17 @@ class OnlinePipeline:
         self._mag_ref = {}
         self.diagnostics.heading_mode = "gyroscope only (relative heading fixed at neutral standing, causal drift removal)"
         if self.use_mag and raw["pelvis"].mag_uT is not None and raw["thigh"].mag_uT is not None:
+            if ONLINE_HARD_IRON:
+                for name in ("pelvis", "thigh"):
+                    r = raw[name]
+                    assert r.mag_uT is not None
+                    norm = np.linalg.norm(r.mag_uT, axis=1)
+                    up = quat.rotate(quat.conjugate(q6[name]), np.array([0.0, 0.0, 1.0]))
+                    ref_norm = float(np.median(norm[neutral.mask(r.t_s)])) if np.any(neutral.mask(r.t_s)) else float(np.median(norm))
+                    self._streams[name].hard_iron = heading.estimate_hard_iron(r.mag_uT, up, np.abs(norm - ref_norm) < 0.1 * ref_norm)
+                    raw[name] = ImuSamples(r.t_s, r.acc_m_s2, r.gyr_rad_s, r.mag_uT - self._streams[name].hard_iron)
+                    self._streams[name].tail_mag = self._streams[name].tail_mag - self._streams[name].hard_iron
+                    self.diagnostics.hard_iron_uT[name] = [float(x) for x in self._streams[name].hard_iron]
             mp = align.resample_vec(raw["pelvis"].t_s, raw["pelvis"].mag_uT, t)
             mt = align.resample_vec(raw["thigh"].t_s, raw["thigh"].mag_uT, t)
             refs = {"pelvis": heading.reference_from(qp, mp), "thigh": heading.reference_from(qt, mt)}
@@ -756,7 +776,7 @@ class OnlinePipeline:
 
     def _stream_block(self, st: _Stream, block: ImuSamples, gap: BoolArray) -> list[AngleFrame]:
         q = st.filter.update_block(block.acc_m_s2, block.gyr_rad_s - st.bias)
-        mag = block.mag_uT if (self.use_mag and block.mag_uT is not None and self._mag_ref) else np.zeros((len(block), 3))
+        mag = block.mag_uT - st.hard_iron if (self.use_mag and block.mag_uT is not None and self._mag_ref) else np.zeros((len(block), 3))
         st.tail_t = np.concatenate((st.tail_t, block.t_s))
         st.tail_q = np.vstack((st.tail_q, q))
         st.tail_mag = np.vstack((st.tail_mag, mag))
