@@ -172,6 +172,9 @@ class Calibration:
     gyr_bias_rad_s: dict[str, FloatArray] = field(default_factory=dict)
     mag_ref: dict[str, dict[str, float]] = field(default_factory=dict)
     phases: CalibrationPhases | None = None
+    thigh_mag_refined_deg: float | None = None
+    """Set once the thigh mount was turned towards the magnetometer heading (by this many degrees);
+    a stored calibration is not refined a second time."""
 
     def to_json(self) -> str:
         d: dict[str, Any] = {
@@ -182,6 +185,7 @@ class Calibration:
             "q_segment_sensor": {k: [float(x) for x in v] for k, v in self.q_segment_sensor.items()},
             "gyr_bias_rad_s": {k: [float(x) for x in v] for k, v in self.gyr_bias_rad_s.items()},
             "mag_ref": self.mag_ref,
+            "thigh_mag_refined_deg": self.thigh_mag_refined_deg,
             "quality": self.quality.to_dict(),
         }
         if self.phases is not None:
@@ -216,6 +220,7 @@ class Calibration:
                 gyr_bias_rad_s={k: np.asarray(v, dtype=np.float64) for k, v in d.get("gyr_bias_rad_s", {}).items()},
                 mag_ref={k: {kk: float(vv) for kk, vv in v.items()} for k, v in d.get("mag_ref", {}).items()},
                 phases=phases,
+                thigh_mag_refined_deg=None if d.get("thigh_mag_refined_deg") is None else float(d["thigh_mag_refined_deg"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, CalibrationFileError):

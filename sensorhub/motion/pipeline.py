@@ -76,8 +76,10 @@ THIGH_TREND_MAX_SPREAD_DEG = 5.0
 ONLINE_HARD_IRON = True
 #: Span of drill data (s) before the online pipeline trusts its running heading trends.
 ONLINE_TREND_MIN_S = 20.0
-#: With a stored calibration, the online pipeline takes 1 s below this rate (both sensors) as neutral.
+#: With a stored calibration, the online pipeline takes STORED_CAL_NEUTRAL_S of standing with both
+#: sensors below this rate as neutral (and measures the gyroscope biases there).
 STILL_FOR_NEUTRAL_DEG_S = 2.5
+STORED_CAL_NEUTRAL_S = 3.0
 
 
 @dataclass
@@ -274,11 +276,16 @@ def analyze_imu(
     delta_mag: FloatArray | None = None
     valid: BoolArray | None = None
     if use_mag and pg.mag_uT is not None and tg.mag_uT is not None:
-        mh = _magnetic_heading(t, q6, pg.mag_uT, tg.mag_uT, nm, delta0, calibration.q_segment_sensor["thigh"], diag)
+        mh = _magnetic_heading(t, q6, pg.mag_uT, tg.mag_uT, nm, delta0, calibration.q_segment_sensor["thigh"], diag,
+                               refine=calibration.thigh_mag_refined_deg is None)
         if mh is not None:
-            delta_mag, valid, delta0, q_thigh_mount = mh
-            calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_thigh_mount})
-            q_earth_femur = angles.segment_orientation(q6["thigh"], q_thigh_mount)
+            delta_mag, valid, new_delta0, q_thigh_mount = mh
+            if calibration.thigh_mag_refined_deg is None:
+                calibration = dataclasses.replace(
+                    calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_thigh_mount},
+                    thigh_mag_refined_deg=float(np.degrees(delta0 - new_delta0)))
+                q_earth_femur = angles.segment_orientation(q6["thigh"], q_thigh_mount)
+            delta0 = new_delta0
     if delta_mag is None:
         diag.heading_mode = "gyroscope only (relative heading fixed at neutral standing, linear drift removed)"
     diag.calibration = calibration
@@ -309,6 +316,7 @@ def _magnetic_heading(
     delta0: float,
     q_thigh_mount: FloatArray,
     diag: Diagnostics,
+    refine: bool = True,
 ) -> tuple[FloatArray, BoolArray, float, FloatArray] | None:
     """Magnetometer relative heading for a whole recording, or None when the fields cannot be trusted.
 
@@ -346,6 +354,10 @@ def _magnetic_heading(
         diag.notes.append("magnetometers disturbed at neutral standing: heading from the gyroscopes only")
         return None
     delta_mag_neutral = float(np.angle(np.mean(np.exp(1j * delta_mag[ref_ok]))))
+    if not refine:
+        # A stored calibration was refined already: the magnetic heading at neutral only sets Δ.
+        diag.heading_mode = "magnetometer relative heading (interpolated from the gyroscopes across disturbances)"
+        return delta_mag, valid, delta_mag_neutral, q_thigh_mount
     refined = _refine_thigh_mount(delta0, delta_mag_neutral, q_thigh_mount, diag)
     if refined is None:
         return None
@@ -674,7 +686,7 @@ class OnlinePipeline:
         for ti, wi in zip(t, w):
             if wi < 2.0 * STILL_FOR_NEUTRAL_DEG_S:
                 self._still_run = ti if self._still_run is None else self._still_run
-                if ti - self._still_run >= 1.0:
+                if ti - self._still_run >= STORED_CAL_NEUTRAL_S:
                     neutral = Interval(self._still_run, ti)
                     m_p, m_t = neutral.mask(p.t_s), neutral.mask(th.t_s)
                     bias = {"pelvis": p.gyr_rad_s[m_p].mean(axis=0), "thigh": th.gyr_rad_s[m_t].mean(axis=0)}
@@ -715,7 +727,7 @@ class OnlinePipeline:
         self._mag_ref = {}
         self.diagnostics.heading_mode = "gyroscope only (relative heading fixed at neutral standing, causal drift removal)"
         if self.use_mag and raw["pelvis"].mag_uT is not None and raw["thigh"].mag_uT is not None:
-            if ONLINE_HARD_IRON:
+            if ONLINE_HARD_IRON and self.live_calibration is not None:
                 for name in ("pelvis", "thigh"):
                     r = raw[name]
                     assert r.mag_uT is not None
@@ -731,10 +743,15 @@ class OnlinePipeline:
             refs = {"pelvis": heading.reference_from(qp, mp), "thigh": heading.reference_from(qt, mt)}
             if _references_agree(refs, self.diagnostics):
                 dm = heading.magnetic_relative_heading(qp, mp, qt, mt)
-                refined = _refine_thigh_mount(delta0, float(np.angle(np.mean(np.exp(1j * dm)))), cal.q_segment_sensor["thigh"], self.diagnostics)
+                dm_neutral = float(np.angle(np.mean(np.exp(1j * dm))))
+                refined: tuple[float, FloatArray] | None = (dm_neutral, cal.q_segment_sensor["thigh"])
+                if cal.thigh_mag_refined_deg is None:
+                    refined = _refine_thigh_mount(delta0, dm_neutral, cal.q_segment_sensor["thigh"], self.diagnostics)
+                    if refined is not None:
+                        cal = dataclasses.replace(cal, q_segment_sensor={**cal.q_segment_sensor, "thigh": refined[1]},
+                                                  thigh_mag_refined_deg=float(np.degrees(delta0 - refined[0])))
                 if refined is not None:
-                    delta0, q_mount = refined
-                    cal = dataclasses.replace(cal, q_segment_sensor={**cal.q_segment_sensor, "thigh": q_mount})
+                    delta0 = refined[0]
                     delta_mag_ref = delta0
                     self._mag_ref = refs
                     self.diagnostics.heading_mode = "magnetometer relative heading, causal low-pass, frozen while disturbed"
