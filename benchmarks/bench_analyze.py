@@ -1,0 +1,97 @@
+"""End to end ``sensorhub analyze`` of a 30-minute two-sensor session, including file I/O.
+
+Times the real command in a fresh process (interpreter start, imports, reading the input, ingest,
+motion pipeline, reps, writing angles.csv / reps.json / calibration.json / report.png), for the
+recording and for the IMU CSV pair of the same simulated session, and reports the median of
+``--runs`` runs. ``--stages`` adds an in-process breakdown of one run, to see where the time goes.
+
+    python benchmarks/bench_analyze.py [--minutes 30] [--runs 5] [--stages] [--method vqf]
+
+The same measurement with hyperfine (sessions are cached in /tmp/sensorhub-bench):
+
+    hyperfine -w 1 -r 5 'sensorhub analyze /tmp/sensorhub-bench/<session>.shrec --out /tmp/sensorhub-bench/out'
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from _session import CACHE_DIR, BenchSession, load_average, session
+
+
+def _command(bench: BenchSession, source: str, out: str, method: str) -> list[str]:
+    cmd = [sys.executable, "-m", "sensorhub", "analyze", "--out", out, "--method", method]
+    if source == "recording":
+        return [*cmd, str(bench.recording)]
+    return [*cmd, "--pelvis", str(bench.csv_dir / "pelvis.csv"), "--thigh", str(bench.csv_dir / "thigh.csv"),
+            "--side", "right", "--drill", bench.drill]  # the simulator's default leg
+
+
+def _stages(bench: BenchSession, method: str) -> None:
+    """One in-process run with a timer per stage (imports included)."""
+    t0 = time.perf_counter()
+    from sensorhub.analysis import load_recording_input, write_outputs
+
+    t1 = time.perf_counter()
+    session_input = load_recording_input(bench.recording)
+    t2 = time.perf_counter()
+    from sensorhub.analysis import to_table
+    from sensorhub.drills import detect_reps, summarize
+    from sensorhub.motion.pipeline import analyze_imu
+
+    leg = session_input.legs[0]
+    angles = analyze_imu(leg.pelvis, leg.thigh, leg.side, method=method)
+    t3 = time.perf_counter()
+    table = to_table(angles)
+    detection = detect_reps(table, session_input.drill)
+    summarize(detection.reps, session_input.drill, leg.side, detection.incomplete)
+    t4 = time.perf_counter()
+    out = CACHE_DIR / "out_stages"
+    angles.write_csv(out.with_suffix(".angles.csv"))
+    t5 = time.perf_counter()
+    from sensorhub.analysis import LegResult
+
+    write_outputs(LegResult(leg.side, angles, table, detection, summarize(detection.reps, session_input.drill, leg.side)),
+                  session_input.drill, out, source=str(bench.recording), report=False)
+    t6 = time.perf_counter()
+    from sensorhub.drills.report import render_report
+
+    render_report(table, detection.reps, session_input.drill, leg.side, out / "report.png")
+    t7 = time.perf_counter()
+    print(f"stages: imports {t1 - t0:.2f} s | read + ingest {t2 - t1:.2f} s | motion {t3 - t2:.2f} s | "
+          f"reps + summary {t4 - t3:.2f} s | angles.csv {t5 - t4:.2f} s | outputs without report {t6 - t5:.2f} s | "
+          f"report.png {t7 - t6:.2f} s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--method", default="vqf")
+    ap.add_argument("--sources", default="recording,csv", help="inputs to time: recording and/or csv")
+    ap.add_argument("--stages", action="store_true", help="also print an in-process per-stage breakdown")
+    args = ap.parse_args()
+    bench = session(args.minutes)
+    print(f"session {bench.recording.name}: {bench.duration_s / 60:.1f} min, {bench.reps} reps")
+    for source in args.sources.split(","):
+        out = str(CACHE_DIR / f"out_{source}")
+        times = []
+        for _ in range(args.runs):
+            shutil.rmtree(out, ignore_errors=True)
+            t0 = time.perf_counter()
+            subprocess.run(_command(bench, source, out, args.method), check=True, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+            print(f"  {source:9s} {times[-1]:.2f} s | {load_average()}")
+        print(f"{source}: median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s "
+              f"over {len(times)} runs")
+    if args.stages:
+        _stages(bench, args.method)
+
+
+if __name__ == "__main__":
+    main()
