@@ -8,10 +8,13 @@ and skip with a reason when it or the ``playwright`` package is missing.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
+import plotly
 import pytest
+import uvicorn
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from sensorhub.notification import Notification
 from sensorhub.recording import Mark, RecordingWriter, open_recording
@@ -178,3 +186,118 @@ def write_with_dropout(source: Path, target: Path, *, segment: str, start_s: flo
                     continue
                 writer.write_notification(item)
     return sensor_id
+
+
+@dataclass(frozen=True)
+class MockStream:
+    """One scripted stream of :class:`MockHub`: a sine of hip rotation and fixed session maxima."""
+
+    athlete: str
+    athlete_name: str
+    side: str
+    amplitude_deg: float
+    session_max_ir: float
+    session_max_er: float
+    period_s: float = 6.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.athlete}/{self.side}"
+
+    def frame(self, t_s: float, reps: int) -> dict[str, Any]:
+        rotation = round(self.amplitude_deg * math.sin(2 * math.pi * t_s / self.period_s), 3)
+        return {
+            "key": self.key, "athlete": self.athlete, "side": self.side, "session": f"mock-{self.key}", "t_s": round(t_s, 4),
+            "hip_rotation": rotation, "hip_rotation_min": rotation, "hip_rotation_max": rotation,
+            "hip_flexion": 85.0, "hip_adduction": 0.0, "pelvis_tilt": 1.0, "pelvis_obliquity": -0.5,
+            "pelvis_rotation": round(0.1 * rotation, 3), "session_max_ir": self.session_max_ir,
+            "session_max_er": self.session_max_er, "reps": reps, "compensating": False, "calibrated": True,
+            "gap": False, "n": 1,
+        }
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "athlete": self.athlete, "athlete_name": self.athlete_name, "side": self.side,
+            "session": f"mock-{self.key}", "drill": "seated_rotation", "state": "streaming", "calibration": None,
+            "calibrated": True, "reps": 0, "session_max_ir": self.session_max_ir, "session_max_er": self.session_max_er,
+            "sensors": {"pelvis": f"{self.athlete}-pelvis", "thigh": f"{self.athlete}-{self.side}-thigh"},
+            "targets": {"internal": 35.0, "external": 45.0},
+        }
+
+
+class MockHub:
+    """A stand-in for the service with several scripted streams, for what one replay cannot show
+    (both sides of two athletes at once): serves dashboards/ and plotly.js like the service and
+    pushes ``hello``/``status``/``frame`` messages of docs/live-api.md at ``rate_hz`` on /ws/live.
+    Runs uvicorn in a background thread on a free loopback port."""
+
+    def __init__(self, streams: list[MockStream], *, rate_hz: float = 30.0) -> None:
+        self.streams = streams
+        self.rate_hz = rate_hz
+        self.url = ""
+        self.frames_sent = 0
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def _app(self) -> FastAPI:
+        app = FastAPI()
+        plotly_js = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+        @app.get("/vendor/plotly.min.js")
+        async def vendor() -> FileResponse:
+            return FileResponse(plotly_js, media_type="application/javascript")
+
+        @app.get("/api/calibration/steps")
+        async def steps() -> list[dict[str, Any]]:
+            names = ("still1", "swings", "bows", "still2")
+            return [{"step": n, "prompt": n, "order": i} for i, n in enumerate(names)]
+
+        @app.websocket("/ws/live")
+        async def live(ws: WebSocket) -> None:
+            await ws.accept()
+            sensors = [
+                {"sensor_id": sid, "segment": seg, "side": s.side if seg == "thigh" else None, "athlete": s.athlete,
+                 "connected": True, "lost": False, "battery_pct": 80, "rate_hz": 100.0, "nominal_rate_hz": 100.0,
+                 "loss_fraction": 0.0, "last_seen_s_ago": 0.0}
+                for s in self.streams for seg, sid in s.info()["sensors"].items()
+            ]
+            status = {"sensors": list({d["sensor_id"]: d for d in sensors}.values()),
+                      "storage": {"state": "ok", "backend": "sqlite", "spool_points": 0},
+                      "sessions": [], "streams": [s.info() for s in self.streams], "clients": 1}
+            await ws.send_json({"type": "hello", "version": 1, "t": time.time(),
+                                "server": {"name": "mock", "version": "0", "display_rate_hz": self.rate_hz, "mode": "replay"},
+                                "drills": [], "streams": status["streams"], "status": status})
+            t0 = time.monotonic()
+            try:
+                while True:
+                    t_s = time.monotonic() - t0
+                    await ws.send_json({"type": "frame", "t": time.time(),
+                                        "streams": [s.frame(t_s, int(t_s // s.period_s)) for s in self.streams]})
+                    self.frames_sent += 1
+                    await asyncio.sleep(1.0 / self.rate_hz)
+            except (WebSocketDisconnect, RuntimeError):
+                return
+
+        app.mount("/", StaticFiles(directory=REPO / "dashboards", html=True), name="dashboard")
+        return app
+
+    def __enter__(self) -> Self:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(self._app(), log_level="warning", lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, name="mock-hub", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("mock hub did not start within 10 s")
+            time.sleep(0.02)
+        self.url = f"http://127.0.0.1:{port}/"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -197,13 +197,15 @@ function main() {
     return;
   }
   document.documentElement.style.setProperty("--alert", COLOURS.alert);
-  setupTabs(new HistoryView($("#view-history")));
+  const historyView = new HistoryView($("#view-history"));
+  setupTabs(historyView);
   loadCalibrationSteps();
   const url = new URLSearchParams(location.search).get("ws") ?? LiveClient.defaultUrl();
   const client = new LiveClient(url, {
     onMessage(message) {
       stats.messages += 1;
       applyMessage(store, message);
+      if (message.type === "event" && message.event === "session_stopped") historyView.sessionStopped();
       schedule();
     },
     onState(state, detail) {

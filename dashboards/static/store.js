@@ -36,6 +36,7 @@ function newStream(key) {
     info: null, // stream state object (hello / status / GET /api/streams)
     latest: null, // last frame object of this stream
     pending: [], // frames not yet drawn on the plot
+    sessionEnded: false, // session_stopped seen for `session`
     reps: 0,
     lastRep: null, // rep object of the last rep_completed
     compensating: false, // frame.compensating (truth for the alert)
@@ -67,6 +68,7 @@ function enterSession(stream, sessionId) {
   if (sessionId == null || sessionId === stream.session) return;
   const first = stream.session === undefined;
   stream.session = sessionId;
+  stream.sessionEnded = false;
   if (first) return;
   stream.reps = 0;
   stream.lastRep = null;
@@ -204,6 +206,10 @@ function applyEvent(store, event) {
       if (stream && event.session?.id) enterSession(stream, event.session.id);
     // falls through
     case "session_stopped":
+      if (kind === "session_stopped" && stream && event.session?.id === stream.session) {
+        stream.compensating = false; // the alert belongs to a running set; the stored reps keep the flag
+        stream.sessionEnded = true;
+      }
       if (event.session) {
         const others = store.sessions.filter((s) => s.id !== event.session.id);
         store.sessions = kind === "session_started" ? [event.session, ...others] : others;

@@ -139,10 +139,10 @@ export class StreamPanel {
     );
 
     const traces = [
-      { name: "hip rotation", line: { color: COLOURS.text, width: 3 }, yaxis: "y" },
-      { name: "pelvis tilt", line: { color: COLOURS.tilt, width: 2 }, yaxis: "y2" },
-      { name: "pelvis obliquity", line: { color: COLOURS.obliquity, width: 2 }, yaxis: "y2" },
-      { name: "pelvis rotation", line: { color: COLOURS.rotation, width: 2 }, yaxis: "y2" },
+      { name: "hip rotation", line: { color: COLOURS.text, width: 3 }, yaxis: "y", showlegend: false },
+      { name: "tilt", line: { color: COLOURS.tilt, width: 2 }, yaxis: "y2" },
+      { name: "obliquity", line: { color: COLOURS.obliquity, width: 2, dash: "dot" }, yaxis: "y2" },
+      { name: "rotation", line: { color: COLOURS.rotation, width: 2 }, yaxis: "y2" },
     ].map((t) => ({ ...t, type: "scatter", mode: "lines", x: [], y: [], hoverinfo: "skip", connectgaps: false }));
     const ir = targets.internal;
     const er = targets.external;
@@ -167,10 +167,10 @@ export class StreamPanel {
         plot_bgcolor: "rgba(0,0,0,0)",
         font: { color: COLOURS.text, size: 14, family: "inherit" },
         showlegend: true,
-        legend: { orientation: "h", x: 0, y: 0.3, yanchor: "bottom", font: { size: 13 }, bgcolor: "rgba(0,0,0,0)" },
+        legend: { orientation: "h", x: 1, xanchor: "right", y: 0.27, yanchor: "bottom", font: { size: 13 }, bgcolor: "rgba(0,0,0,0)" },
         xaxis: { range: [-WINDOW_S, 0], anchor: "y2", title: { text: "session time (s)", standoff: 4 }, gridcolor: COLOURS.grid, zeroline: false },
-        yaxis: { domain: [0.4, 1], range: gaugeRange(targets), title: { text: "ER ↓ hip rot. (°) ↑ IR" }, gridcolor: COLOURS.grid, zeroline: false, ...rotationTicks(targets) },
-        yaxis2: { domain: [0, 0.26], range: [-15, 15], title: { text: "pelvis (°)" }, gridcolor: COLOURS.grid, zeroline: true, zerolinecolor: COLOURS.muted },
+        yaxis: { domain: [0.42, 1], range: gaugeRange(targets), title: { text: "ER ↓ hip rot. (°) ↑ IR" }, gridcolor: COLOURS.grid, zeroline: false, ...rotationTicks(targets) },
+        yaxis2: { domain: [0, 0.27], range: [-15, 15], title: { text: "pelvis (°)" }, gridcolor: COLOURS.grid, zeroline: true, zerolinecolor: COLOURS.muted },
         shapes,
         annotations,
       },
@@ -240,7 +240,7 @@ export class StreamPanel {
     this.el.dataset.side = side;
     const drill = store.drills.get(info.drill);
     this.q(".drill").textContent = drill?.title ?? info.drill ?? "";
-    const state = info.state ?? (stream.latest ? "streaming" : "waiting");
+    const state = stream.sessionEnded ? "stopped" : info.state ?? (stream.latest ? "streaming" : "waiting");
     this.el.dataset.state = state;
     const badge = this.q(".state-badge");
     badge.textContent = state.replaceAll("_", " ");
@@ -300,6 +300,7 @@ export class StreamPanel {
     this.q(".now-dir").textContent = parts.direction;
     now.dataset.direction = parts.direction;
     now.classList.toggle("stale", value == null);
+    now.classList.toggle("empty", parts.direction === "" && parts.magnitude === "—");
     if (frame) {
       this.el.dataset.tS = String(frame.t_s);
       this.el.dataset.rotation = value == null ? "" : String(value);
@@ -350,6 +351,15 @@ export class StreamPanel {
     this.q(".rep-count").textContent = String(stream.reps);
     this.el.dataset.reps = String(stream.reps);
     const rep = stream.lastRep;
+    if (!rep && this.drawn.repIndex !== null) {
+      // A new session: no rep scored yet.
+      this.drawn.repIndex = null;
+      const scoreEl = this.q(".score-value");
+      scoreEl.textContent = "—";
+      delete scoreEl.dataset.band;
+      this.q(".score-detail").innerHTML = "";
+      this.q(".score summary").title = "";
+    }
     if (rep && rep.index !== this.drawn.repIndex) {
       this.drawn.repIndex = rep.index;
       const scoreEl = this.q(".score-value");
