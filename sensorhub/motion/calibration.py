@@ -70,6 +70,8 @@ BOW_MIN_COUNT = 3
 AXIS_MIN_CONSISTENCY = 0.90
 AXIS_MAX_TILT_DEG = 20.0
 POSTURE_MAX_CHANGE_DEG = 5.0
+#: Data (s) the live calibration keeps while it waits for the first still phase.
+WAITING_BUFFER_S = 30.0
 
 
 class CalibrationPhaseError(CalibrationError):
@@ -632,6 +634,11 @@ class LiveCalibration:
         self._t.append(pelvis.t_s)
         self._blocks["pelvis"].append((pelvis.acc_m_s2, pelvis.gyr_rad_s, pelvis.mag_uT))
         self._blocks["thigh"].append((thigh.acc_m_s2, thigh.gyr_rad_s, thigh.mag_uT))
+        if self.step is CalibrationStep.STILL1 and self._t[-1][-1] - self._t[0][0] > 2 * WAITING_BUFFER_S:
+            # Waiting for the protocol to start: old data will never be part of it.
+            keep = next(i for i, tb in enumerate(self._t) if tb[-1] >= self._t[-1][-1] - WAITING_BUFFER_S)
+            self._t = self._t[keep:]
+            self._blocks = {k: v[keep:] for k, v in self._blocks.items()}
         win = max(1, int(round(SMOOTH_S * self.rate_hz)))
         rates = np.column_stack((np.degrees(np.linalg.norm(pelvis.gyr_rad_s, axis=1)),
                                  np.degrees(np.linalg.norm(thigh.gyr_rad_s, axis=1))))

@@ -37,6 +37,7 @@ from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
 from sensorhub.motion.calibration import (
     Calibration,
+    CalibrationStep,
     LiveCalibration,
     LiveCalibrationStatus,
     CalibrationPhaseError,
@@ -74,6 +75,8 @@ MAG_HEADING_SIGMA_DEG = 2.0
 THIGH_TREND_MAX_SPREAD_DEG = 5.0
 #: Fit the residual hard iron online from the calibration data (see heading.estimate_hard_iron).
 ONLINE_HARD_IRON = True
+#: Raw data kept (s) while waiting for the protocol (or for neutral with a stored calibration).
+WAITING_BUFFER_S = 30.0
 #: Span of drill data (s) before the online pipeline trusts its running heading trends.
 ONLINE_TREND_MIN_S = 20.0
 #: With a stored calibration, the online pipeline takes STORED_CAL_NEUTRAL_S of standing with both
@@ -482,6 +485,16 @@ class AngleFrame:
     gap: bool
 
 
+def _concat(a: ImuSamples, b: ImuSamples) -> ImuSamples:
+    mag = None if a.mag_uT is None or b.mag_uT is None else np.vstack((a.mag_uT, b.mag_uT))
+    return ImuSamples(np.concatenate((a.t_s, b.t_s)), np.vstack((a.acc_m_s2, b.acc_m_s2)), np.vstack((a.gyr_rad_s, b.gyr_rad_s)), mag)
+
+
+def _slice_samples(s: ImuSamples, i0: int, i1: int) -> ImuSamples:
+    return ImuSamples(s.t_s[i0:i1], s.acc_m_s2[i0:i1], s.gyr_rad_s[i0:i1], None if s.mag_uT is None else s.mag_uT[i0:i1],
+                      None if s.gap_before is None else s.gap_before[i0:i1])
+
+
 def _heading_of(q_earth_segment: FloatArray, axis: FloatArray) -> tuple[FloatArray, BoolArray]:
     v = quat.rotate(q_earth_segment, axis)
     return np.asarray(np.arctan2(v[:, 1], v[:, 0])), np.asarray(np.abs(v[:, 2]) < 0.5)
@@ -510,10 +523,8 @@ class _Stream:
     def __init__(self, name: str, nominal_rate_hz: float | None) -> None:
         self.name = name
         self.rate_hz = nominal_rate_hz
-        self.raw_t: list[FloatArray] = []
-        self.raw_acc: list[FloatArray] = []
-        self.raw_gyr: list[FloatArray] = []
-        self.raw_mag: list[FloatArray | None] = []
+        # Raw samples (gaps filled) kept until the filters start; one growing array each.
+        self.raw: ImuSamples | None = None
         self.filter: Any = None
         self.bias = np.zeros(3)
         self.hard_iron = np.zeros(3)
@@ -600,7 +611,6 @@ class OnlinePipeline:
         rates = dict(sensor_rates_hz or {})
         self._streams = {n: _Stream(n, rates.get(n)) for n in ("pelvis", "thigh")}
         self._next_t: float | None = None
-        self._raw_tail: dict[str, ImuSamples] = {}
         self._frames: list[FloatArray] = []
         self._gaps: list[BoolArray] = []
         self._heading = heading.OnlineRelativeHeading(self.rate_hz)
@@ -633,32 +643,33 @@ class OnlinePipeline:
                     return []
         if st.rate_hz is None:
             # Learn the nominal rate from the first samples (needs two).
-            st.raw_t.append(block.t_s)
-            t_all = np.concatenate(st.raw_t)
-            st.raw_t.pop()
+            t_all = block.t_s if st.raw is None else np.concatenate((st.raw.t_s, block.t_s))
             if len(t_all) >= 2:
                 st.rate_hz = float(1.0 / np.median(np.diff(t_all)))
         filled, gap = st.fill_gap(block)
         st.remember(block)
         if self.state != "streaming":
-            st.raw_t.append(filled.t_s)
-            st.raw_acc.append(filled.acc_m_s2)
-            st.raw_gyr.append(filled.gyr_rad_s)
-            st.raw_mag.append(filled.mag_uT)
+            st.raw = filled if st.raw is None else _concat(st.raw, filled)
             return self._calibration_step()
         return self._stream_block(st, filled, gap)
 
     # -- calibration -------------------------------------------------------------------------
 
+    def _trim_waiting_buffers(self) -> None:
+        """While nobody has started the protocol, keep only the last WAITING_BUFFER_S of raw data."""
+        waiting = self.live_calibration is None or self.live_calibration.step is CalibrationStep.STILL1
+        if not waiting:
+            return
+        for st in self._streams.values():
+            if st.raw is not None and st.raw.t_s[-1] - st.raw.t_s[0] > 2 * WAITING_BUFFER_S:
+                k0 = int(np.searchsorted(st.raw.t_s, st.raw.t_s[-1] - WAITING_BUFFER_S))
+                st.raw = _slice_samples(st.raw, k0, len(st.raw))
+
     def _raw(self, name: str) -> ImuSamples | None:
-        st = self._streams[name]
-        if not st.raw_t:
-            return None
-        mags = st.raw_mag
-        return ImuSamples(np.concatenate(st.raw_t), np.vstack(st.raw_acc), np.vstack(st.raw_gyr),
-                          np.vstack([m for m in mags if m is not None]) if all(m is not None for m in mags) else None)
+        return self._streams[name].raw
 
     def _calibration_step(self) -> list[AngleFrame]:
+        self._trim_waiting_buffers()
         raw = {n: self._raw(n) for n in self._streams}
         if raw["pelvis"] is None or raw["thigh"] is None or len(raw["pelvis"]) < 2 or len(raw["thigh"]) < 2:
             return []
@@ -673,7 +684,11 @@ class OnlinePipeline:
             return []
         t: FloatArray = self._next_t + np.arange(n, dtype=np.float64) * dt
         self._next_t = float(t[-1] + dt)
-        pg, tg = align.resample_samples(p, t), align.resample_samples(th, t)
+        # Only the samples around the new grid points are needed.
+        i_p = max(0, int(np.searchsorted(p.t_s, t[0])) - 2)
+        i_t = max(0, int(np.searchsorted(th.t_s, t[0])) - 2)
+        pg = align.resample_samples(_slice_samples(p, i_p, len(p)), t)
+        tg = align.resample_samples(_slice_samples(th, i_t, len(th)), t)
         if self.live_calibration is not None:
             status = self.live_calibration.feed(pg, tg)
             if status.calibration is not None:
@@ -784,7 +799,7 @@ class OnlinePipeline:
         self.diagnostics.calibration = cal
         self.state = "streaming"
         for st in self._streams.values():
-            st.raw_t, st.raw_acc, st.raw_gyr, st.raw_mag = [], [], [], []
+            st.raw = None
         # Frames from the end of the neutral span on.
         self._next_t = float(np.floor(neutral.end_s * self.rate_hz) / self.rate_hz + 1.0 / self.rate_hz)
         return self._emit()
