@@ -19,6 +19,8 @@ from bleak.exc import BleakDBusError
 
 from sensorhub.ble import (
     BackoffPolicy,
+    BleakBleBackend,
+    BleError,
     BleManager,
     CommandRefusedError,
     ManagerConfig,
@@ -26,6 +28,7 @@ from sensorhub.ble import (
 )
 from sensorhub.ble.fake import (
     BLUEZ_IN_PROGRESS,
+    FakeBleakScannerBackend,
     FakePeripheral,
     FakeRadio,
     RotatingSource,
@@ -419,3 +422,19 @@ def test_periodic_info_read_reports_battery_changes_and_time_sync_keeps_running(
     assert [e.data["battery_percent"] for e in battery] == [79]
     assert status.battery_percent == 79
     assert sum(e.kind == "time_sync" for e in events) >= 3  # the burst on connect plus periodic round trips
+
+
+def test_a_missing_bluetooth_stack_is_one_clear_error() -> None:
+    class NoDbusScanner(FakeBleakScannerBackend):
+        async def start(self) -> None:
+            raise FileNotFoundError(2, "No such file or directory")  # what dbus-fast raises without a bus
+
+    async def main() -> None:
+        radio = FakeRadio([FakePeripheral(ID_A)])
+        NoDbusScanner.radio = radio
+        manager = BleManager(BleakBleBackend(scanner_backend=NoDbusScanner), FAST)
+        with pytest.raises(BleError, match="BLE scan failed.*bluetoothd"):
+            await manager.start()
+        await manager.stop()
+
+    run(main)

@@ -25,7 +25,9 @@ from bleak.args.bluez import BlueZClientArgs, BlueZNotifyArgs, BlueZScannerArgs
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import BaseBleakScanner
+from bleak.exc import BleakError
 
+from sensorhub.ble.errors import BleError
 from sensorhub.protocol import SERVICE_UUID
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,13 @@ class BleakBleBackend:
         kwargs: BleakScanner.ExtraArgs = {"service_uuids": [SERVICE_UUID], "bluez": self._scanner_bluez}
         if self._scanner_backend is not None:
             kwargs["backend"] = self._scanner_backend
-        found = await BleakScanner.discover(timeout_s, return_adv=True, **kwargs)
+        try:
+            found = await BleakScanner.discover(timeout_s, return_adv=True, **kwargs)
+        except (BleakError, OSError) as exc:
+            raise BleError(
+                f"BLE scan failed ({type(exc).__name__}: {exc}); is bluetoothd running, the adapter powered "
+                "on (bluetoothctl power on) and the system D-Bus reachable?"
+            ) from exc
         sensors: list[FoundSensor] = []
         for device, adv in found.values():
             uuids = tuple(u.lower() for u in adv.service_uuids)
