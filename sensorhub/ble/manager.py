@@ -474,8 +474,10 @@ class BleManager:
             link.status.sensor_id = info.sensor_id
             raise _NotWanted(info.sensor_id)
         if link.info is not None and info.sensor_id != link.info.sensor_id:
-            log.warning("%s: now reports sensor id %s; keeping the first id", link.label, info.sensor_id)
-        sensor_id = link.info.sensor_id if link.info is not None else info.sensor_id
+            # Another sensor now answers at this address: never file its data under the first one's id.
+            raise BleError(f"{link.label}: the device now reports sensor id {info.sensor_id}; "
+                           f"expected {link.info.sensor_id}")
+        sensor_id = info.sensor_id
         link.info = info
         link.status.sensor_id = sensor_id
         link.status.mtu = client.mtu_size
