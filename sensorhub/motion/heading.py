@@ -33,6 +33,7 @@ Pure array maths; no I/O.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,9 +226,9 @@ class OnlineRelativeHeading:
         out = np.empty(len(delta_mag_rad))
         s = self._state
         a = self._alpha
-        for i, (d, ok) in enumerate(zip(delta_mag_rad, valid)):
+        for i, (d, ok) in enumerate(zip(delta_mag_rad.tolist(), valid.tolist())):
             if ok:
-                s += a * float(wrap_rad(d - s))
+                s += a * ((d - s + math.pi) % (2.0 * math.pi) - math.pi)
             out[i] = s
         self._state = s
         return np.asarray(self.delta0_rad + wrap_rad(out - self._offset))
