@@ -4,7 +4,11 @@ One detector serves live use and whole recordings. :class:`RepDetector` takes on
 and returns a :class:`RepCompleted` event the moment a rep is over (the hip is back at neutral, or at
 most ``settle_s`` after it crossed back inside ``exit_deg``); :func:`detect_reps` runs the same detector
 over a whole :class:`~sensorhub.drills.table.AngleTable`, so live and batch give identical reps by
-construction.
+construction. For speed the batch path (:meth:`RepDetector.update_table`) applies the stretches of
+samples that cannot change the state in bulk (the smoothing and the neutral tracker are linear
+filters there, run with ``scipy.signal.lfilter`` in the same floating-point arithmetic as the
+per-sample code) and sends every sample that may change it through :meth:`RepDetector.update`;
+tests/test_reps_batch.py checks events and state against the sample-by-sample path.
 
 How a rep is found (angles relative to the athlete's neutral, see docs/drills.md):
 
@@ -331,6 +335,10 @@ class RepDetector:
         if gap > cfg.max_gap_s and math.isfinite(gap):
             events.extend(self._abort_all(t, f"data gap of {gap:.2f} s"))
             self._ema1 = self._ema2 = math.nan
+            # Nothing is known about the gap: an excursion seen right after it starts here, not at
+            # the last quiet sample before the gap (that would glue the halves of two reps together).
+            self._t_last_quiet = math.nan
+            self._t_last_exit = -math.inf
         # Two cascaded EMAs with a dt-dependent gain: correct for irregular sampling and after gaps.
         if math.isnan(self._ema1) or gains is None:
             self._ema1 = self._ema2 = hip_rotation
