@@ -100,6 +100,7 @@ class LiveRun:
     shots: dict[str, Path] = field(default_factory=dict)
     history: dict[str, Any] = field(default_factory=dict)
     calibration_missed: bool = False
+    recalibration: list[list[str]] = field(default_factory=list)
 
 
 def _wait_for(page: Any, condition: str, timeout_s: float) -> None:
@@ -147,6 +148,12 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
                 deadline_ms -= 250
             run.history = _visit_history(page)
             page.get_by_role("tab", name="Live").click()
+            # Recalibrate: the button restarts the protocol on the service; the wizard comes back.
+            page.get_by_role("button", name="Recalibrate").click()
+            _wait_for(page, "document.querySelector('.stream .cal-step.active')", 5)
+            run.recalibration = page.evaluate(
+                "[...document.querySelectorAll('.stream .cal-step')].map((li) => [li.dataset.step, li.className])"
+            )
             page.set_viewport_size({"width": 820, "height": 1180})
             page.wait_for_timeout(300)
             run.shots["tablet"] = screenshot(page, "browser_tablet")
@@ -269,13 +276,13 @@ def test_calibration_wizard_walks_through_the_protocol(live_run: LiveRun) -> Non
     if live_run.calibration_missed:
         pytest.skip("the page connected only after the 4.4 s calibration protocol of the replay had ended")
     order = ["still1", "swings", "bows", "still2"]
+    first_streaming = next(i for i, e in enumerate(live_run.log) if e["state"] == "streaming")
     steps: list[str] = []
-    for e in live_run.log:
+    for e in live_run.log[:first_streaming]:
         if e["calStep"] and (not steps or steps[-1] != e["calStep"]):
             steps.append(e["calStep"])
     assert len(steps) >= 2, f"the wizard showed too few steps: {steps}"
     assert steps == sorted(steps, key=order.index), f"steps out of protocol order: {steps}"
-    first_streaming = next(i for i, e in enumerate(live_run.log) if e["state"] == "streaming")
     assert all(e["calStep"] is None for e in live_run.log[first_streaming:] if e["state"] == "streaming")
 
 
@@ -290,3 +297,10 @@ def test_history_tab_shows_the_stored_session(live_run: LiveRun) -> None:
     assert [r["compensated"] for r in reps] == [r["compensation"] for r in completed]
     best_ir = max(r["peak_internal_rotation"] for r in completed)
     assert live_run.history["trendPoints"] == [pytest.approx(best_ir, abs=0.01)]  # right IR, this week
+
+
+def test_recalibrate_button_restarts_the_protocol_on_the_service(live_run: LiveRun) -> None:
+    steps = [step for step, _ in live_run.recalibration]
+    assert steps == ["still1", "swings", "bows", "still2"]
+    assert live_run.recalibration[0][1] == "cal-step active"
+    assert all(cls == "cal-step pending" for _, cls in live_run.recalibration[1:])

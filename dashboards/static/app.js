@@ -12,7 +12,7 @@ const STEP_TITLES = { still1: "Stand still", swings: "Leg swings", bows: "Bows",
 
 const store = createStore();
 const panels = new Map(); // stream key -> StreamPanel
-const stats = { renders: 0, messages: 0, renderMs: 0, chartDraws: 0, chartMs: 0 };
+const stats = { renders: 0, messages: 0, renderMs: 0, chartDraws: 0, chartMs: 0, plotDraws: 0, framesPlotted: 0 };
 /** Milliseconds of a frame that chart redraws may take before the rest waits for the next frame. */
 const CHART_BUDGET_MS = 10;
 let chartCursor = 0;
@@ -35,6 +35,14 @@ async function startCalibration(key) {
       body: JSON.stringify({ key }),
     });
     if (!response.ok) throw new Error(`${response.status} ${(await response.text()).slice(0, 200)}`);
+    // Show the restarted protocol at once instead of waiting for the next status message.
+    const stream = store.streams.get(key);
+    if (stream) {
+      stream.calibration = await response.json();
+      stream.calibrationLog = [];
+      store.dirty.streams.add(key);
+      schedule();
+    }
   } catch (err) {
     showToast(`Could not restart calibration of ${key}: ${err.message}`);
   }
@@ -127,6 +135,11 @@ function render() {
     renderSensors($("#sensors tbody"), store.sensors);
   }
   if (!$("#view-live").hidden && drawCharts(t0)) schedule();
+  // A gauge update held back by its 10 Hz limit must still land when no further frame arrives.
+  if ([...panels.values()].some((p) => p.gaugeDeferred)) {
+    clearTimeout(render.gaugeTimer);
+    render.gaugeTimer = setTimeout(schedule, 110);
+  }
   stats.renders += 1;
   stats.renderMs += performance.now() - t0;
 }
@@ -150,8 +163,10 @@ function drawCharts(t0) {
       break;
     }
     const tc = performance.now();
-    panel.drawCharts();
+    const plotted = panel.drawCharts();
     stats.chartMs += performance.now() - tc;
+    stats.framesPlotted += plotted;
+    if (plotted) stats.plotDraws += 1;
     stats.chartDraws += 1;
     drew += 1;
   }

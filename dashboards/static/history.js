@@ -35,6 +35,13 @@ export class HistoryView {
       const row = ev.target.closest("tr[data-session]");
       if (row) this.loadReps(row.dataset.session);
     });
+    this.sessionsBody.addEventListener("keydown", (ev) => {
+      const row = ev.target.closest("tr[data-session]");
+      if (row && (ev.key === "Enter" || ev.key === " ")) {
+        ev.preventDefault();
+        this.loadReps(row.dataset.session);
+      }
+    });
   }
 
   say(text, isError = false) {

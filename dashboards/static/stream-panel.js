@@ -14,6 +14,11 @@ export const WINDOW_S = 20;
 const MAX_POINTS = 900;
 /** Below this change (degrees) the gauge is not redrawn. */
 const GAUGE_STEP_DEG = 1.0;
+/**
+ * The gauge is redrawn at most every this many ms (10 Hz): a Plotly restyle costs about as much as
+ * half a plot update, and the large numeral beside it already changes with every frame.
+ */
+const GAUGE_INTERVAL_MS = 100;
 
 const CALIBRATION_STEPS = [
   { step: "still1", title: "Stand still", prompt: "stand still, feet hip-width apart" },
@@ -97,6 +102,8 @@ export class StreamPanel {
       this.actions.startCalibration(this.key).finally(() => (button.disabled = false));
     });
     this.plotsReady = false;
+    this.gaugeDrawnAt = -Infinity;
+    this.gaugeDeferred = false; // a gauge update waits for GAUGE_INTERVAL_MS
     this.drawn = { value: undefined, steps: "", targets: "", repIndex: null, calibration: "", sensors: "" };
   }
 
@@ -215,21 +222,29 @@ export class StreamPanel {
     this.renderReps(stream);
   }
 
-  /** Whether the gauge or the plot has something to draw. */
+  /** Whether the plot, or the gauge once its interval is over, has something to draw. */
   chartsDirty() {
-    return Boolean(this.stream && (this.stream.pending.length || this.gaugeUpdate(this.stream, this.targets)));
+    if (!this.stream) return false;
+    if (this.stream.pending.length) return true;
+    return performance.now() - this.gaugeDrawnAt >= GAUGE_INTERVAL_MS && this.gaugeUpdate(this.stream, this.targets) != null;
   }
 
-  /** Draw the Plotly charts: one gauge restyle (if the value moved) and one extendTraces. */
+  /**
+   * Draw the Plotly charts: one gauge restyle (if the value moved) and one extendTraces.
+   * Returns how many frames went onto the plot.
+   */
   drawCharts() {
-    if (!this.stream || !this.plotsReady) return;
+    if (!this.stream || !this.plotsReady) return 0;
     const update = this.gaugeUpdate(this.stream, this.targets);
-    if (update) {
+    const now = performance.now();
+    this.gaugeDeferred = Boolean(update) && now - this.gaugeDrawnAt < GAUGE_INTERVAL_MS;
+    if (update && !this.gaugeDeferred) {
+      this.gaugeDrawnAt = now;
       this.drawn.steps = update.stepsKey;
       if ("gauge.threshold.value" in update.restyle) this.drawn.value = update.value;
       Plotly.restyle(this.gaugeEl, update.restyle, [0]);
     }
-    this.renderPlot(this.stream);
+    return this.renderPlot(this.stream);
   }
 
   renderHead(store, stream) {
@@ -331,7 +346,7 @@ export class StreamPanel {
 
   renderPlot(stream) {
     const frames = takePending(stream);
-    if (!frames.length) return;
+    if (!frames.length) return 0;
     const x = frames.map((f) => f.t_s);
     const field = (name) => frames.map((f) => f[name] ?? null);
     const tEnd = x[x.length - 1];
@@ -345,6 +360,7 @@ export class StreamPanel {
       [0, 1, 2, 3],
       MAX_POINTS,
     );
+    return frames.length;
   }
 
   renderReps(stream) {
@@ -402,7 +418,9 @@ export class StreamPanel {
     const state = info.state;
     const result = cal?.result ?? null;
     const lastOutcome = [...stream.calibrationLog].reverse().find((e) => e.event === "calibration_failed" || e.event === "calibration_done");
-    const active = state === "calibrating" || state === "waiting_for_still";
+    // The calibration's own state counts too: a protocol restarted after the session ended runs on
+    // a "stopped" stream.
+    const active = state === "calibrating" || state === "waiting_for_still" || cal?.state === "calibrating";
     // "failed": the protocol could not be evaluated, no angles until it is redone.
     const failed = !active && lastOutcome?.event === "calibration_failed";
     this.el.classList.toggle("calibrating", active);
