@@ -3,7 +3,8 @@
 Times the real command in a fresh process (interpreter start, imports, reading the input, ingest,
 motion pipeline, reps, writing angles.csv / reps.json / calibration.json / report.png), for the
 recording and for the IMU CSV pair of the same simulated session, and reports the median of
-``--runs`` runs. ``--stages`` adds an in-process breakdown of one run, to see where the time goes.
+``--runs`` runs (wall time, and the CPU time of the command: the machine is shared). ``--stages``
+adds an in-process breakdown of one run, to see where the time goes.
 
     python benchmarks/bench_analyze.py [--minutes 30] [--runs 5] [--stages] [--method vqf]
 
@@ -15,6 +16,7 @@ The same measurement with hyperfine (sessions are cached in /tmp/sensorhub-bench
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -34,38 +36,41 @@ def _command(bench: BenchSession, source: str, out: str, method: str) -> list[st
 
 def _stages(bench: BenchSession, method: str) -> None:
     """One in-process run with a timer per stage (imports included)."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     from sensorhub.analysis import load_recording_input, write_outputs
 
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     session_input = load_recording_input(bench.recording)
-    t2 = time.perf_counter()
+    t2, c2 = time.perf_counter(), time.process_time()
     from sensorhub.analysis import to_table
     from sensorhub.drills import detect_reps, summarize
     from sensorhub.motion.pipeline import analyze_imu
 
     leg = session_input.legs[0]
     angles = analyze_imu(leg.pelvis, leg.thigh, leg.side, method=method)
-    t3 = time.perf_counter()
+    t3, c3 = time.perf_counter(), time.process_time()
     table = to_table(angles)
     detection = detect_reps(table, session_input.drill)
     summarize(detection.reps, session_input.drill, leg.side, detection.incomplete)
-    t4 = time.perf_counter()
+    t4, c4 = time.perf_counter(), time.process_time()
     out = CACHE_DIR / "out_stages"
     angles.write_csv(out.with_suffix(".angles.csv"))
-    t5 = time.perf_counter()
+    t5, c5 = time.perf_counter(), time.process_time()
     from sensorhub.analysis import LegResult
 
     write_outputs(LegResult(leg.side, angles, table, detection, summarize(detection.reps, session_input.drill, leg.side)),
                   session_input.drill, out, source=str(bench.recording), report=False)
-    t6 = time.perf_counter()
+    t6, c6 = time.perf_counter(), time.process_time()
     from sensorhub.drills.report import render_report
 
     render_report(table, detection.reps, session_input.drill, leg.side, out / "report.png")
-    t7 = time.perf_counter()
-    print(f"stages: imports {t1 - t0:.2f} s | read + ingest {t2 - t1:.2f} s | motion {t3 - t2:.2f} s | "
-          f"reps + summary {t4 - t3:.2f} s | angles.csv {t5 - t4:.2f} s | outputs without report {t6 - t5:.2f} s | "
-          f"report.png {t7 - t6:.2f} s")
+    t7, c7 = time.perf_counter(), time.process_time()
+    names = ("imports", "read + ingest", "motion", "reps + summary", "angles.csv", "reps.json + calibration.json", "report.png")
+    walls = (t0, t1, t2, t3, t4, t5, t6, t7)
+    cpus = (c0, c1, c2, c3, c4, c5, c6, c7)
+    print("stages (wall / CPU s): " + " | ".join(
+        f"{name} {walls[k + 1] - walls[k]:.2f} / {cpus[k + 1] - cpus[k]:.2f}" for k, name in enumerate(names)))
+    print(f"total {t7 - t0:.2f} / {c7 - c0:.2f} s | {load_average()}")
 
 
 def main() -> None:
@@ -80,15 +85,18 @@ def main() -> None:
     print(f"session {bench.recording.name}: {bench.duration_s / 60:.1f} min, {bench.reps} reps")
     for source in args.sources.split(","):
         out = str(CACHE_DIR / f"out_{source}")
-        times = []
+        times, cpu = [], []
         for _ in range(args.runs):
             shutil.rmtree(out, ignore_errors=True)
+            r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             subprocess.run(_command(bench, source, out, args.method), check=True, stdout=subprocess.DEVNULL)
             times.append(time.perf_counter() - t0)
-            print(f"  {source:9s} {times[-1]:.2f} s | {load_average()}")
-        print(f"{source}: median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s "
-              f"over {len(times)} runs")
+            r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
+            print(f"  {source:9s} wall {times[-1]:.2f} s, CPU {cpu[-1]:.2f} s | {load_average()}")
+        print(f"{source}: median wall {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}), "
+              f"median CPU {statistics.median(cpu):.2f} s over {len(times)} runs")
     if args.stages:
         _stages(bench, args.method)
 
