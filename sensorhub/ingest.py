@@ -21,7 +21,10 @@ host time (checked on every push, and by :meth:`SensorStream.poll` when the link
 Reboot detection. A packet continues the current clock epoch when its sequence number and its
 timestamp agree with each other (the time a seq jump implies is bounded by 1..16 samples per
 packet) and, for a packet that is not ahead of the newest one, when it is not older than
-``max_backward_s`` relative to the host time that has passed. Otherwise it starts a *candidate*
+``max_backward_s`` relative to the host time that has passed. A packet whose timestamp jumped
+ahead further than its sequence number allows continues the epoch too when the jump matches the
+host time that passed (``pause_tolerance_s``): the stream paused (link lost, streaming stopped and
+restarted) while the sensor clock ran on, which is a gap, not a reboot. Otherwise it starts a *candidate*
 epoch, confirmed by the next packet continuing it (then: the old epoch's held packets are released,
 the clock map is re-anchored with its drift kept, and the next sample is marked as a gap) or
 dropped as an inconsistent packet when the next packet continues the old epoch.
@@ -80,6 +83,10 @@ class StreamConfig:
     """Slack when checking that a packet's timestamp agrees with its sequence number."""
     max_backward_s: float = 1.0
     """A packet not ahead of the newest one may be at most this much older than host time implies."""
+    pause_tolerance_s: float = 0.5
+    """A packet whose sensor time jumped further ahead than its seq allows still continues the epoch
+    (the stream paused: link lost, streaming stopped and started) when the jump matches the host time
+    that passed within this much."""
     clock: ClockMapperConfig = field(default_factory=ClockMapperConfig)
 
     def __post_init__(self) -> None:
@@ -287,7 +294,17 @@ class SensorStream:
             # Between newest and this packet lie d_seq - 1 packets of 1..16 samples each.
             low = newest.packet.n_samples * period_us + (d_seq - 1) * period_us
             high = newest.packet.n_samples * period_us + (d_seq - 1) * MAX_SAMPLES_PER_PACKET * period_us
-            return low - tol_us <= d_t_us <= high + tol_us
+            # The sensor clock cannot run ahead of the hub's by more than the newest packet's delay
+            # (bounded like a late packet's age): a seq jump of thousands of packets within a second
+            # of host time is a reboot whose new counters happen to fit the loose 1..16-sample window.
+            elapsed_us = (t_host_s - newest.t_host_s) * 1e6
+            if d_t_us > elapsed_us + (self.config.max_backward_s + self.config.seq_time_tolerance_s) * 1e6:
+                return False
+            if low - tol_us <= d_t_us <= high + tol_us:
+                return True
+            # A pause: the sensor produced no packets for a while (seq did not move on) but its clock
+            # ran on with the hub's. That is a gap, not a reboot, which restarts the clock as well.
+            return d_t_us > high and abs(d_t_us - elapsed_us) <= self.config.pause_tolerance_s * 1e6
         if d_seq == 0:
             if abs(d_t_us) > tol_us:
                 return False
@@ -405,7 +422,21 @@ class SensorStream:
 
     @staticmethod
     def _merge(blocks: list[ImuSamples]) -> list[ImuSamples]:
-        return [concat_samples(blocks)] if len(blocks) > 1 else blocks
+        """Concatenate consecutive blocks, starting a new one at every gap.
+
+        A released block thus has a gap at most before its first sample, so a consumer that bridges
+        or flags gaps at block boundaries (the live pipeline) never meets one in the middle.
+        """
+        if len(blocks) <= 1:
+            return blocks
+        runs: list[list[ImuSamples]] = []
+        for block in blocks:
+            starts_gap = block.gap_before is not None and len(block) > 0 and bool(block.gap_before[0])
+            if not runs or starts_gap:
+                runs.append([block])
+            else:
+                runs[-1].append(block)
+        return [concat_samples(run) for run in runs]
 
     # -- reporting ---------------------------------------------------------------------------------
 

@@ -146,6 +146,7 @@ def check_ingest(items: Sequence[IngestItem]) -> dict[str, ImuSamples]:
         parts = blocks.get(sid, [])
         for b in parts:
             assert b.gap_before is not None and b.gap_before.shape == b.t_s.shape
+            assert not b.gap_before[1:].any(), f"{sid}: a released block has a gap after its first sample"
         samples = concat_samples(parts)
         t = samples.t_s
         assert np.isfinite(t).all(), f"{sid}: non-finite sample times"
