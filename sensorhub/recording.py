@@ -837,15 +837,19 @@ def _type_name(rtype: int) -> str:
     return RecordType(rtype).name if rtype in _KNOWN_TYPES else f"type-0x{rtype:02x}"
 
 
+class _NonFiniteNumber(ValueError):
+    """A JSON number that is NaN, infinite or overflows float64 (json.dumps(allow_nan=False) never writes one)."""
+
+
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"number {text} overflows a 64-bit float")
+        raise _NonFiniteNumber(f"number {text} overflows a 64-bit float")
     return value
 
 
 def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not allowed (JSON records hold finite numbers only)")
+    raise _NonFiniteNumber(f"{name} is not a JSON number")
 
 
 def _decode_json(path: Path, rec: _RawRecord) -> dict[str, Any]:
@@ -853,6 +857,10 @@ def _decode_json(path: Path, rec: _RawRecord) -> dict[str, Any]:
         # The writer never stores NaN or infinity (allow_nan=False); a file that has them is damaged,
         # and a NaN time would poison every stage after the reader.
         obj = json.loads(rec.payload.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
+    except _NonFiniteNumber as exc:
+        raise RecordPayloadError(
+            path, rec.offset, f"{_type_name(rec.rtype)} payload holds a non-finite number ({exc}); expected finite numbers"
+        ) from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise RecordPayloadError(
             path, rec.offset, f"{_type_name(rec.rtype)} payload is not UTF-8 JSON ({exc}); expected a JSON object"
