@@ -44,7 +44,7 @@ from enum import Enum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, filtfilt, lfilter
+from scipy.signal import butter, lfilter, lfilter_zi
 
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
 from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
@@ -601,22 +601,37 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
 
 
 @functools.lru_cache(maxsize=64)
-def _butter_ba(cutoff_hz: float, fs_hz: float) -> tuple[FloatArray, FloatArray]:
-    """2nd-order Butterworth low-pass (cached: a rep's window always has the stream's rate).
+def _butter_ba(cutoff_hz: float, fs_hz: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """2nd-order Butterworth low-pass and its steady-state initial conditions, cached per rate.
 
     Transfer-function form is well conditioned at 2nd order for any cut-off used here (>= 1 % of the
-    sample rate) and ``filtfilt`` on it costs half of ``sosfiltfilt``, which matters while a live
-    stream waits for the rep to be scored.
+    sample rate). A rep's window always has the stream's rate, so the design and ``lfilter_zi`` are
+    computed once instead of for every rep while a live stream waits for the score.
     """
     b, a = butter(2, cutoff_hz, fs=fs_hz)
-    return np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64)
+    return np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64), np.asarray(lfilter_zi(b, a), dtype=np.float64)
+
+
+def _filtfilt_rows(b: FloatArray, a: FloatArray, zi: FloatArray, x: FloatArray, padlen: int) -> FloatArray:
+    """``scipy.signal.filtfilt(b, a, x, axis=-1, padtype="odd", padlen=padlen)`` with a precomputed ``zi``.
+
+    The same steps as SciPy's (odd extension, forward pass from the steady state of the first value,
+    backward pass from that of the last), minus the per-call filter analysis.
+    """
+    if padlen > 0:
+        ext = np.concatenate((2.0 * x[:, :1] - x[:, padlen:0:-1], x, 2.0 * x[:, -1:] - x[:, -2 : -(padlen + 2) : -1]), axis=1)
+    else:
+        ext = x
+    y = lfilter(b, a, ext, axis=-1, zi=zi[None, :] * ext[:, :1])[0]
+    y = lfilter(b, a, y[:, ::-1], axis=-1, zi=zi[None, :] * y[:, -1:])[0][:, ::-1]
+    return np.asarray(y[:, padlen:-padlen] if padlen > 0 else y, dtype=np.float64)
 
 
 def _lowpass_columns(t: FloatArray, x: FloatArray, cutoff_hz: float, fs_hz: float) -> FloatArray:
     """Zero-phase 2nd-order Butterworth of each column of ``x`` (n, k) at the sample rate ``fs_hz``.
 
-    NaN is bridged linearly first; a column without any finite value stays NaN. All columns go
-    through one ``filtfilt`` call: a rep is measured while the live stream waits.
+    NaN is bridged linearly first; a column without any finite value stays NaN. All columns are
+    filtered together: a rep is measured while the live stream waits.
     """
     out = np.array(x, dtype=np.float64, copy=True)
     for j in range(out.shape[1]):
@@ -624,8 +639,9 @@ def _lowpass_columns(t: FloatArray, x: FloatArray, cutoff_hz: float, fs_hz: floa
     ok = np.isfinite(out).all(axis=0)
     if len(t) < 16 or cutoff_hz >= 0.45 * fs_hz or not ok.any():
         return out
-    b, a = _butter_ba(cutoff_hz, fs_hz)
-    out[:, ok] = filtfilt(b, a, out[:, ok], axis=0, padlen=min(len(t) - 1, 3 * 6))
+    b, a, zi = _butter_ba(cutoff_hz, fs_hz)
+    rows = np.ascontiguousarray(out[:, ok].T)
+    out[:, ok] = _filtfilt_rows(b, a, zi, rows, min(len(t) - 1, 3 * 6)).T
     return out
 
 
@@ -781,6 +797,9 @@ def _compensation(
     change: dict[str, float] = {}
     during: dict[str, str] = {}
     pre = (t >= t_start - cfg.pre_s) & (t <= t_start)
+    # Where each half has the hip turned (the same for every axis).
+    rotating = [(h, m) for h in halves
+                if (m := (t >= h.t_onset) & (t <= h.t_return) & (h.direction.sign * (rot - h.neutral_deg) > cfg.rotating_fraction * h.peak_deg)).any()]
     for axis in TRACKED_AXES:
         raw = getattr(window, axis)
         if not np.isfinite(raw).any():
@@ -789,13 +808,10 @@ def _compensation(
         p = tracked_lowpass[axis]
         base = float(np.median(p[pre])) if pre.any() else float(p[np.searchsorted(t, t_start)])
         best, best_dir = 0.0, ""
-        for h in halves:
-            y = h.direction.sign * (rot - h.neutral_deg)
-            rotating = (t >= h.t_onset) & (t <= h.t_return) & (y > cfg.rotating_fraction * h.peak_deg)
-            if rotating.any():
-                v = float(np.max(np.abs(p[rotating] - base)))
-                if v > best:
-                    best, best_dir = v, h.direction.value
+        for h, m in rotating:
+            v = float(np.max(np.abs(p[m] - base)))
+            if v > best:
+                best, best_dir = v, h.direction.value
         change[axis] = best
         during[axis] = best_dir
     ratios = [change[a] / limit[a] for a in PELVIS_AXES if math.isfinite(change[a]) and limit[a] > 0]
