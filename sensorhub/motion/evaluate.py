@@ -9,7 +9,8 @@ sides), in batch and online mode.
 Options: ``--examples DIR`` (default ../shared/examples beside the checkout), ``--no-sim``,
 ``--quick`` (a smaller simulated matrix), ``--online`` (also run :class:`OnlinePipeline`),
 ``--offline`` (batch with the non-causal offline VQF), ``--plain`` (the plain-VQF baseline),
-``--ablation`` (batch without drift removal, and without magnetometers).
+``--ablation`` (batch without drift removal, and without magnetometers), ``--random N`` (N more
+sessions with randomly drawn conditions).
 This is a developer tool: it reads files and prints; the library modules do neither.
 """
 
@@ -127,6 +128,23 @@ def sim_matrix(quick: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "sim seated L 6ax 60/200Hz loss5%", dict(drill="seated_rotation", side="left", seed=22, no_mag=True, rates=(60.0, 200.0), loss=0.05)
 
 
+def random_matrix(n: int, seed: int = 2024) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``n`` sessions with randomly drawn conditions (a check that the fixed matrix was not tuned to):
+    drills and sides alternate; 6- or 9-axis, a 30-µT thigh disturbance (9-axis), sample rates from
+    60/100/120/200 Hz and 5 % packet loss are drawn."""
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        drill = ("seated_rotation", "standing_rotation")[i % 2]
+        side = ("left", "right")[(i // 2) % 2]
+        no_mag = bool(rng.random() < 0.5)
+        dist = 30.0 if (not no_mag and rng.random() < 0.5) else 0.0
+        rates = (float(rng.choice([60.0, 100.0, 120.0, 200.0])), float(rng.choice([60.0, 100.0, 120.0, 200.0])))
+        loss = 0.05 if rng.random() < 0.5 else 0.0
+        name = (f"rnd {drill.split('_')[0]} {side[0].upper()} {'6ax' if no_mag else '9ax'}{' dist30' if dist else ''} "
+                f"{rates[0]:.0f}/{rates[1]:.0f}Hz{' loss5%' if loss else ''}")
+        yield name, dict(drill=drill, side=side, seed=100 + i, no_mag=no_mag, disturbance_uT=dist, rates=rates, loss=loss)
+
+
 def score(case: Case, series: AngleSeries, mode: str, seconds: float) -> Score:
     """RMSE of the series against the case's truth after the drill start (NaN rows skipped)."""
     est = np.column_stack((series.hip_flexion_deg, series.hip_adduction_deg, series.hip_rotation_deg,
@@ -238,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offline", action="store_true", help="also run the non-causal offline VQF")
     ap.add_argument("--plain", action="store_true", help="also run the plain-VQF baseline (no drift or disturbance handling)")
     ap.add_argument("--ablation", action="store_true", help="also run batch without drift removal and without magnetometers")
+    ap.add_argument("--random", type=int, default=0, metavar="N", help="also N sessions with randomly drawn conditions")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     modes: tuple[str, ...] = ("batch",) + (("offline",) if args.offline else ()) + (("online",) if args.online else ()) \
@@ -248,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             scores += evaluate_case(load_case(d), modes)
     if not args.no_sim:
         for name, kw in sim_matrix(args.quick):
+            scores += evaluate_case(simulated_case(name, **kw), modes)
+        for name, kw in random_matrix(args.random):
             scores += evaluate_case(simulated_case(name, **kw), modes)
     print(format_table(scores))
     n_fail = sum(not s.passed for s in scores)

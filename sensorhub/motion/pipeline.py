@@ -73,6 +73,10 @@ MAG_HEADING_SIGMA_DEG = 2.0
 #: The thigh's heading trend over the drill is only trusted as drift when the heading stays within
 #: this spread (deg, 1σ) of the trend line.
 THIGH_TREND_MAX_SPREAD_DEG = 5.0
+#: Shortest still seated span (s) taken as the seated neutral hold, and the largest hip rotation
+#: (deg) it may show before the correction (more means it is an end-range hold, not neutral).
+SEATED_NEUTRAL_MIN_S = 0.8
+SEATED_NEUTRAL_MAX_DEG = 10.0
 #: Fit the residual hard iron online from the calibration data (see heading.estimate_hard_iron).
 ONLINE_HARD_IRON = True
 #: Raw data kept (s) while waiting for the protocol (or for neutral with a stored calibration).
@@ -206,6 +210,7 @@ def analyze_imu(
     use_mag: bool = True,
     fusion_params: Mapping[str, Any] | None = None,
     detrend_heading: bool = True,
+    seated_neutral: bool | None = None,
 ) -> AngleSeries:
     """Hip and pelvis angles for a whole recording of the two sensors.
 
@@ -215,7 +220,10 @@ def analyze_imu(
     the recording is taken as neutral standing. ``method`` selects the orientation filter
     (:data:`sensorhub.motion.fusion.METHODS`); ``offline=True`` uses the non-causal offline VQF;
     ``fusion_params`` override :data:`VQF_PARAMS`. ``use_mag=False`` ignores magnetometers;
-    ``detrend_heading=False`` keeps linear heading drift (for comparison). ``rate_hz`` (>= 50) is
+    ``detrend_heading=False`` keeps linear heading drift (for comparison). ``seated_neutral``: take
+    hip rotation as zero in the first still seated span after the protocol (the clinical seated
+    neutral, shank vertical) and correct the thigh mount about the femur axis accordingly; default
+    (None): only when the magnetometers did not give the thigh's heading. ``rate_hz`` (>= 50) is
     the output grid. Raises :class:`CalibrationError` when no calibration can be found or applied.
     """
     _check_side(side)
@@ -296,8 +304,33 @@ def analyze_imu(
         log.info("%s", ev.describe())
     delta = heading.batch_relative_heading(t, delta_mag, valid, delta0, nm)
     q_earth_femur = quat.multiply(quat.heading_rotation(delta), q_earth_femur)
-
     hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
+
+    if seated_neutral is None:
+        seated_neutral = delta_mag is None
+    if seated_neutral:
+        span = _seated_neutral_span(t, hip[:, 0], pg.gyr_rad_s, tg.gyr_rad_s, neutral.end_s)
+        if span is not None and abs(float(np.mean(hip[span.mask(t), 2]))) > SEATED_NEUTRAL_MAX_DEG:
+            diag.notes.append(f"first seated still span {span.start_s:.1f}-{span.end_s:.1f} s is not a neutral hold "
+                              f"(hip rotation {np.mean(hip[span.mask(t), 2]):.0f}°); thigh mount from the swing axis only")
+            span = None
+        if span is not None:
+            sm = span.mask(t)
+            q_mount = calibration.q_segment_sensor["thigh"]
+            total = 0.0
+            for _ in range(3):  # the standing alignment re-absorbs part of each turn: iterate
+                gamma = float(np.radians(np.mean(hip[sm, 2]) * angles.side_sign(side)))
+                q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), gamma), q_mount)
+                total += gamma
+                q_fem = angles.segment_orientation(q6["thigh"], q_mount)
+                d0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_fem[nm])
+                q_earth_femur = quat.multiply(quat.heading_rotation(delta - delta0 + d0), q_fem)
+                hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
+            calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_mount})
+            diag.calibration = calibration
+            diag.notes.append(f"thigh mount turned by {np.degrees(total):.1f}° about the femur axis so that hip rotation is zero "
+                              f"in the seated neutral hold {span.start_s:.1f}-{span.end_s:.1f} s")
+
     q_neutral = _mean_quat(q_earth_pelvis[nm])
     pel = angles.pelvis_angles_deg(q_earth_pelvis, q_neutral)
     dead = long_p | long_t
@@ -398,6 +431,22 @@ def _refine_thigh_mount(delta0: float, delta_mag_neutral: float, q_thigh_mount: 
     q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), q_thigh_mount)
     diag.notes.append(f"thigh mount turned by {np.degrees(residual):.1f}° about the femur axis towards the magnetometer heading at neutral")
     return delta0 - residual, q_mount
+
+
+def _seated_neutral_span(t: FloatArray, flexion_deg: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray,
+                         after_s: float) -> Interval | None:
+    """First span after ``after_s`` of >= SEATED_NEUTRAL_MIN_S sitting (hip flexion > 60°) with both sensors still."""
+    dt = float(np.median(np.diff(t)))
+    w = max(1, int(round(0.5 / dt)))
+    p = uniform_filter1d(np.degrees(np.linalg.norm(gyr_p, axis=1)), w)
+    th = uniform_filter1d(np.degrees(np.linalg.norm(gyr_t, axis=1)), w)
+    ok = (t > after_s) & (flexion_deg > 60.0) & (p < 5.0) & (th < 5.0)
+    d = np.diff(np.concatenate(([0], ok.astype(np.int8), [0])))
+    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+        if (b - a) * dt >= SEATED_NEUTRAL_MIN_S:
+            trim = int(round(0.2 / dt))
+            return Interval(float(t[a + trim]), float(t[b - 1 - trim]))
+    return None
 
 
 def _remove_heading_trends(
@@ -594,13 +643,16 @@ class OnlinePipeline:
     """
 
     def __init__(self, side: str, *, calibration: Calibration | None = None, rate_hz: float = 100.0, method: str = "vqf",
-                 use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None, detrend_heading: bool = True) -> None:
+                 use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None, detrend_heading: bool = True,
+                 seated_neutral: bool | None = None) -> None:
         _check_side(side)
         self.side = side
         self.rate_hz = float(rate_hz)
         self.method = method
         self.use_mag = use_mag
         self.detrend_heading = detrend_heading
+        self.seated_neutral = seated_neutral
+        self._seated_pending = False
         self._given_calibration = calibration
         self.calibration: Calibration | None = None
         self.live_calibration = None if calibration is not None else LiveCalibration(side, rate_hz)
@@ -788,6 +840,11 @@ class OnlinePipeline:
         self._rel_rate = self._rel_rate_still
         self._thigh_axis = 0  # column of R_earth_femur whose heading is tracked: 0 = X, 1 = Y
         self._heading.start(delta0, delta_mag_ref)
+        # Kept to re-align the heading if the seated neutral hold turns the thigh mount later.
+        self._neutral_pelvis = q_pel
+        self._neutral_thigh_sensor = qt
+        self._seated_pending = self.seated_neutral if self.seated_neutral is not None else delta_mag_ref is None
+        self._seated_hist = np.zeros((0, 3))
         # Constant matrices for the per-block work: R_sensor_segment per sensor, R_neutralᵀ.
         self._m_sensor_segment = {k: angles.rotation_matrices(quat.conjugate(cal.q_segment_sensor[k])[None, :])[0]
                                   for k in ("pelvis", "thigh")}
@@ -863,6 +920,8 @@ class OnlinePipeline:
         a_hip = angles.cardan_zxy_deg_from_matrix(np.transpose(r_pel, (0, 2, 1)) @ r_fem)
         sgn = angles.side_sign(self.side)
         a_hip[:, 1:] *= sgn
+        if self._seated_pending:
+            self._watch_seated_neutral(t, a_hip)
         a_pel = angles.cardan_zxy_deg_from_matrix(self._r_neutral_t @ r_pel)
         gap = gaps[0] | gaps[1]
         a_hip[long_gap] = np.nan
@@ -907,6 +966,42 @@ class OnlinePipeline:
         phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
         self.diagnostics.heading_trend_deg_min = {"pelvis": float(np.degrees(rate_p) * 60), "thigh": float(np.degrees(rate_p + rel) * 60)}
         return angles.heading_matrices(-phi_p), angles.heading_matrices(-phi_f)
+
+    def _watch_seated_neutral(self, t: FloatArray, a_hip: FloatArray) -> None:
+        """Live counterpart of the batch seated-neutral correction (see :func:`analyze_imu`).
+
+        Waits for SEATED_NEUTRAL_MIN_S of sitting still (hip flexion > 60°, flexion and rotation
+        changing by < 3°/s), then turns the thigh mount about the femur axis so that hip rotation
+        is zero there. A turn ε of the mount changes seated rotation by about ε·(1 − cos flexion),
+        which sets ε. Frames from then on are corrected; earlier frames stay as sent.
+        """
+        hist = np.vstack((self._seated_hist, np.column_stack((t, a_hip[:, 0], a_hip[:, 2]))))
+        n_need = int(round(SEATED_NEUTRAL_MIN_S * self.rate_hz))
+        hist = hist[-n_need:]
+        self._seated_hist = hist
+        if len(hist) < n_need:
+            return
+        dt = np.diff(hist[:, 0])
+        rates = np.abs(np.diff(hist[:, 1:], axis=0)) / dt[:, None]
+        if not (np.all(hist[:, 1] > 60.0) and np.all(rates < 3.0)):
+            return
+        self._seated_pending = False
+        rot = float(np.mean(hist[:, 2]))
+        if abs(rot) > SEATED_NEUTRAL_MAX_DEG or self.calibration is None:
+            self.diagnostics.notes.append(f"first seated still span ends at {hist[-1, 0]:.1f} s with hip rotation {rot:.0f}°: not a neutral hold")
+            return
+        flex = np.radians(float(np.mean(hist[:, 1])))
+        eps = np.radians(rot * angles.side_sign(self.side)) / max(1.0 - np.cos(flex), 0.2)
+        q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), eps), self.calibration.q_segment_sensor["thigh"])
+        q_fem_old = angles.segment_orientation(self._neutral_thigh_sensor, self.calibration.q_segment_sensor["thigh"])
+        q_fem_new = angles.segment_orientation(self._neutral_thigh_sensor, q_mount)
+        shift = heading.neutral_heading_offset(self._neutral_pelvis, q_fem_new) - heading.neutral_heading_offset(self._neutral_pelvis, q_fem_old)
+        self._heading.delta0_rad += shift
+        self.calibration = dataclasses.replace(self.calibration, q_segment_sensor={**self.calibration.q_segment_sensor, "thigh": q_mount})
+        self.diagnostics.calibration = self.calibration
+        self._m_sensor_segment["thigh"] = angles.rotation_matrices(quat.conjugate(q_mount)[None, :])[0]
+        self.diagnostics.notes.append(f"thigh mount turned by {np.degrees(eps):.1f}° about the femur axis so that hip rotation is zero "
+                                      f"in the seated neutral hold ending at {hist[-1, 0]:.1f} s")
 
     def _track_events(self, name: str, t: FloatArray, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> None:
         """Open and close :class:`DisturbanceEvent` s as a sensor's field leaves and regains its reference."""
