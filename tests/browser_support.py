@@ -236,8 +236,21 @@ class MockHub:
         self.rate_hz = rate_hz
         self.url = ""
         self.frames_sent = 0
+        self.connections = 0
+        self.calibration_starts: list[dict[str, Any]] = []
+        self._injected: list[dict[str, Any]] = []  # append-only; each connection sends what it has not
+        self._drop_generation = 0
+        self._t0 = time.monotonic()
         self._server: Any = None
         self._thread: threading.Thread | None = None
+
+    def inject(self, *messages: dict[str, Any]) -> None:
+        """Send these messages to every connected client, between two frames."""
+        self._injected.extend(messages)
+
+    def drop_clients(self) -> None:
+        """Close every current connection the way the service drops a slow client (code 1008)."""
+        self._drop_generation += 1
 
     def _app(self) -> FastAPI:
         app = FastAPI()
@@ -252,9 +265,18 @@ class MockHub:
             names = ("still1", "swings", "bows", "still2")
             return [{"step": n, "prompt": n, "order": i} for i, n in enumerate(names)]
 
+        @app.post("/api/calibration/start")
+        async def calibration_start(body: dict[str, Any]) -> dict[str, Any]:
+            self.calibration_starts.append(body)
+            return {"key": body.get("key"), "state": "calibrating", "step": "still1", "progress": 0.0,
+                    "prompt": "stand still (3 s)", "verdicts": [], "result": None}
+
         @app.websocket("/ws/live")
         async def live(ws: WebSocket) -> None:
             await ws.accept()
+            self.connections += 1
+            generation = self._drop_generation
+            sent_injected = len(self._injected)
             sensors = [
                 {"sensor_id": sid, "segment": seg, "side": s.side if seg == "thigh" else None, "athlete": s.athlete,
                  "connected": True, "lost": False, "battery_pct": 80, "rate_hz": 100.0, "nominal_rate_hz": 100.0,
@@ -267,9 +289,15 @@ class MockHub:
             await ws.send_json({"type": "hello", "version": 1, "t": time.time(),
                                 "server": {"name": "mock", "version": "0", "display_rate_hz": self.rate_hz, "mode": "replay"},
                                 "drills": [], "streams": status["streams"], "status": status})
-            t0 = time.monotonic()
+            t0 = self._t0  # session time runs on across reconnects, as in the service
             try:
                 while True:
+                    if self._drop_generation != generation:
+                        await ws.close(code=1008, reason="client too slow: send queue full")
+                        return
+                    while sent_injected < len(self._injected):
+                        await ws.send_json(self._injected[sent_injected])
+                        sent_injected += 1
                     t_s = time.monotonic() - t0
                     await ws.send_json({"type": "frame", "t": time.time(),
                                         "streams": [s.frame(t_s, int(t_s // s.period_s)) for s in self.streams]})

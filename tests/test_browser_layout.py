@@ -31,6 +31,8 @@ PANELS_JS = """() => [...document.querySelectorAll('.stream')].map((p) => ({
   side: p.dataset.side,
   t_s: Number(p.dataset.tS),
   points: p.querySelector('.plot').data[0].x.length,
+  queued: window.sensorhubDashboard.store.streams.get(p.dataset.key).pending.length,
+  frame_messages: window.sensorhubDashboard.store.counts.frame,
   width: p.getBoundingClientRect().width,
   top: Math.round(p.getBoundingClientRect().top),
 }))"""
@@ -46,7 +48,7 @@ def two_athletes() -> dict[str, Any]:
         page.goto(hub.url)
         page.wait_for_function("document.querySelectorAll('.stream[data-t-s]').length === 4", timeout=10_000)
         first = page.evaluate(PANELS_JS)
-        page.wait_for_timeout(3000)
+        page.wait_for_timeout(2000)
         out["laptop"] = page.evaluate(PANELS_JS)
         out["first"] = first
         out["symmetry"] = page.evaluate(SYMMETRY_JS)
@@ -57,8 +59,60 @@ def two_athletes() -> dict[str, Any]:
         page.wait_for_timeout(500)
         out["tablet"] = page.evaluate(PANELS_JS)
         screenshot(page, "browser_two_athletes_tablet")
+        page.set_viewport_size({"width": 1440, "height": 1000})
+
+        # The hub drops the page as a slow client (close code 1008): it must reconnect by itself.
+        t_before = {p["key"]: p["t_s"] for p in page.evaluate(PANELS_JS)}
+        hub.drop_clients()
+        page.wait_for_function("window.sensorhubDashboard.store.counts.hello >= 2", timeout=10_000)
+        page.wait_for_timeout(400)
+        out["reconnect"] = {
+            "connections": hub.connections,
+            "connection": page.evaluate("document.querySelector('#connection').dataset.state"),
+            "t_before": t_before,
+            "t_after": {p["key"]: p["t_s"] for p in page.evaluate(PANELS_JS)},
+        }
+
+        # Ben's right hip: the guided calibration fails at the swings.
+        hub.inject(*_failed_calibration("ben/right"))
+        panel = '.stream[data-key="ben/right"]'
+        page.wait_for_selector(f"{panel} .cal-verdict.failed", timeout=5000)
+        screenshot(page, "browser_calibration_failed")
+        out["failed"] = page.evaluate(CALIBRATION_JS, panel)
+        page.click(f"{panel} button[data-action=recalibrate]")
+        page.wait_for_selector(f"{panel} .cal-step.active[data-step=still1]", timeout=5000)
+        out["restarted"] = page.evaluate(CALIBRATION_JS, panel)
+        out["calibration_starts"] = list(hub.calibration_starts)
         out["errors"] = list(page.errors)
     return out
+
+
+SWINGS_ADVICE = "only 2 swings detected: swing the leg forward and back 5 times"
+STRAP_ADVICE = "check that the thigh strap is tight"
+
+CALIBRATION_JS = """(panel) => {
+  const box = document.querySelector(panel + ' .calibration');
+  return {
+    steps: [...box.querySelectorAll('.cal-step')].map((li) => [li.dataset.step, li.classList[1]]),
+    redo: [...box.querySelectorAll('.cal-redo li')].map((li) => [li.dataset.step, li.textContent.trim()]),
+    prompt: box.querySelector('.cal-now .cal-prompt')?.textContent.trim() ?? null,
+    footer: box.querySelector('.cal-verdict')?.textContent.replace(/\\s+/g, ' ').trim() ?? '',
+  };
+}"""
+
+
+def _failed_calibration(key: str) -> list[dict[str, Any]]:
+    """Messages of docs/live-api.md for a protocol that fails at its second step."""
+    stream = next(s for s in STREAMS if s.key == key).info()
+    still1 = {"step": "still1", "ok": True, "metrics": {"duration_s": 3.1}, "advice": ""}
+    calibrating = {"key": key, "state": "calibrating", "step": "swings", "progress": 0.4,
+                   "prompt": "swing the measured leg forward and back 5 times", "verdicts": [still1], "result": None}
+    return [
+        {"type": "status", "t": 0.0, "streams": [{**stream, "state": "calibrating", "calibrated": False, "calibration": calibrating}]},
+        {"type": "event", "event": "calibration_step", "t": 0.0, "key": key, "step": "swings", "ok": False,
+         "metrics": {"count": 2.0}, "advice": SWINGS_ADVICE, "next_step": "failed", "prompt": "calibration failed"},
+        {"type": "event", "event": "calibration_failed", "t": 0.0, "key": key, "advice": [SWINGS_ADVICE, STRAP_ADVICE]},
+    ]
 
 
 def test_every_panel_keeps_up(two_athletes: dict[str, Any]) -> None:
@@ -67,9 +121,11 @@ def test_every_panel_keeps_up(two_athletes: dict[str, Any]) -> None:
     assert sorted(p["key"] for p in laptop) == sorted(s.key for s in STREAMS)
     first = {p["key"]: p for p in two_athletes["first"]}
     for panel in laptop:
-        # 3 s at 30 Hz: about 90 new points per plot; every frame is drawn, possibly in batches.
-        assert panel["t_s"] - first[panel["key"]]["t_s"] > 2.5
-        assert panel["points"] - first[panel["key"]]["points"] >= 0.8 * 30 * (panel["t_s"] - first[panel["key"]]["t_s"])
+        assert panel["t_s"] - first[panel["key"]]["t_s"] > 1.5
+        # Every frame message carries all four streams; each one is on the plot or queued for the
+        # next draw of that panel: nothing is dropped, however coarse the batches get.
+        assert panel["points"] + panel["queued"] == panel["frame_messages"]
+        assert panel["points"] - first[panel["key"]]["points"] > 20
     stats = two_athletes["stats"]
     assert stats["renders"] < stats["messages"] + 10, "more redraws than messages: rendering is not batched"
 
@@ -102,3 +158,25 @@ def test_symmetry_is_smaller_over_larger_per_direction(two_athletes: dict[str, A
             name = cells[0]
         shown.append((name, *cells[-4:]))
     assert shown == expected
+
+
+def test_reconnects_after_the_hub_drops_it(two_athletes: dict[str, Any]) -> None:
+    r = two_athletes["reconnect"]
+    assert r["connections"] == 2
+    assert r["connection"] == "open"
+    for key, t_s in r["t_before"].items():
+        assert r["t_after"][key] > t_s, f"{key} did not move on after the reconnect"
+
+
+def test_failed_calibration_says_what_to_redo_and_restarts(two_athletes: dict[str, Any]) -> None:
+    failed = two_athletes["failed"]
+    assert failed["steps"] == [["still1", "ok"], ["swings", "redo"], ["bows", "pending"], ["still2", "pending"]]
+    assert failed["redo"] == [["swings", f"✗ Redo Leg swings: {SWINGS_ADVICE}"]]
+    assert failed["prompt"] is None  # nothing to do now but restart
+    assert "Calibration failed" in failed["footer"] and STRAP_ADVICE in failed["footer"]
+    assert SWINGS_ADVICE not in failed["footer"]  # already listed with its step
+    assert two_athletes["calibration_starts"] == [{"key": "ben/right"}]
+    restarted = two_athletes["restarted"]
+    assert restarted["steps"] == [["still1", "active"], ["swings", "pending"], ["bows", "pending"], ["still2", "pending"]]
+    assert restarted["prompt"] == "Stand still: stand still (3 s)"
+    assert restarted["redo"] == [] and restarted["footer"] == ""

@@ -199,8 +199,17 @@ function applyEvent(store, event) {
       }
       break;
     case "calibration_done":
+      if (stream) {
+        logCalibration(stream, event);
+        const result = { ok: event.ok, quality: event.quality, advice: event.advice ?? [] };
+        stream.calibration = { ...(stream.calibration ?? {}), step: "done", progress: 1, result };
+      }
+      break;
     case "calibration_failed":
-      if (stream) logCalibration(stream, event);
+      if (stream) {
+        logCalibration(stream, event);
+        stream.calibration = { ...(stream.calibration ?? {}), step: "failed", failedAdvice: event.advice ?? [] };
+      }
       break;
     case "session_started":
       if (stream && event.session?.id) enterSession(stream, event.session.id);

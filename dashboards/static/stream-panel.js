@@ -102,6 +102,7 @@ export class StreamPanel {
       this.actions.startCalibration(this.key).finally(() => (button.disabled = false));
     });
     this.plotsReady = false;
+    this.plottedSession = undefined;
     this.gaugeDrawnAt = -Infinity;
     this.gaugeDeferred = false; // a gauge update waits for GAUGE_INTERVAL_MS
     this.drawn = { value: undefined, steps: "", targets: "", repIndex: null, calibration: "", sensors: "" };
@@ -345,7 +346,13 @@ export class StreamPanel {
   }
 
   renderPlot(stream) {
-    const frames = takePending(stream);
+    let frames = takePending(stream);
+    if (stream.session !== this.plottedSession) {
+      // A new session (next replay pass, service restart): start from an empty plot.
+      this.plottedSession = stream.session;
+      Plotly.restyle(this.plotEl, { x: [[], [], [], []], y: [[], [], [], []] }, [0, 1, 2, 3]);
+      frames = frames.filter((f) => f.session == null || f.session === stream.session);
+    }
     if (!frames.length) return 0;
     const x = frames.map((f) => f.t_s);
     const field = (name) => frames.map((f) => f[name] ?? null);
@@ -417,12 +424,11 @@ export class StreamPanel {
     const box = this.q(".calibration");
     const state = info.state;
     const result = cal?.result ?? null;
-    const lastOutcome = [...stream.calibrationLog].reverse().find((e) => e.event === "calibration_failed" || e.event === "calibration_done");
+    // "failed": the protocol could not be evaluated (step "failed"); no angles until it is redone.
+    const failed = cal?.step === "failed";
     // The calibration's own state counts too: a protocol restarted after the session ended runs on
     // a "stopped" stream.
-    const active = state === "calibrating" || state === "waiting_for_still" || cal?.state === "calibrating";
-    // "failed": the protocol could not be evaluated, no angles until it is redone.
-    const failed = !active && lastOutcome?.event === "calibration_failed";
+    const active = !failed && (state === "calibrating" || state === "waiting_for_still" || cal?.state === "calibrating");
     this.el.classList.toggle("calibrating", active);
     box.hidden = false;
 
@@ -444,31 +450,38 @@ export class StreamPanel {
       return;
     }
     const verdicts = new Map((cal?.verdicts ?? []).map((v) => [v.step, v]));
-    for (const ev of stream.calibrationLog) {
-      if (ev.event === "calibration_step" && !verdicts.has(ev.step)) verdicts.set(ev.step, ev);
-    }
     const current = cal?.step ?? null;
     const progress = Math.max(0, Math.min(1, cal?.progress ?? 0));
-    const items = this.calibrationSteps
+    // A stepper (icon and title per step) above one large area with what to do now.
+    const stepper = this.calibrationSteps
       .map((s, i) => {
         const verdict = verdicts.get(s.step);
         const status = verdict ? (verdict.ok ? "ok" : "redo") : s.step === current ? "active" : "pending";
         const icon = { ok: "✓", redo: "✗", active: "▶", pending: String(i + 1) }[status];
-        const prompt = s.step === current && cal?.prompt ? cal.prompt : s.prompt;
-        const advice = verdict && !verdict.ok && verdict.advice ? `<div class="cal-advice">Redo: ${esc(verdict.advice)}</div>` : "";
-        const bar = status === "active" ? `<div class="cal-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${Math.round(progress * 100)}"><div style="width:${(progress * 100).toFixed(0)}%"></div></div>` : "";
-        return `<li class="cal-step ${status}" data-step="${esc(s.step)}"><span class="cal-icon">${icon}</span>
-          <div class="cal-body"><div class="cal-title">${esc(s.title)}</div><div class="cal-text">${esc(prompt)}</div>${bar}${advice}</div></li>`;
+        return `<li class="cal-step ${status}" data-step="${esc(s.step)}"><span class="cal-icon">${icon}</span><span class="cal-title">${esc(s.title)}</span></li>`;
       })
+      .join("");
+    const activeStep = this.calibrationSteps.find((s) => s.step === current && !verdicts.has(s.step));
+    let now = "";
+    if (activeStep) {
+      const pctDone = Math.round(progress * 100);
+      now = `<div class="cal-now"><div class="cal-prompt"><strong>${esc(activeStep.title)}:</strong> ${esc(cal?.prompt || activeStep.prompt)}</div>
+        <div class="cal-progress" role="progressbar" aria-label="${esc(activeStep.title)}" aria-valuemin="0" aria-valuemax="100" aria-valuenow="${pctDone}"><div style="width:${pctDone}%"></div></div></div>`;
+    }
+    const redo = this.calibrationSteps
+      .filter((s) => verdicts.get(s.step)?.ok === false)
+      .map((s) => `<li class="cal-advice" data-step="${esc(s.step)}">✗ Redo <strong>${esc(s.title)}</strong>: ${esc(verdicts.get(s.step).advice || "not accepted")}</li>`)
       .join("");
     let footer = "";
     if (failed) {
-      const advice = lastOutcome?.advice ?? result?.advice ?? [];
-      const list = (Array.isArray(advice) ? advice : [advice]).filter(Boolean);
-      footer = `<div class="cal-verdict failed"><strong>Calibration failed — no angles until it is redone.</strong> ${list.map((a) => esc(a)).join(" ")}
+      // Step advice is listed above; advice the service gives without a step goes here.
+      const stepAdvice = new Set([...verdicts.values()].map((v) => v.advice));
+      const extra = (cal?.failedAdvice ?? []).filter((a) => a && !stepAdvice.has(a));
+      footer = `<div class="cal-verdict failed"><strong>Calibration failed — no angles until it is redone.</strong>
+        ${extra.map((a) => `<span>${esc(a)}</span>`).join(" ")}
         <button type="button" data-action="recalibrate">Restart calibration</button></div>`;
     }
-    box.innerHTML = `<h3>Calibration</h3><ol class="cal-steps">${items}</ol>${footer}`;
+    box.innerHTML = `<h3>Calibration</h3><ol class="cal-steps">${stepper}</ol>${now}${redo ? `<ul class="cal-redo">${redo}</ul>` : ""}${footer}`;
   }
 
   /** Plotly needs a resize call when the panel's width changes (layout switch, window resize). */
