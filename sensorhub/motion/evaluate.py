@@ -250,7 +250,7 @@ def format_table(scores: list[Score]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m sensorhub.motion.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "examples")
-    ap.add_argument("--no-sim", action="store_true", help="only the example sessions")
+    ap.add_argument("--no-sim", action="store_true", help="not the fixed simulated matrix (only the examples and --random)")
     ap.add_argument("--quick", action="store_true", help="a smaller simulated matrix")
     ap.add_argument("--online", action="store_true", help="also run the online pipeline")
     ap.add_argument("--offline", action="store_true", help="also run the non-causal offline VQF")
@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_sim:
         for name, kw in sim_matrix(args.quick):
             scores += evaluate_case(simulated_case(name, **kw), modes)
-        for name, kw in random_matrix(args.random):
-            scores += evaluate_case(simulated_case(name, **kw), modes)
+    for name, kw in random_matrix(args.random):
+        scores += evaluate_case(simulated_case(name, **kw), modes)
     print(format_table(scores))
     n_fail = sum(not s.passed for s in scores)
     print(f"\n{len(scores) - n_fail}/{len(scores)} pass the thresholds (RMSE flexion <= 2°, adduction <= 3°, rotation <= 2°)")
