@@ -142,7 +142,7 @@ def test_panels_are_ordered_and_fit_laptop_and_tablet(two_athletes: dict[str, An
 
 def test_symmetry_is_smaller_over_larger_per_direction(two_athletes: dict[str, Any]) -> None:
     rows = two_athletes["symmetry"]
-    by_athlete = {s.athlete_name: {} for s in STREAMS}
+    by_athlete: dict[str, dict[str, MockStream]] = {s.athlete_name: {} for s in STREAMS}
     for s in STREAMS:
         by_athlete[s.athlete_name][s.side] = s
     expected = []

@@ -109,7 +109,9 @@ function renderHeader() {
   conn.textContent = { open: "live", connecting: "connecting…", closed: "disconnected" }[store.connection] ?? store.connection;
   $("#mode").textContent = store.server?.mode ? `mode: ${store.server.mode}` : "";
   renderStorage($("#storage"), store.storage);
-  $("#clients").textContent = store.clients == null ? "" : `${store.clients} screen${store.clients === 1 ? "" : "s"}`;
+  // The hub's count can be from just before this page joined; an open page counts itself.
+  const screens = store.clients == null ? null : Math.max(store.clients, store.connection === "open" ? 1 : 0);
+  $("#clients").textContent = screens == null ? "" : `${screens} screen${screens === 1 ? "" : "s"}`;
 }
 
 function render() {
