@@ -118,3 +118,13 @@ def test_stored_calibration_is_applied_and_checked(example_cases: dict[str, Case
     _assert_within_thresholds(case, score(case, again, "batch", 0.0).rmse_deg)
     with pytest.raises(CalibrationError, match="left side"):
         analyze_imu(case.pelvis, case.thigh, "right", calibration=cal)
+
+
+def test_seated_example_without_magnetometers_relies_on_the_seated_neutral_hold(example_cases: dict[str, Case]) -> None:
+    case = example_cases["seated_right_9axis"]
+    with_hold = analyze_imu(case.pelvis, case.thigh, case.side, use_mag=False)
+    _assert_within_thresholds(case, score(case, with_hold, "batch", 0.0).rmse_deg)
+    assert any("seated neutral hold" in n for n in with_hold.diagnostics.notes)
+    # Without it, the swing axis's coupling to ab/adduction (6-8 % in this example) shows seated.
+    without = analyze_imu(case.pelvis, case.thigh, case.side, use_mag=False, seated_neutral=False)
+    assert score(case, without, "batch", 0.0).rmse_deg["hip_rotation"] > 2.5
