@@ -457,3 +457,17 @@ def test_online_pipeline_does_not_depend_on_how_blocks_are_cut(session: Simulate
     b_rot = split.hip_rotation_deg[np.isin(np.round(split.t_s, 6), common)]
     ok = np.isfinite(a_rot) & np.isfinite(b_rot)
     assert np.max(np.abs(a_rot[ok] - b_rot[ok])) < 1.0
+
+
+def test_online_path_sensor_goes_silent(session: SimulatedSession) -> None:
+    """Live: the thigh stops for good in rep 4. Frames stop with it (nothing held or extrapolated), nothing raises."""
+    r4 = session.reps[3]
+    t_silent = 0.5 * (r4.t_start + r4.t_end)
+    thigh = ids(session)["thigh"]
+    injected = drop(session.notifications, lambda _i, n: n.sensor_id == thigh and n.t_host_s > t_silent)
+    out = run_online(session, injected.notifications)
+    assert out.t_s[-1] <= out.samples["thigh"].t_s[-1] + 0.01
+    assert out.samples["pelvis"].t_s[-1] > session.scenario.drill_end_s - 1.0  # the pelvis kept streaming
+    assert_rep_peaks(out.reps, session.reps[:3])
+    assert len(out.reps) == 3
+    assert any("stream ended" in r.reason for r in out.incomplete)
