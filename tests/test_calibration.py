@@ -75,7 +75,7 @@ def test_mounts_match_the_true_strapping(examples_dir: Path, name: str) -> None:
 
 
 def test_poor_steps_are_named_with_what_to_redo(examples_dir: Path) -> None:
-    pelvis, thigh, meta = _grid(examples_dir, "seated_right_9axis")
+    pelvis, thigh, _ = _grid(examples_dir, "seated_right_9axis")
     ph = detect_phases(pelvis.t_s, pelvis.gyr_rad_s, thigh.gyr_rad_s)
     t = thigh.t_s
     # Fidgeting (4 deg/s, 1.5 Hz) during the first still phase, and swings cut to a fifth.
@@ -111,7 +111,7 @@ def test_principal_axis_of_a_noisy_hinge() -> None:
 
 
 def test_calibration_json_round_trip_and_errors(examples_dir: Path, tmp_path: Path) -> None:
-    pelvis, thigh, meta = _grid(examples_dir, "standing_left_6axis")
+    pelvis, thigh, _ = _grid(examples_dir, "standing_left_6axis")
     cal = calibrate(pelvis, thigh, "left")
     path = tmp_path / "cal.json"
     cal.save(path)
@@ -131,7 +131,7 @@ def test_calibration_json_round_trip_and_errors(examples_dir: Path, tmp_path: Pa
 
 
 def test_live_calibration_walks_the_steps_and_agrees_with_batch(examples_dir: Path) -> None:
-    pelvis, thigh, meta = _grid(examples_dir, "seated_right_9axis")
+    pelvis, thigh, _ = _grid(examples_dir, "seated_right_9axis")
     live = LiveCalibration("right", rate_hz=100.0)
     seen = []
     status = None

@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 
 from sensorhub.errors import CalibrationError
-from sensorhub.motion.evaluate import THRESHOLDS_DEG, Case, load_case, run_online, score, simulated_case
+from sensorhub.motion.evaluate import (
+    THRESHOLDS_DEG,
+    Case,
+    load_case,
+    run_online,
+    score,
+    simulated_case,
+)
 from sensorhub.motion.pipeline import ANGLE_COLUMNS, analyze_imu
 from sensorhub.samples import ImuSamples
 
@@ -52,12 +59,12 @@ def test_examples_online_accuracy(example_cases: dict[str, Case]) -> None:
 
 
 SIMULATED = {
-    "seated R 9-axis, thigh in a 30 µT disturbance": dict(
-        drill="seated_rotation", side="right", seed=31, disturbance_uT=30.0, reps=4, compensation_reps=(3,)),
-    "standing L 6-axis, 60/200 Hz, 5 % loss": dict(
-        drill="standing_rotation", side="left", seed=32, no_mag=True, rates=(60.0, 200.0), loss=0.05, reps=4,
-        compensation_reps=(2,)),
-    "seated L 6-axis": dict(drill="seated_rotation", side="left", seed=12, no_mag=True, reps=4, compensation_reps=(2,)),
+    "seated R 9-axis, thigh in a 30 µT disturbance": {
+        "drill": "seated_rotation", "side": "right", "seed": 31, "disturbance_uT": 30.0, "reps": 4, "compensation_reps": (3,)},
+    "standing L 6-axis, 60/200 Hz, 5 % loss": {
+        "drill": "standing_rotation", "side": "left", "seed": 32, "no_mag": True, "rates": (60.0, 200.0), "loss": 0.05, "reps": 4,
+        "compensation_reps": (2,)},
+    "seated L 6-axis": {"drill": "seated_rotation", "side": "left", "seed": 12, "no_mag": True, "reps": 4, "compensation_reps": (2,)},
 }
 
 

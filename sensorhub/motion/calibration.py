@@ -292,7 +292,9 @@ def detect_phases(
     still = (p < STILL_MAX_DEG_S) & (th < STILL_MAX_DEG_S)
     swinging = (th > THIGH_ACTIVE_DEG_S) & (p < PELVIS_ACTIVE_DEG_S)
     bowing = p > PELVIS_ACTIVE_DEG_S
-    n = lambda s: int(round(s * rate))  # noqa: E731 - seconds to samples
+
+    def n(seconds: float) -> int:
+        return int(round(seconds * rate))
 
     i0 = 0 if search_from_s is None else int(np.searchsorted(t_s, search_from_s))
     still_runs = _runs(still)
@@ -510,7 +512,7 @@ def calibrate(
         q_segment_sensor=q_seg,
         side=side,
         quality=quality,
-        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         gyr_bias_rad_s=bias,
         mag_ref=mag_ref,
         phases=phases,
@@ -564,7 +566,7 @@ class _Counter:
 
     def feed(self, gyr_rad_s: FloatArray, dt_s: float) -> None:
         self.m += gyr_rad_s.T @ gyr_rad_s
-        w, v = np.linalg.eigh(self.m)
+        _, v = np.linalg.eigh(self.m)
         axis = np.asarray(v[:, -1])
         if self.axis is not None and float(axis @ self.axis) < 0.0:
             axis = -axis

@@ -113,19 +113,19 @@ def simulated_case(name: str, *, drill: str, side: str, seed: int, no_mag: bool 
 
 def sim_matrix(quick: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
     """The simulated conditions of the acceptance table."""
-    yield "sim seated R 9ax", dict(drill="seated_rotation", side="right", seed=11)
-    yield "sim seated L 6ax", dict(drill="seated_rotation", side="left", seed=12, no_mag=True)
-    yield "sim standing R 9ax", dict(drill="standing_rotation", side="right", seed=13)
-    yield "sim standing L 6ax", dict(drill="standing_rotation", side="left", seed=14, no_mag=True)
-    yield "sim seated R 9ax dist30", dict(drill="seated_rotation", side="right", seed=15, disturbance_uT=30.0)
-    yield "sim seated L 9ax dist30 4min", dict(drill="seated_rotation", side="left", seed=16, disturbance_uT=30.0, reps=34)
-    yield "sim standing R 6ax 60/200Hz", dict(drill="standing_rotation", side="right", seed=17, no_mag=True, rates=(60.0, 200.0))
-    yield "sim seated L 9ax 200/60Hz loss5%", dict(drill="seated_rotation", side="left", seed=18, rates=(200.0, 60.0), loss=0.05)
+    yield "sim seated R 9ax", {"drill": "seated_rotation", "side": "right", "seed": 11}
+    yield "sim seated L 6ax", {"drill": "seated_rotation", "side": "left", "seed": 12, "no_mag": True}
+    yield "sim standing R 9ax", {"drill": "standing_rotation", "side": "right", "seed": 13}
+    yield "sim standing L 6ax", {"drill": "standing_rotation", "side": "left", "seed": 14, "no_mag": True}
+    yield "sim seated R 9ax dist30", {"drill": "seated_rotation", "side": "right", "seed": 15, "disturbance_uT": 30.0}
+    yield "sim seated L 9ax dist30 4min", {"drill": "seated_rotation", "side": "left", "seed": 16, "disturbance_uT": 30.0, "reps": 34}
+    yield "sim standing R 6ax 60/200Hz", {"drill": "standing_rotation", "side": "right", "seed": 17, "no_mag": True, "rates": (60.0, 200.0)}
+    yield "sim seated L 9ax 200/60Hz loss5%", {"drill": "seated_rotation", "side": "left", "seed": 18, "rates": (200.0, 60.0), "loss": 0.05}
     if not quick:
-        yield "sim standing L 6ax loss5%", dict(drill="standing_rotation", side="left", seed=19, no_mag=True, loss=0.05)
-        yield "sim seated R 6ax 4min", dict(drill="seated_rotation", side="right", seed=20, no_mag=True, reps=34)
-        yield "sim standing R 9ax dist30 loss5%", dict(drill="standing_rotation", side="right", seed=21, disturbance_uT=30.0, loss=0.05)
-        yield "sim seated L 6ax 60/200Hz loss5%", dict(drill="seated_rotation", side="left", seed=22, no_mag=True, rates=(60.0, 200.0), loss=0.05)
+        yield "sim standing L 6ax loss5%", {"drill": "standing_rotation", "side": "left", "seed": 19, "no_mag": True, "loss": 0.05}
+        yield "sim seated R 6ax 4min", {"drill": "seated_rotation", "side": "right", "seed": 20, "no_mag": True, "reps": 34}
+        yield "sim standing R 9ax dist30 loss5%", {"drill": "standing_rotation", "side": "right", "seed": 21, "disturbance_uT": 30.0, "loss": 0.05}
+        yield "sim seated L 6ax 60/200Hz loss5%", {"drill": "seated_rotation", "side": "left", "seed": 22, "no_mag": True, "rates": (60.0, 200.0), "loss": 0.05}
 
 
 def random_matrix(n: int, seed: int = 2024) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -142,7 +142,7 @@ def random_matrix(n: int, seed: int = 2024) -> Iterator[tuple[str, dict[str, Any
         loss = 0.05 if rng.random() < 0.5 else 0.0
         name = (f"rnd {drill.split('_')[0]} {side[0].upper()} {'6ax' if no_mag else '9ax'}{' dist30' if dist else ''} "
                 f"{rates[0]:.0f}/{rates[1]:.0f}Hz{' loss5%' if loss else ''}")
-        yield name, dict(drill=drill, side=side, seed=100 + i, no_mag=no_mag, disturbance_uT=dist, rates=rates, loss=loss)
+        yield name, {"drill": drill, "side": side, "seed": 100 + i, "no_mag": no_mag, "disturbance_uT": dist, "rates": rates, "loss": loss}
 
 
 def score(case: Case, series: AngleSeries, mode: str, seconds: float) -> Score:
@@ -236,7 +236,7 @@ def evaluate_case(case: Case, modes: tuple[str, ...] = ("batch",)) -> list[Score
 
 
 def format_table(scores: list[Score]) -> str:
-    head = f"| session | mode | flexion | adduction | rotation | pelvis tilt/obl/rot | pass |\n| --- | --- | --- | --- | --- | --- | --- |"
+    head = "| session | mode | flexion | adduction | rotation | pelvis tilt/obl/rot | pass |\n| --- | --- | --- | --- | --- | --- | --- |"
     rows = []
     for s in scores:
         r = s.rmse_deg

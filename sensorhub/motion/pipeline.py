@@ -37,12 +37,12 @@ from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
 from sensorhub.motion.calibration import (
     Calibration,
-    CalibrationStep,
-    LiveCalibration,
-    LiveCalibrationStatus,
     CalibrationPhaseError,
     CalibrationPhases,
+    CalibrationStep,
     Interval,
+    LiveCalibration,
+    LiveCalibrationStatus,
     calibrate,
     detect_phases,
 )
