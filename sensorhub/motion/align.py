@@ -5,7 +5,7 @@ Every later stage (calibration, heading, joint angles) works on one uniform grid
 overlap of the two recordings. This module builds that grid, resamples orientations by slerp and
 vector signals linearly onto it, and flags grid points that fall inside a gap in either sensor.
 
-Short gaps (up to ``max_bridge_s``) are bridged by interpolation but still flagged; longer gaps are
+Short gaps (up to :data:`DEFAULT_MAX_BRIDGE_S`) are bridged by interpolation but still flagged; longer gaps are
 flagged and their samples set to NaN so that nothing downstream shows invented motion. Pure array
 maths, no I/O.
 """
@@ -25,8 +25,10 @@ from sensorhub.samples import ImuSamples
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: Gaps longer than this are not bridged by interpolation (the grid points inside become NaN).
-DEFAULT_MAX_BRIDGE_S = 0.25
+#: Gaps longer than this are not bridged by interpolation (the grid points inside become NaN). One
+#: lost packet at the slowest protocol rate in use (20 six-axis samples at 60 Hz: 0.35 s between
+#: the samples either side) is still bridged; two in a row are not.
+DEFAULT_MAX_BRIDGE_S = 0.4
 
 
 class AlignmentError(SensorhubError, ValueError):
