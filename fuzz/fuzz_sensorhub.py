@@ -26,9 +26,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 with atheris.instrument_imports(include=["sensorhub", "fuzz_support"]):
+    import fuzz_support as checks
     import numpy as np
 
-    import fuzz_support as checks
     from sensorhub.protocol import encode_packet_raw
 
 _TMP = Path(tempfile.mkdtemp(prefix="sensorhub-atheris-"))

@@ -8,7 +8,6 @@ Seeds are valid records and files, so the fuzzer starts past the magic, version 
 
 from __future__ import annotations
 
-import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -16,8 +15,20 @@ from pathlib import Path
 import numpy as np
 
 from sensorhub.notification import Notification
-from sensorhub.protocol import SensorInfo, encode_control, encode_info, encode_packet_raw
-from sensorhub.protocol.control import Ack, ErrorReply, ControlErrorCode, SetSampleRate, TimeSyncReply, TimeSyncRequest
+from sensorhub.protocol import (
+    SensorInfo,
+    encode_control,
+    encode_info,
+    encode_packet_raw,
+)
+from sensorhub.protocol.control import (
+    Ack,
+    ControlErrorCode,
+    ErrorReply,
+    SetSampleRate,
+    TimeSyncReply,
+    TimeSyncRequest,
+)
 from sensorhub.recording import RecordingWriter
 
 SEEDS = Path(__file__).resolve().parent / "seeds"

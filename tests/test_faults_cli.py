@@ -82,7 +82,7 @@ Damage = Callable[[bytes], tuple[bytes, int]]
 
 
 def _crc_mid_file(raw: bytes) -> tuple[bytes, int]:
-    off, rec = first_of(raw, NOTIFY)
+    off, _ = first_of(raw, NOTIFY)
     damaged = bytearray(raw)
     damaged[off + 20] ^= 0xFF
     return bytes(damaged), off
@@ -91,6 +91,16 @@ def _crc_mid_file(raw: bytes) -> tuple[bytes, int]:
 def _insert_before_first_notify(raw: bytes, new: bytes) -> tuple[bytes, int]:
     off, _ = first_of(raw, NOTIFY)
     return raw[:off] + new + raw[off:], off
+
+
+def _absurd_length(raw: bytes) -> tuple[bytes, int]:
+    off, _ = first_of(raw, NOTIFY)
+    return raw[:off] + struct.pack("<BI", MARK, 0x7FFF_FFFF) + raw[off + 5:], off + 1
+
+
+def _sensor_before_meta(raw: bytes) -> tuple[bytes, int]:
+    recs = records(raw)
+    return raw[:HEADER_SIZE] + recs[1][1] + recs[0][1] + b"".join(r for _, r in recs[2:]), HEADER_SIZE
 
 
 def _notify_payload(index: int, t: float) -> bytes:
@@ -105,16 +115,14 @@ RECORDING_CASES: dict[str, Damage] = {
     "major version 2": lambda raw: (MAGIC + struct.pack("<HH", 2, 0) + raw[HEADER_SIZE:], 8),
     "CRC mismatch mid-file": _crc_mid_file,
     "unknown record type mid-file": lambda raw: _insert_before_first_notify(raw, _record(0x07, b"\x00" * 4)),
-    "absurd record length": lambda raw: (lambda o: (raw[:o] + struct.pack("<BI", MARK, 0x7FFF_FFFF) + raw[o + 5:], o + 1))(
-        first_of(raw, NOTIFY)[0]),
+    "absurd record length": _absurd_length,
     "notification of an undeclared sensor": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(7, 0.01))),
     "NaN notification time": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(0, float("nan")))),
     "infinite notification time": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(1, float("inf")))),
     "NaN in a mark": lambda raw: _insert_before_first_notify(raw, _record(MARK, b'{"t_host_s": NaN, "label": "rep"}')),
     "metadata is a JSON list": lambda raw: (replace_record(raw, HEADER_SIZE, _record(META, b"[1, 2]")), HEADER_SIZE),
     "metadata is not UTF-8": lambda raw: (replace_record(raw, HEADER_SIZE, _record(META, b'{"drill": "\xff"}')), HEADER_SIZE),
-    "sensor before metadata": lambda raw: (lambda recs: (
-        raw[:HEADER_SIZE] + recs[1][1] + recs[0][1] + b"".join(r for _, r in recs[2:]), HEADER_SIZE))(records(raw)),
+    "sensor before metadata": _sensor_before_meta,
     "sensor declared twice": lambda raw: _insert_before_first_notify(
         raw, _json(SENSOR, {"sensor_id": "P", "segment": "pelvis"})),
     "sensor with a bad side": lambda raw: _insert_before_first_notify(
@@ -240,6 +248,6 @@ def test_console_script_prints_one_line_and_exits_2(valid: bytes, good_csv: Path
         argv = ["fuse", str(path), str(tmp_path / "q.csv")]
         expected = f"sensorhub fuse: error: {path}, line {line_no}: "
     path.write_bytes(data)
-    proc = subprocess.run([sys.executable, "-m", "sensorhub", *argv], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "sensorhub", *argv], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(expected), proc.stderr

@@ -14,12 +14,12 @@ cause, so they turn into failures the moment the cause is fixed (docs/reliabilit
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
-
 from fault_injection import (
     Injected,
     Outcome,
@@ -27,7 +27,6 @@ from fault_injection import (
     drop,
     duplicate,
     matching_rep,
-    outside,
     packet_loss,
     pause,
     reboot,
@@ -36,7 +35,9 @@ from fault_injection import (
     run_batch,
     run_online,
 )
+
 from sensorhub.drills.reps import Rep
+from sensorhub.samples import ImuSamples
 from sensorhub.sim import SimConfig, SimulatedSession, simulate
 from sensorhub.sim.truth import TruthRep
 
@@ -68,6 +69,12 @@ def ids(session: SimulatedSession) -> dict[str, str]:
 
 def drill_mask(session: SimulatedSession, t_s: np.ndarray) -> np.ndarray:
     return (t_s > session.scenario.drill_start_s) & (t_s < session.scenario.drill_end_s)
+
+
+def gaps_of(x: ImuSamples) -> np.ndarray:
+    """The ingest always sets ``gap_before``."""
+    assert x.gap_before is not None
+    return x.gap_before
 
 
 def rms(x: np.ndarray) -> float:
@@ -148,7 +155,7 @@ def assert_every_rep_accounted_for(out: Outcome, truth: Sequence[TruthRep]) -> N
 
 
 def long_gaps(out: Outcome, longer_than_s: float) -> list[tuple[float, float]]:
-    return [(x.t_s[i - 1], x.t_s[i]) for x in out.samples.values() for i in np.flatnonzero(x.gap_before)
+    return [(x.t_s[i - 1], x.t_s[i]) for x in out.samples.values() for i in np.flatnonzero(gaps_of(x))
             if x.t_s[i] - x.t_s[i - 1] > longer_than_s]
 
 
@@ -161,7 +168,7 @@ def test_20_percent_loss_during_the_drill(session: SimulatedSession, mean_burst:
     check_loss_stats(session, injected, out)
     for seg in ("pelvis", "thigh"):
         x = out.samples[seg]
-        check_gaps_not_bridged(out, x.t_s, x.gap_before)
+        check_gaps_not_bridged(out, x.t_s, gaps_of(x))
     err = rotation_error_deg(session, out.t_s, out.hip_rotation_deg)
     ok = drill_mask(session, out.t_s) & ~out.gap & np.isfinite(err)
     assert rms(err[ok]) < ROT_RMS_TOL_DEG
@@ -285,10 +292,10 @@ def test_sensor_reboot_mid_rep_starts_a_new_clock_epoch(session: SimulatedSessio
     x = out.samples["thigh"]
     assert np.all(np.diff(x.t_s) > 0)
     # The reboot is one flagged gap of about the downtime, at the right place.
-    (i,) = np.flatnonzero(x.gap_before)
+    (i,) = np.flatnonzero(gaps_of(x))
     assert t_boot - 0.2 < x.t_s[i - 1] < t_boot + 0.01
     assert x.t_s[i] - x.t_s[i - 1] == pytest.approx(1.5, abs=0.2)
-    check_gaps_not_bridged(out, x.t_s, x.gap_before)
+    check_gaps_not_bridged(out, x.t_s, gaps_of(x))
     # After the reboot the re-anchored clock puts samples on their true times again.
     true_t = session.sensors["thigh"].readings.t_true_s
     after = x.t_s > t_boot + 5.0
@@ -336,9 +343,9 @@ def test_disconnect_mid_rep_and_reconnect_3s_later(session: SimulatedSession, se
         # The firmware produced nothing while disconnected: no seq gap, no reboot, one time gap.
         assert st.packets_lost == 0 and st.resets == 0 and st.inconsistent == 0 and st.gaps == 1
         x = out.samples[seg]
-        (i,) = np.flatnonzero(x.gap_before)
+        (i,) = np.flatnonzero(gaps_of(x))
         assert x.t_s[i] - x.t_s[i - 1] == pytest.approx(3.0, abs=0.2)
-        check_gaps_not_bridged(out, x.t_s, x.gap_before)
+        check_gaps_not_bridged(out, x.t_s, gaps_of(x))
     # Reps before the disconnect are intact.
     assert_rep_peaks(out.reps, session.reps[:2])
     # The broken rep is not counted: it is reported incomplete, naming the gap.
@@ -443,12 +450,12 @@ def test_online_pipeline_does_not_depend_on_how_blocks_are_cut(session: Simulate
     frames = []
     streams = {seg: split.samples[seg] for seg in ("pelvis", "thigh")}
     cuts = np.arange(0.0, session.scenario.duration_s + 1.0, 1.0)
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    for a, b in itertools.pairwise(cuts):
         for seg, x in streams.items():
             m = (x.t_s >= a) & (x.t_s < b)
             if m.any():
                 block = concat_samples([type(x)(x.t_s[m], x.acc_m_s2[m], x.gyr_rad_s[m],
-                                                None if x.mag_uT is None else x.mag_uT[m], x.gap_before[m])])
+                                                None if x.mag_uT is None else x.mag_uT[m], gaps_of(x)[m])])
                 frames += pipe.push(seg, block)
     rot = np.array([f.hip_rotation_deg for f in frames])
     t = np.array([f.t_s for f in frames])

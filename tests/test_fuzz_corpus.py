@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from fuzz_support import (
     check_control,
     check_csv_bytes,

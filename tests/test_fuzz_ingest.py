@@ -76,7 +76,7 @@ def damaged_streams(draw: st.DrawFn) -> list[IngestItem]:
     host0 = draw(st.floats(0.0, 1e4))
     latency = st.floats(0.0, 0.2)
     packets: list[tuple[float, bytes]] = []
-    seq, t_us = seq0, t0_us
+    seq, t_us = seq0, float(t0_us)
     for k in range(n):
         action = draw(st.sampled_from(["ok"] * 6 + ["seq_jump", "time_jump", "reboot", "garbage", "rate"]))
         if action == "seq_jump":
@@ -84,7 +84,7 @@ def damaged_streams(draw: st.DrawFn) -> list[IngestItem]:
         elif action == "time_jump":
             t_us += draw(st.integers(-(2**33), 2**33))
         elif action == "reboot":
-            seq, t_us = draw(st.integers(0, 0xFFFF)), draw(st.integers(0, 10**7))
+            seq, t_us = draw(st.integers(0, 0xFFFF)), float(draw(st.integers(0, 10**7)))
         elif action == "rate":
             rate_code = draw(RATE_CODES)
             period_us = 1e6 / (25, 50, 60, 100, 120, 200, 400)[rate_code]
