@@ -16,7 +16,9 @@ tests/fuzz_corpus/<target>/ (see its README) so it stays fixed.
 
 from __future__ import annotations
 
+import atexit
 import math
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +34,7 @@ with atheris.instrument_imports(include=["sensorhub", "fuzz_support"]):
     from sensorhub.protocol import encode_packet_raw
 
 _TMP = Path(tempfile.mkdtemp(prefix="sensorhub-atheris-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 
 def _ingest_items(data: bytes) -> list[checks.IngestItem]:

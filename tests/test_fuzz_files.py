@@ -11,8 +11,10 @@ hostile payloads (NaN times, odd JSON), CSV text from a CSV-shaped alphabet and 
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import struct
 import tempfile
 import zlib
@@ -30,6 +32,7 @@ from sensorhub.recording import MAGIC, RecordingWriter
 EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None)
 _TMP = Path(tempfile.mkdtemp(prefix="sensorhub-fuzz-files-"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
 
 # -- recordings --------------------------------------------------------------------------------------
 
