@@ -274,7 +274,7 @@ def test_lost_sensor_shows_as_lost(live_run: LiveRun) -> None:
 
 def test_calibration_wizard_walks_through_the_protocol(live_run: LiveRun) -> None:
     if live_run.calibration_missed:
-        pytest.skip("the page connected only after the 4.4 s calibration protocol of the replay had ended")
+        pytest.skip(f"the page connected only after the {22.0 / SPEED:.1f} s calibration protocol of the replay had ended")
     order = ["still1", "swings", "bows", "still2"]
     first_streaming = next(i for i, e in enumerate(live_run.log) if e["state"] == "streaming")
     steps: list[str] = []
