@@ -316,6 +316,7 @@ export class StreamPanel {
     this.q(".now-dir").textContent = parts.direction;
     now.dataset.direction = parts.direction;
     now.classList.toggle("stale", value == null);
+    now.classList.toggle("gap", Boolean(frame?.gap) && value != null); // next to lost data: less certain
     now.classList.toggle("empty", parts.direction === "" && parts.magnitude === "—");
     if (frame) {
       this.el.dataset.tS = String(frame.t_s);
