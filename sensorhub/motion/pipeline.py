@@ -77,6 +77,9 @@ THIGH_TREND_MAX_SPREAD_DEG = 5.0
 #: (deg) it may show before the correction (more means it is an end-range hold, not neutral).
 SEATED_NEUTRAL_MIN_S = 0.8
 SEATED_NEUTRAL_MAX_DEG = 10.0
+#: Assumed spread (1σ, deg) of an athlete's hip rotation in the seated neutral hold; the thigh mount
+#: blends this with the swing axis (SWING_AXIS_SIGMA_DEG) by inverse variance.
+SEATED_NEUTRAL_SIGMA_DEG = 1.5
 #: Fit the residual hard iron online from the calibration data (see heading.estimate_hard_iron).
 ONLINE_HARD_IRON = True
 #: Raw data kept (s) while waiting for the protocol (or for neutral with a stored calibration).
@@ -318,8 +321,10 @@ def analyze_imu(
             sm = span.mask(t)
             q_mount = calibration.q_segment_sensor["thigh"]
             total = 0.0
+            w = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
+            target = (1.0 - w) * float(np.mean(hip[sm, 2]))  # inverse-variance blend with the swing axis
             for _ in range(3):  # the standing alignment re-absorbs part of each turn: iterate
-                gamma = float(np.radians(np.mean(hip[sm, 2]) * angles.side_sign(side)))
+                gamma = float(np.radians((np.mean(hip[sm, 2]) - target) * angles.side_sign(side)))
                 q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), gamma), q_mount)
                 total += gamma
                 q_fem = angles.segment_orientation(q6["thigh"], q_mount)
@@ -991,7 +996,8 @@ class OnlinePipeline:
             self.diagnostics.notes.append(f"first seated still span ends at {hist[-1, 0]:.1f} s with hip rotation {rot:.0f}°: not a neutral hold")
             return
         flex = np.radians(float(np.mean(hist[:, 1])))
-        eps = np.radians(rot * angles.side_sign(self.side)) / max(1.0 - np.cos(flex), 0.2)
+        w = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
+        eps = w * np.radians(rot * angles.side_sign(self.side)) / max(1.0 - np.cos(flex), 0.2)
         q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), eps), self.calibration.q_segment_sensor["thigh"])
         q_fem_old = angles.segment_orientation(self._neutral_thigh_sensor, self.calibration.q_segment_sensor["thigh"])
         q_fem_new = angles.segment_orientation(self._neutral_thigh_sensor, q_mount)
