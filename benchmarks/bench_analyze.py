@@ -65,12 +65,13 @@ def _stages(bench: BenchSession, method: str) -> None:
 
     render_report(table, detection.reps, session_input.drill, leg.side, out / "report.png")
     t7, c7 = time.perf_counter(), time.process_time()
-    names = ("imports", "read + ingest", "motion", "reps + summary", "angles.csv", "reps.json + calibration.json", "report.png")
+    names = ("imports", "read + ingest", "motion", "reps + summary", "angles.csv alone",
+             "write_outputs without report (angles.csv, reps.json, calibration.json)", "report.png")
     walls = (t0, t1, t2, t3, t4, t5, t6, t7)
     cpus = (c0, c1, c2, c3, c4, c5, c6, c7)
     print("stages (wall / CPU s): " + " | ".join(
         f"{name} {walls[k + 1] - walls[k]:.2f} / {cpus[k + 1] - cpus[k]:.2f}" for k, name in enumerate(names)))
-    print(f"total {t7 - t0:.2f} / {c7 - c0:.2f} s | {load_average()}")
+    print(f"total {t7 - t0:.2f} / {c7 - c0:.2f} s (angles.csv written twice) | {load_average()}")
 
 
 def main() -> None:
