@@ -213,12 +213,16 @@ class FrameDecimator:
             p.n += len(frames)
             p.entered_s = entered_s
 
-    def take(self) -> dict[str, tuple[AngleFrame, float | None, float | None, int, float]]:
-        """Per stream: (latest frame, min, max hip rotation, frame count, entry time); clears."""
-        out = {
-            k: (p.latest, p.rot_min if math.isfinite(p.rot_min) else None,
-                p.rot_max if math.isfinite(p.rot_max) else None, p.n, p.entered_s)
-            for k, p in self._pending.items()
-        }
-        self._pending.clear()
+    def keys(self) -> list[str]:
+        """Streams with frames waiting."""
+        return list(self._pending)
+
+    def take(self, keys: Sequence[str] | None = None) -> dict[str, tuple[AngleFrame, float | None, float | None, int, float]]:
+        """Per stream (all, or ``keys``): (latest frame, min, max hip rotation, frame count, entry time)."""
+        out: dict[str, tuple[AngleFrame, float | None, float | None, int, float]] = {}
+        for k in list(self._pending) if keys is None else keys:
+            p = self._pending.pop(k, None)
+            if p is not None:
+                out[k] = (p.latest, p.rot_min if math.isfinite(p.rot_min) else None,
+                          p.rot_max if math.isfinite(p.rot_max) else None, p.n, p.entered_s)
         return out

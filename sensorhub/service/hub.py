@@ -18,9 +18,9 @@ One asyncio task (the *consumer*) owns all pipeline state::
   belongs to the stream and carries over from one session to the next.
 * Control actions that must keep their order with the data (a replay pass starting over, the end of
   a source) travel through the same queue as the notifications.
-* Frames go out at most ``display_rate_hz`` times a second: immediately when a frame arrives and the
-  last push is old enough (so a pushed frame has waited only for its own processing), else when the
-  interval has passed (see :class:`~sensorhub.service.broadcast.FrameDecimator`).
+* Each stream's frames go out at most ``display_rate_hz`` times a second, pushed by the first frame
+  that arrives once the stream is due, so a pushed frame has waited only for its own processing
+  (see :meth:`Hub._maybe_push` and :class:`~sensorhub.service.broadcast.FrameDecimator`).
 
 Bad input never stops the hub: a block the pipeline rejects is logged and counted, not raised.
 Storage, BLE and HTTP are reached only through the interfaces handed in.
@@ -80,6 +80,11 @@ log = logging.getLogger(__name__)
 SIDES = ("left", "right")
 #: Most notifications the consumer takes in one batch (bounds the time between two pushes).
 MAX_BATCH = 512
+#: A stream may be pushed again this fraction of the display interval after its last push; the
+#: first new frame after that triggers the push, so the average rate comes out near the display rate.
+DUE_FRACTION = 0.8
+#: Longest time a stream's blocks wait for its next pipeline run (rep detection stays timely).
+MAX_HOLD_S = 0.1
 
 
 class HubError(SensorhubError):
@@ -121,6 +126,9 @@ class SensorState:
     lost: bool = False
     lost_at: float | None = None
     battery_pct: float | None = None
+    notifications_counter: Any = None
+    """This sensor's child of the notifications counter (looked up once, not per notification)."""
+    samples_counter: Any = None
 
 
 @dataclass(eq=False)
@@ -176,6 +184,22 @@ class StreamRuntime:
     calibration_reported: bool = False
     frames: int = 0
     last_frame: AngleFrame | None = None
+    frames_counter: Any = None
+    held: dict[str, list[ImuSamples]] = field(default_factory=dict)
+    """Blocks waiting for the stream's next pipeline run, per segment."""
+    held_since: float = math.inf
+    held_entered: float = 0.0
+
+    def hold(self, segment: str, block: ImuSamples, entered_s: float) -> None:
+        if not self.held:
+            self.held_since = time.perf_counter()
+        self.held.setdefault(segment, []).append(block)
+        self.held_entered = entered_s
+
+    def take_held(self) -> tuple[dict[str, list[ImuSamples]], float]:
+        held, self.held = self.held, {}
+        self.held_since = math.inf
+        return held, self.held_entered
 
     @property
     def key(self) -> str:
@@ -226,7 +250,10 @@ class Hub:
         self._unix_origin_s: float | None = None
         self._decimator = FrameDecimator()
         self._push_interval_s = 1.0 / settings.display_rate_hz
-        self._last_push = -math.inf
+        self._message_interval_s = 1.0 / settings.max_message_rate_hz
+        self._last_push: dict[str, float] = {}
+        self._last_message = -math.inf
+        self._fresh: set[str] = set()
         self._push_timer: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -421,21 +448,37 @@ class Hub:
                 state.connected = True
             if state.lost:
                 self._mark_back(state)
-            self.metrics.notifications.labels(sid).inc()
+            state.notifications_counter.inc()
             for bsid, block in self.ingest.push(note):
                 blocks.setdefault(bsid, []).append(block)
                 entered[bsid] = t_enter
         self._process_blocks(blocks, entered)
 
-    def _process_blocks(self, blocks: dict[str, list[ImuSamples]], entered: dict[str, float]) -> None:
+    def _process_blocks(self, blocks: dict[str, list[ImuSamples]], entered: dict[str, float], *,
+                        flush_all: bool = False) -> None:
+        """Hand released blocks to their streams; run the pipelines of the streams that are due."""
+        touched: dict[str, StreamRuntime] = {}
         for sid, parts in blocks.items():
             block = parts[0] if len(parts) == 1 else concat_samples(parts)
-            self.metrics.samples.labels(sid).inc(len(block))
-            state = self.sensors.get(sid)
-            if state is None or state.assignment is None:
+            state = self.sensors.get(sid) or self._sensor(sid)
+            state.samples_counter.inc(len(block))
+            if state.assignment is None:
                 continue  # counted, not processed: nobody is wearing it yet
             for stream, segment in self._targets(state.assignment):
-                self._push_block(stream, segment, block, entered[sid])
+                stream.hold(segment, block, entered[sid])
+                touched[stream.key] = stream
+        now = time.perf_counter()
+        due_after = DUE_FRACTION * self._push_interval_s
+        for stream in (self.streams.values() if flush_all else touched.values()):
+            if not stream.held:
+                continue
+            # Run the pipeline when the stream is due for display (its new frame goes out at once)
+            # or its data has waited long enough; in between, blocks accumulate, which saves whole
+            # pipeline runs (the per-block cost is mostly per call, not per sample).
+            if (flush_all or not stream.calibrated
+                    or now - self._last_push.get(stream.key, -math.inf) >= due_after
+                    or now - stream.held_since >= MAX_HOLD_S):
+                self._run_stream(stream)
 
     def _targets(self, a: Assignment) -> list[tuple[StreamRuntime, str]]:
         if a.segment == "pelvis":
@@ -443,13 +486,16 @@ class Hub:
         stream = self.streams.get(f"{a.athlete}/{a.side}")
         return [] if stream is None else [(stream, "thigh")]
 
-    def _push_block(self, stream: StreamRuntime, segment: str, block: ImuSamples, t_enter: float) -> None:
-        try:
-            frames = stream.pipeline.push(segment, block)
-        except SensorhubError as exc:
-            self.metrics.processing_errors.inc()
-            log.warning("%s: %s block rejected: %s", stream.key, segment, exc)
-            return
+    def _run_stream(self, stream: StreamRuntime) -> None:
+        held, t_enter = stream.take_held()
+        frames: list[AngleFrame] = []
+        for segment, parts in held.items():
+            block = parts[0] if len(parts) == 1 else concat_samples(parts)
+            try:
+                frames += stream.pipeline.push(segment, block)
+            except SensorhubError as exc:
+                self.metrics.processing_errors.inc()
+                log.warning("%s: %s block rejected: %s", stream.key, segment, exc)
         if not stream.calibration_reported:
             self._check_calibration(stream)
         if frames:
@@ -478,7 +524,9 @@ class Hub:
     def _on_frames(self, stream: StreamRuntime, frames: list[AngleFrame], t_enter: float) -> None:
         stream.frames += len(frames)
         stream.last_frame = frames[-1]
-        self.metrics.frames.labels(stream.key).inc(len(frames))
+        if stream.frames_counter is None:
+            stream.frames_counter = self.metrics.frames.labels(stream.key)
+        stream.frames_counter.inc(len(frames))
         session = stream.session
         if session is not None and session.active:
             detector = session.detector
@@ -499,6 +547,7 @@ class Hub:
                     for f in frames
                 ])
         self._decimator.add(stream.key, frames, t_enter)
+        self._fresh.add(stream.key)
 
     def _on_rep_event(self, stream: StreamRuntime, session: LiveSession, ev: RepEvent) -> None:
         if isinstance(ev, RepIncomplete):
@@ -539,6 +588,8 @@ class Hub:
         state = self.sensors.get(sensor_id)
         if state is None:
             state = self.sensors[sensor_id] = SensorState(sensor_id)
+            state.notifications_counter = self.metrics.notifications.labels(sensor_id)
+            state.samples_counter = self.metrics.samples.labels(sensor_id)
         return state
 
     @staticmethod
@@ -566,12 +617,15 @@ class Hub:
     def _reset_pipeline(self, stream: StreamRuntime, why: str) -> None:
         log.info("%s: new calibration (%s)", stream.key, why)
         stream.pipeline = self._new_pipeline(stream.side)
+        stream.take_held()
         stream.reported_steps = set()
         stream.calibration_reported = False
         stream.last_frame = None
 
     def _end_session(self, session: LiveSession) -> None:
         stream = self.streams.get(session.key)
+        if stream is not None and stream.held and stream.session is session:
+            self._run_stream(stream)  # the session's last samples count
         for ev in session.detector.finish():
             if stream is not None:
                 self._on_rep_event(stream, session, ev)
@@ -599,7 +653,7 @@ class Hub:
 
     def _finish_source(self) -> None:
         """The source ended: release what ingest holds, end sessions, sensors disconnected."""
-        self._process_blocks(*self._flush_ingest())
+        self._process_blocks(*self._flush_ingest(), flush_all=True)
         for session in list(self.sessions.values()):
             if session.active:
                 self._end_session(session)
@@ -646,24 +700,58 @@ class Hub:
         self.broadcaster.publish(message)
 
     def _maybe_push(self) -> None:
-        if not self._decimator:
+        """Push the streams that just got a new frame and are due; arm the timer for the others.
+
+        A stream is due :data:`DUE_FRACTION` ``/ display_rate_hz`` after its previous push and is
+        pushed by the first *new* frame arriving after that, so what it shows has waited only for
+        its own processing; frames arrive every few milliseconds, so pushes average about
+        ``display_rate_hz``. Should no new frame come for two intervals, the timer pushes what is
+        pending. Messages (each carrying every stream pushed at that moment) go out at most
+        ``max_message_rate_hz`` times a second.
+        """
+        if not self._fresh:
             return
-        wait = self._last_push + self._push_interval_s - time.perf_counter()
-        if wait <= 0:
-            self._push_frames()
-        elif self._push_timer is None and self._loop is not None:
-            self._push_timer = self._loop.call_later(wait, self._timer_push)
+        now = time.perf_counter()
+        if now - self._last_message >= self._message_interval_s:
+            self._push_due(now)
+        self._arm_timer(now)
+
+    def _push_due(self, now: float) -> None:
+        """One message with every fresh stream that is due and every stale one."""
+        due_after = DUE_FRACTION * self._push_interval_s
+        stale_after = 2.0 * self._push_interval_s - 1e-3
+        keys = [k for k in self._decimator.keys()
+                if now - self._last_push.get(k, -math.inf) >= (due_after if k in self._fresh else stale_after)]
+        # A fresh frame that is not due yet is no longer fresh when its stream becomes due.
+        self._fresh.clear()
+        if keys:
+            self._push_frames(keys, now)
+
+    def _arm_timer(self, now: float) -> None:
+        if self._push_timer is not None or self._loop is None:
+            return
+        pending = self._decimator.keys()
+        if not pending:
+            return
+        at = min(self._last_push.get(k, -math.inf) for k in pending) + 2.0 * self._push_interval_s
+        if self._fresh:
+            at = min(at, self._last_message + self._message_interval_s)
+        at = max(at, self._last_message + self._message_interval_s)
+        self._push_timer = self._loop.call_later(max(at - now, 0.0), self._timer_push)
 
     def _timer_push(self) -> None:
         self._push_timer = None
-        if self._decimator:
-            self._push_frames()
+        now = time.perf_counter()
+        if self._decimator and now - self._last_message >= self._message_interval_s:
+            self._push_due(now)
+        self._arm_timer(now)
 
-    def _push_frames(self) -> None:
-        self._last_push = time.perf_counter()
+    def _push_frames(self, keys: list[str], now: float) -> None:
+        self._last_message = now
         streams: list[dict[str, Any]] = []
         entered: list[float] = []
-        for key, (f, lo, hi, n, t_enter) in self._decimator.take().items():
+        for key, (f, lo, hi, n, t_enter) in self._decimator.take(keys).items():
+            self._last_push[key] = now
             stream = self.streams.get(key)
             if stream is None:
                 continue
@@ -710,15 +798,14 @@ class Hub:
                 seen = self._last_seen.get(state.sensor_id)
                 if seen is not None and now - seen > limit:
                     self._mark_lost(state, f"no data for {now - seen:.1f} s")
+        blocks: dict[str, list[ImuSamples]] = {}
         if math.isfinite(self._latest_t_host_s):
             # Packets held for reordering behind a gap are released once they are overdue.
-            released = self.ingest.poll(self._latest_t_host_s)
-            if released:
-                blocks: dict[str, list[ImuSamples]] = {}
-                for sid, block in released:
-                    blocks.setdefault(sid, []).append(block)
-                self._process_blocks(blocks, {sid: now for sid in blocks})
-                self._maybe_push()
+            for sid, block in self.ingest.poll(self._latest_t_host_s):
+                blocks.setdefault(sid, []).append(block)
+        # Blocks still held (their sensor went quiet) run now.
+        self._process_blocks(blocks, {sid: now for sid in blocks}, flush_all=True)
+        self._maybe_push()
 
     # == views ===================================================================================
 
@@ -823,7 +910,12 @@ class Hub:
         }
 
     def metrics_snapshot(self) -> dict[str, Any]:
-        return {"sensors": self.sensors_json(), "storage": self.storage_json(), "queue_depth": self._queue.qsize()}
+        return {"sensors": self.sensors_json(), "storage": self.storage_json(), "queue_depth": self.queue_depth}
+
+    @property
+    def queue_depth(self) -> int:
+        """Notifications and control actions waiting for the consumer."""
+        return self._queue.qsize()
 
     @property
     def uptime_s(self) -> float:

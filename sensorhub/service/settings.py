@@ -38,7 +38,9 @@ class ServiceSettings(BaseSettings):
     """Without ``replay``: run the BLE manager (False: no source, API only — tests, history browsing)."""
 
     display_rate_hz: float = Field(default=30.0, gt=0, le=240)
-    """Largest rate of WebSocket ``frame`` messages."""
+    """Largest rate at which one stream's angles are pushed to the browsers."""
+    max_message_rate_hz: float = Field(default=100.0, gt=0, le=1000)
+    """Largest rate of WebSocket ``frame`` messages (each carries every stream due at that moment)."""
     client_queue_size: int = Field(default=64, ge=2)
     """Messages a WebSocket client may have waiting before it is dropped as too slow."""
     status_interval_s: float = Field(default=1.0, gt=0)
