@@ -33,7 +33,8 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from sensorhub.notification import Notification
-from sensorhub.recording import Mark, RecordingWriter, open_recording
+from sensorhub.protocol import decode_packet, encode_packet_raw
+from sensorhub.recording import Mark, Recording, RecordingWriter, open_recording
 
 REPO = Path(__file__).resolve().parents[1]
 REPLAY_DATA = REPO / "replay_data"
@@ -167,25 +168,55 @@ class ServiceProcess:
             self._reader.join(timeout=2)
 
 
-def write_with_dropout(source: Path, target: Path, *, segment: str, start_s: float, end_s: float) -> str:
-    """Copy recording ``source`` to ``target`` without the notifications of the sensor on ``segment``
-    received in [start_s, end_s) (host clock of the recording): that sensor goes silent, as when it
-    leaves radio range, and comes back with a sequence gap. Returns the silenced sensor's id."""
+def _lead_in(rec: Recording, lead_in_s: float) -> list[Notification]:
+    """Notifications for ``lead_in_s`` seconds before the recording's first one: per sensor, copies
+    of its first packet's samples with consecutive earlier sequence numbers and sensor timestamps,
+    so the athlete simply stood still longer before the protocol (host times before the first)."""
+    firsts: dict[str, Notification] = {}
+    for note in rec.iter_notifications():
+        firsts.setdefault(note.sensor_id, note)
+        if len(firsts) == len(rec.sensors):
+            break
+    notes = []
+    for note in firsts.values():
+        p = decode_packet(note.payload)
+        packet_us = p.n_samples * p.sample_period_us
+        for j in range(1, math.ceil(lead_in_s * 1e6 / packet_us) + 1):
+            payload = encode_packet_raw(
+                seq=(p.seq - j) % 0x10000, t_first_us=round(p.t_first_us - j * packet_us) % 0x1_0000_0000,
+                rate_code=p.rate_code, range_code=p.range_code, raw=p.raw, sensor_state=p.sensor_state)
+            notes.append(Notification(note.sensor_id, note.t_host_s - j * packet_us * 1e-6, payload))
+    return sorted(notes, key=lambda n: n.t_host_s)
+
+
+def write_replay_variant(source: Path, target: Path, *, lead_in_s: float = 0.0,
+                         dropout: tuple[str, float, float] | None = None) -> dict[str, str]:
+    """Copy recording ``source`` to ``target`` with test scenarios built in; returns the sensor ids
+    by segment.
+
+    ``lead_in_s``: that many seconds of standing still before the recording starts (see
+    :func:`_lead_in`); every time of the source, marks included, moves later by as much.
+    ``dropout=(segment, start_s, end_s)``: the sensor on ``segment`` sends nothing between
+    ``start_s`` and ``end_s`` (source times), as when it leaves radio range, and comes back with a
+    sequence gap."""
     rec = open_recording(source)
-    sensor_id = rec.sensor(segment).sensor_id
+    ids = {s.segment or s.sensor_id: s.sensor_id for s in rec.sensors}
+    silent = ids[dropout[0]] if dropout else None
     with RecordingWriter(target, rec.meta, background_flush=False) as writer:
         for sensor in rec.sensors:
             writer.add_sensor(sensor)
         for calibration in rec.calibrations:
             writer.write_calibration(calibration)
+        for note in _lead_in(rec, lead_in_s) if lead_in_s > 0 else ():
+            writer.write_notification(Notification(note.sensor_id, note.t_host_s + lead_in_s, note.payload))
         for item in rec.iter_records():
             if isinstance(item, Mark):
-                writer.write_mark(item.t_host_s, item.label, **item.data)
+                writer.write_mark(item.t_host_s + lead_in_s, item.label, **item.data)
             elif isinstance(item, Notification):
-                if item.sensor_id == sensor_id and start_s <= item.t_host_s < end_s:
+                if dropout and item.sensor_id == silent and dropout[1] <= item.t_host_s < dropout[2]:
                     continue
-                writer.write_notification(item)
-    return sensor_id
+                writer.write_notification(Notification(item.sensor_id, item.t_host_s + lead_in_s, item.payload))
+    return ids
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The live dashboard in a real headless Chromium against the real service replaying a recording.
 
 One module-scoped run drives the whole session: ``sensorhub serve`` replays a simulated seated
-session (8 reps, reps 3 and 6 compensate, per its reps.json) at 5x speed, with the thigh sensor
-silenced for 15.5 s of session time near the end so that the hub reports it lost. While it plays,
+session (8 reps, reps 3 and 6 compensate, per its reps.json) at 6x speed, with 12 s more standing
+still before it and the thigh sensor silenced for 15.5 s of session time near the end so that the
+hub reports it lost. While it plays,
 the page's WebSocket messages are recorded, the dashboard's visible state is logged by a
 MutationObserver inside the page, the gauge and plot are sampled, and screenshots are saved to
 test-artifacts/. The tests below then check what the page showed against what the service sent and
@@ -25,15 +26,18 @@ from browser_support import (
     chromium_page,
     require_browser,
     screenshot,
-    write_with_dropout,
+    write_replay_variant,
 )
 
 RECORDING = "seated_right_9axis"
-SPEED = 5.0
-#: Session seconds without thigh notifications: 15.5 s / 5 = 3.1 s of wall time, well over the
+SPEED = 6.0
+#: Session seconds without thigh notifications: 15.5 s / 6 = 2.6 s of wall time, well over the
 #: hub's 1.0 s lost threshold. It starts inside rep 7, so reps 1-6 are complete and scored.
 DROPOUT_S = (74.0, 89.5)
 CHECKED_REPS = 6
+#: Seconds of standing still added before the recording (2 s of wall time): the replay starts when
+#: the service does, and the page must load and connect before the protocol is over.
+LEAD_IN_S = 12.0
 #: The dashboard skips gauge redraws for moves smaller than this (stream-panel.js GAUGE_STEP_DEG).
 GAUGE_STEP_DEG = 1.0
 
@@ -115,9 +119,9 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
         pytest.skip(f"{source} is absent")
     tmp = tmp_path_factory.mktemp("browser_live")
     recording = tmp / f"{RECORDING}_thigh_dropout.shr"
-    thigh_id = write_with_dropout(source, recording, segment="thigh", start_s=DROPOUT_S[0], end_s=DROPOUT_S[1])
-    run = LiveRun(truth=json.loads((REPLAY_DATA / f"{RECORDING}.reps.json").read_text()), thigh_id=thigh_id)
-    duration_s = 90.0 / SPEED
+    ids = write_replay_variant(source, recording, lead_in_s=LEAD_IN_S, dropout=("thigh", *DROPOUT_S))
+    run = LiveRun(truth=json.loads((REPLAY_DATA / f"{RECORDING}.reps.json").read_text()), thigh_id=ids["thigh"])
+    duration_s = (LEAD_IN_S + 90.0) / SPEED
 
     # The browser starts first: the replay begins as soon as the service is up, and the page must
     # be connected in time to see the calibration protocol at the recording's start.
@@ -127,7 +131,7 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
         page.goto(service.url)
         try:
             try:
-                _wait_for(page, "document.querySelector('.stream .cal-step.active')", 22.0 / SPEED)
+                _wait_for(page, "document.querySelector('.stream .cal-step.active')", (LEAD_IN_S + 22.0) / SPEED)
                 run.shots["calibration"] = screenshot(page, "browser_calibration")
             except sync_api.TimeoutError:
                 run.calibration_missed = True  # the page connected after the protocol (a very busy machine)
@@ -149,6 +153,7 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
             run.history = _visit_history(page)
             page.get_by_role("tab", name="Live").click()
             # Recalibrate: the button restarts the protocol on the service; the wizard comes back.
+            page.once("dialog", lambda dialog: dialog.accept())  # asked only while a session runs
             page.get_by_role("button", name="Recalibrate").click()
             _wait_for(page, "document.querySelector('.stream .cal-step.active')", 5)
             run.recalibration = page.evaluate(
@@ -274,7 +279,7 @@ def test_lost_sensor_shows_as_lost(live_run: LiveRun) -> None:
 
 def test_calibration_wizard_walks_through_the_protocol(live_run: LiveRun) -> None:
     if live_run.calibration_missed:
-        pytest.skip(f"the page connected only after the {22.0 / SPEED:.1f} s calibration protocol of the replay had ended")
+        pytest.skip(f"the page connected only after the {(LEAD_IN_S + 22.0) / SPEED:.1f} s calibration protocol had ended")
     order = ["still1", "swings", "bows", "still2"]
     first_streaming = next(i for i, e in enumerate(live_run.log) if e["state"] == "streaming")
     steps: list[str] = []

@@ -134,7 +134,8 @@ function render() {
   }
   if (dirty.sensors) {
     dirty.sensors = false;
-    renderSensors($("#sensors tbody"), store.sensors);
+    const names = new Map([...store.streams.values()].filter((s) => s.info).map((s) => [s.info.athlete, s.info.athlete_name ?? s.info.athlete]));
+    renderSensors($("#sensors tbody"), store.sensors, names);
   }
   if (!$("#view-live").hidden && drawCharts(t0)) schedule();
   // A gauge update held back by its 10 Hz limit must still land when no further frame arrives.

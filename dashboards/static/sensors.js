@@ -33,8 +33,8 @@ function rateCell(sensor) {
   return `<td class="num${slow ? " warn" : ""}">${num(rate, 0)}${nominal != null ? ` <span class="muted">/ ${num(nominal, 0)}</span>` : ""} Hz</td>`;
 }
 
-/** Fill `tbody` with one row per sensor. */
-export function renderSensors(tbody, sensors) {
+/** Fill `tbody` with one row per sensor; `names` maps athlete ids to display names. */
+export function renderSensors(tbody, sensors, names = new Map()) {
   if (!sensors.size) {
     tbody.innerHTML = `<tr><td colspan="7" class="muted">No sensors yet.</td></tr>`;
     return;
@@ -47,7 +47,7 @@ export function renderSensors(tbody, sensors) {
       return `<tr class="sensor-row ${st.cls}" data-sensor-id="${esc(s.sensor_id)}" data-status="${st.cls}">
         <td><span class="status-pill ${st.cls}">${st.text}</span></td>
         <td class="mono">${esc(s.sensor_id)}</td>
-        <td>${esc(s.athlete ?? "—")} ${esc(s.side ?? "")} ${esc(s.segment ?? "")}</td>
+        <td>${esc(names.get(s.athlete) ?? s.athlete ?? "—")} ${esc(s.side ?? "")} ${esc(s.segment ?? "unassigned")}</td>
         ${batteryCell(s.battery_pct)}
         <td class="num${lossCls}">${pct(loss, 1)}</td>
         ${rateCell(s)}

@@ -98,6 +98,9 @@ export class StreamPanel {
     this.q(".calibration").addEventListener("click", (ev) => {
       const button = ev.target.closest("button[data-action=recalibrate]");
       if (!button) return;
+      // Mid-session a stray tap would stop the angles: ask first (not after a failed protocol).
+      const streaming = this.stream?.info?.state === "streaming" && !this.stream?.sessionEnded;
+      if (streaming && !window.confirm(`Restart the calibration of ${this.key}? Angles stop until the protocol is done.`)) return;
       button.disabled = true;
       this.actions.startCalibration(this.key).finally(() => (button.disabled = false));
     });
