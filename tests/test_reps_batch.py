@@ -107,3 +107,21 @@ def test_batch_then_live_continues_exactly() -> None:
     # Feeding the whole table again adds nothing: rows not after the last sample are ignored.
     assert mixed.update_table(table) == []
 
+
+
+def test_batch_path_equals_sample_by_sample_across_rate_changes_and_a_stuck_excursion() -> None:
+    """A held excursion longer than max_excursion_s (aborted), then the stream drops from 100 to 50 Hz."""
+    fs = 100.0
+    ramp = 30.0 * _min_jerk(80)
+    part1 = np.concatenate([np.zeros(100), ramp, np.full(3200, 30.0), ramp[::-1], np.zeros(150)])
+    part2 = np.concatenate([np.zeros(50), 25.0 * _min_jerk(40), np.full(50, 25.0), 25.0 * _min_jerk(40)[::-1], np.zeros(40),
+                            -35.0 * _min_jerk(40), np.full(50, -35.0), -35.0 * _min_jerk(40)[::-1], np.zeros(60)])
+    t = np.concatenate([np.arange(part1.size) / fs, part1.size / fs + np.arange(part2.size) / 50.0])
+    rot = np.concatenate([part1, part2]) + np.random.default_rng(4).normal(0.0, 0.3, t.size)
+    table = AngleTable.from_arrays(t, rot, hip_flexion=np.full(t.size, 90.0))
+    online, batch = RepDetector("seated_rotation"), RepDetector("seated_rotation")
+    events = batch.update_table(table)
+    assert events == _row_by_row(online, table)
+    assert any("no return to neutral" in getattr(e, "reason", "") for e in events)
+    assert sum(1 for e in events if hasattr(e, "rep")) == 1  # the rep at 50 Hz counts
+    _assert_same_state(batch, online)
