@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sensorhub import __version__
+from sensorhub.assignments import AssignmentStore
 from sensorhub.drills import (
     CATALOG,
     DrillDefinition,
@@ -229,8 +230,11 @@ class Hub:
         broadcaster: Broadcaster,
         athletes: AthleteRegistry,
         source: NotificationSource | None = None,
+        assignments: AssignmentStore | None = None,
     ) -> None:
         self.settings = settings
+        self.assignment_store = assignments
+        """Where REST assignment changes are persisted (live BLE; None for replay)."""
         self.store = store
         self.metrics = metrics
         self.broadcaster = broadcaster
@@ -320,7 +324,7 @@ class Hub:
         state = self._sensor(info.sensor_id)
         state.info = info
         if info.segment is not None and info.athlete is not None and state.assignment is None:
-            self.assign_sensor(info.sensor_id, info.athlete, info.segment, info.side)
+            self.assign_sensor(info.sensor_id, info.athlete, info.segment, info.side, persist=False)
 
     def sensor_event(self, sensor_id: str, kind: str, **data: Any) -> None:
         state = self._sensor(sensor_id)
@@ -328,8 +332,9 @@ class Hub:
             state.connected = True
             self._last_seen.setdefault(sensor_id, time.perf_counter())
         elif kind == "disconnected":
+            # Deliberately stopped (or the source ended): not a lost link.
             state.connected = False
-            self._mark_lost(state, "disconnected")
+            state.lost = False
         elif kind == "lost":
             self._mark_lost(state, str(data.get("reason", "link lost")))
         elif kind == "back":
@@ -352,9 +357,12 @@ class Hub:
 
     # == API operations ==========================================================================
 
-    def assign_sensor(self, sensor_id: str, athlete: str, segment: str, side: str | None = None) -> SensorState:
+    def assign_sensor(self, sensor_id: str, athlete: str, segment: str, side: str | None = None, *,
+                      persist: bool = True) -> SensorState:
         """Strap ``sensor_id`` to ``segment`` (and ``side``) of ``athlete``; recalibrates affected streams."""
         new = Assignment(athlete, segment, side)
+        if self.assignment_store is not None and persist:
+            self.assignment_store.assign(sensor_id, athlete, segment, new.side)  # AssignmentError: 422
         state = self._sensor(sensor_id)
         old = state.assignment
         state.assignment = new
@@ -374,6 +382,8 @@ class Hub:
         state = self.sensors.get(sensor_id)
         if state is None:
             raise NotFoundError(f"no sensor {sensor_id!r}")
+        if self.assignment_store is not None:
+            self.assignment_store.unassign(sensor_id)
         state.assignment = None
 
     def start_session(self, athlete: str, side: str, drill: str) -> LiveSession:
@@ -720,7 +730,7 @@ class Hub:
         """One message with every fresh stream that is due and every stale one."""
         due_after = DUE_FRACTION * self._push_interval_s
         stale_after = 2.0 * self._push_interval_s - 1e-3
-        keys = [k for k in self._decimator.keys()
+        keys = [k for k in self._decimator.keys()  # noqa: SIM118 - FrameDecimator.keys(), not a dict
                 if now - self._last_push.get(k, -math.inf) >= (due_after if k in self._fresh else stale_after)]
         # A fresh frame that is not due yet is no longer fresh when its stream becomes due.
         self._fresh.clear()

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from sensorhub import __version__
+from sensorhub.assignments import AssignmentStore
 from sensorhub.drills import UnknownDrillError
 from sensorhub.errors import ConfigurationError, SensorhubError
 from sensorhub.service.athletes import (
@@ -55,17 +56,20 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 
 
+def assignment_store(settings: ServiceSettings) -> AssignmentStore:
+    from sensorhub.service.ble_source import assignment_store as store_of
+
+    return store_of(settings)
+
+
 def default_source(settings: ServiceSettings) -> NotificationSource | None:
     """The source the settings ask for: a replay, the BLE manager (real or fake sensors), or None."""
     if settings.replay is not None:
         return ReplayNotificationSource(settings.replay, speed=settings.replay_speed, loop=settings.replay_loop)
     if settings.mode == "idle":
         return None
-    try:
-        from sensorhub.service.ble_source import BleNotificationSource
-    except ImportError as exc:
-        log.warning("live BLE is not available (%s); the hub runs without a source", exc)
-        return None
+    from sensorhub.service.ble_source import BleNotificationSource
+
     return BleNotificationSource(fake=settings.fake_sensors, settings=settings)
 
 
@@ -95,6 +99,7 @@ def create_app(
             broadcaster=Broadcaster(settings.client_queue_size),
             athletes=AthleteRegistry(Path(data_dir) / "athletes.json"),
             source=source if source is not None else default_source(settings),
+            assignments=assignment_store(settings) if settings.mode == "ble" and source is None else None,
         )
         hub.broadcaster._on_latency = hub.metrics.observe_latency
         hub.broadcaster._on_drop = lambda _client: hub.metrics.dropped_clients.inc()
