@@ -1,9 +1,10 @@
 // One measured hip ("<athlete>/<side>" stream) on the live page: gauge, rolling plot, reps, alerts
 // and the calibration wizard.
 //
-// A panel never talks to the network. `render(store)` is called at most once per animation frame
-// and draws everything that changed since the last call: the plot gets all frames received since
-// then in one extendTraces call, the gauge one restyle when the value moved.
+// A panel never talks to the network. `render(store)` (text, banners, wizard: cheap DOM writes) runs
+// at most once per animation frame; `drawCharts()` (Plotly) runs when the page's per-frame budget
+// allows and puts every frame received since its last call on the plot with one extendTraces, plus
+// at most one gauge restyle per 100 ms.
 
 import { COLOURS, PELVIS_AXES, SIDE_LABEL, deg, esc, num, rotationParts } from "./format.js";
 import { sessionRange, takePending, targetsOf } from "./store.js";
@@ -37,7 +38,7 @@ function gaugeRange(targets) {
   return [-span(er), span(ir)];
 }
 
-/** Ticks every 15° labelled with magnitudes; the ends say which way is internal and external. */
+/** Ticks every 15° labelled with magnitudes (the axis title says which way is internal). */
 function rotationTicks(targets) {
   const [lo, hi] = gaugeRange(targets);
   const tickvals = [];
@@ -218,6 +219,15 @@ export class StreamPanel {
     if (!stream) return;
     this.stream = stream;
     this.targets = targetsOf(store, stream);
+    if (this.plotsReady && JSON.stringify(this.targets) !== this.drawn.targets) {
+      // Another drill with other targets: the axes, marks and target lines are built from them.
+      Plotly.purge(this.plotEl);
+      Plotly.purge(this.gaugeEl);
+      this.plotsReady = false;
+      this.plottedSession = undefined;
+      this.drawn.value = undefined;
+      this.drawn.steps = "";
+    }
     if (!this.plotsReady) this.initPlots(this.targets);
     this.renderHead(store, stream);
     this.renderCalibration(stream);
