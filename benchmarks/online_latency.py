@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sensorhub.motion.evaluate import _slice, load_case
+from sensorhub.motion.align import slice_samples
+from sensorhub.motion.evaluate import load_case
 from sensorhub.motion.pipeline import OnlinePipeline
 
 
@@ -42,7 +43,7 @@ def main() -> None:
         cpu: dict[str, list[float]] = {"calibrating": [], "streaming": []}
         for _, name, i0, i1 in events:
             smp = case.pelvis if name == "pelvis" else case.thigh
-            block = _slice(smp, i0, i1)
+            block = slice_samples(smp, i0, i1)
             state = "streaming" if online.state == "streaming" else "calibrating"
             t0, c0 = time.perf_counter(), time.thread_time()
             online.push(name, block)

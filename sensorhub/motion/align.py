@@ -153,3 +153,18 @@ def to_uniform_rate(samples: ImuSamples, rate_hz: float | None = None) -> ImuSam
         mag_uT=None if samples.mag_uT is None else fill(samples.mag_uT),
         gap_before=in_gap,
     )
+
+
+def slice_samples(samples: ImuSamples, i0: int, i1: int) -> ImuSamples:
+    """Samples ``i0:i1`` of ``samples`` (all fields)."""
+    return ImuSamples(
+        samples.t_s[i0:i1], samples.acc_m_s2[i0:i1], samples.gyr_rad_s[i0:i1],
+        None if samples.mag_uT is None else samples.mag_uT[i0:i1],
+        None if samples.gap_before is None else samples.gap_before[i0:i1],
+    )
+
+
+def concat_samples(a: ImuSamples, b: ImuSamples) -> ImuSamples:
+    """``b`` appended to ``a`` (magnetometer only if both have one; gap flags dropped)."""
+    mag = None if a.mag_uT is None or b.mag_uT is None else np.vstack((a.mag_uT, b.mag_uT))
+    return ImuSamples(np.concatenate((a.t_s, b.t_s)), np.vstack((a.acc_m_s2, b.acc_m_s2)), np.vstack((a.gyr_rad_s, b.gyr_rad_s)), mag)

@@ -242,20 +242,22 @@ class Calibration:
 # Phase detection
 
 
-def _smoothed_rate_deg_s(gyr_rad_s: FloatArray, rate_hz: float) -> FloatArray:
+def smoothed_rate_deg_s(gyr_rad_s: FloatArray, rate_hz: float) -> FloatArray:
+    """Angular-rate norm (deg/s) as a centred SMOOTH_S moving mean: the signal phases are found on."""
     norm = np.degrees(np.linalg.norm(gyr_rad_s, axis=1))
     return np.asarray(uniform_filter1d(norm, max(1, int(round(SMOOTH_S * rate_hz))), mode="nearest"))
 
 
-def _runs(mask: BoolArray) -> list[tuple[int, int]]:
+def runs(mask: BoolArray) -> list[tuple[int, int]]:
     """Half-open index runs ``[i, j)`` where ``mask`` is True."""
     d = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
-def _merge_runs(runs: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int]]:
+def _merge_runs(spans: list[tuple[int, int]], max_gap: int) -> list[tuple[int, int]]:
+    """Join runs separated by at most ``max_gap`` samples."""
     out: list[tuple[int, int]] = []
-    for a, b in runs:
+    for a, b in spans:
         if out and a - out[-1][1] <= max_gap:
             out[-1] = (out[-1][0], b)
         else:
@@ -263,8 +265,9 @@ def _merge_runs(runs: list[tuple[int, int]], max_gap: int) -> list[tuple[int, in
     return out
 
 
-def _first_run(runs: list[tuple[int, int]], start: int, min_len: int) -> tuple[int, int] | None:
-    for a, b in runs:
+def _first_run(spans: list[tuple[int, int]], start: int, min_len: int) -> tuple[int, int] | None:
+    """First run (clipped to begin at ``start``) with at least ``min_len`` samples."""
+    for a, b in spans:
         if b > start and b - max(a, start) >= min_len:
             return max(a, start), b
     return None
@@ -287,8 +290,8 @@ def detect_phases(
     if len(t_s) < 10:
         raise CalibrationPhaseError("too few samples to look for the calibration protocol")
     rate = 1.0 / float(np.median(np.diff(t_s)))
-    p = _smoothed_rate_deg_s(gyr_pelvis_rad_s, rate)
-    th = _smoothed_rate_deg_s(gyr_thigh_rad_s, rate)
+    p = smoothed_rate_deg_s(gyr_pelvis_rad_s, rate)
+    th = smoothed_rate_deg_s(gyr_thigh_rad_s, rate)
     still = (p < STILL_MAX_DEG_S) & (th < STILL_MAX_DEG_S)
     swinging = (th > THIGH_ACTIVE_DEG_S) & (p < PELVIS_ACTIVE_DEG_S)
     bowing = p > PELVIS_ACTIVE_DEG_S
@@ -297,12 +300,12 @@ def detect_phases(
         return int(round(seconds * rate))
 
     i0 = 0 if search_from_s is None else int(np.searchsorted(t_s, search_from_s))
-    still_runs = _runs(still)
+    still_runs = runs(still)
     r1 = _first_run(still_runs, i0, n(1.0))
     if r1 is None:
         raise CalibrationPhaseError(f"no first still phase (>= 1 s with both sensors below {STILL_MAX_DEG_S:g} deg/s) after t = {t_s[i0]:.2f} s")
     # The swings must follow the first still phase; a still phase long before them is not "first".
-    swing_runs = _merge_runs(_runs(swinging), n(0.6))
+    swing_runs = _merge_runs(runs(swinging), n(0.6))
     r2 = _first_run(swing_runs, r1[1], n(2.0))
     if r2 is None:
         raise CalibrationPhaseError(f"no leg swings (thigh turning > {THIGH_ACTIVE_DEG_S:g} deg/s for >= 2 s, pelvis quiet) after t = {t_s[r1[1] - 1]:.2f} s")
@@ -312,7 +315,7 @@ def detect_phases(
         r1 = before[-1]
     if r2[0] - r1[1] > n(3.0):
         log.warning("%.1f s between the first still phase and the swings", (r2[0] - r1[1]) / rate)
-    bow_runs = _merge_runs(_runs(bowing), n(1.5))
+    bow_runs = _merge_runs(runs(bowing), n(1.5))
     r3 = _first_run(bow_runs, r2[1], n(1.5))
     if r3 is None:
         raise CalibrationPhaseError(f"no bows (pelvis turning > {PELVIS_ACTIVE_DEG_S:g} deg/s for >= 1.5 s) after the swings ending at t = {t_s[r2[1] - 1]:.2f} s")
@@ -729,14 +732,9 @@ class LiveCalibration:
         self._progress = 0.0
 
     def _finish(self) -> None:
-        t = np.concatenate(self._t)
-        smp: dict[str, ImuSamples] = {}
-        for name in SEGMENTS:
-            acc = np.concatenate([b[0] for b in self._blocks[name]])
-            gyr = np.concatenate([b[1] for b in self._blocks[name]])
-            mags = [b[2] for b in self._blocks[name]]
-            mag = np.concatenate([m for m in mags if m is not None]) if all(m is not None for m in mags) else None
-            smp[name] = ImuSamples(t_s=t, acc_m_s2=acc, gyr_rad_s=gyr, mag_uT=mag)
+        buffered = self.buffered()
+        assert buffered is not None
+        smp = dict(zip(SEGMENTS, buffered))
         phases = CalibrationPhases(self._marks["still1"], self._marks["swings"], self._marks["bows"], self._marks["still2"])
         try:
             cal = calibrate(smp["pelvis"], smp["thigh"], self.side, phases=phases)
@@ -757,6 +755,7 @@ class LiveCalibration:
         out = []
         for name in SEGMENTS:
             mags = [b[2] for b in self._blocks[name]]
-            out.append(ImuSamples(t, np.concatenate([b[0] for b in self._blocks[name]]), np.concatenate([b[1] for b in self._blocks[name]]),
-                                  np.concatenate([m for m in mags if m is not None]) if all(m is not None for m in mags) else None))
+            mag = np.concatenate([m for m in mags if m is not None]) if all(m is not None for m in mags) else None
+            out.append(ImuSamples(t, np.concatenate([b[0] for b in self._blocks[name]]),
+                                  np.concatenate([b[1] for b in self._blocks[name]]), mag))
         return out[0], out[1]

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from sensorhub.csv_import import read_imu_csv
 from sensorhub.errors import SensorhubError
+from sensorhub.motion.align import slice_samples
 from sensorhub.motion.pipeline import AngleSeries, OnlinePipeline, analyze_imu
 from sensorhub.samples import ImuSamples
 
@@ -167,15 +168,9 @@ def run_online(case: Case, block_s: float = 0.1) -> AngleSeries:
         for name, smp in (("pelvis", case.pelvis), ("thigh", case.thigh)):
             i0, i1 = np.searchsorted(smp.t_s, [t, t + block_s])
             if i1 > i0:
-                online.push(name, _slice(smp, int(i0), int(i1)))
+                online.push(name, slice_samples(smp, int(i0), int(i1)))
         t += block_s
     return online.series()
-
-
-def _slice(s: ImuSamples, i0: int, i1: int) -> ImuSamples:
-    return ImuSamples(s.t_s[i0:i1], s.acc_m_s2[i0:i1], s.gyr_rad_s[i0:i1],
-                      None if s.mag_uT is None else s.mag_uT[i0:i1],
-                      None if s.gap_before is None else s.gap_before[i0:i1])
 
 
 def plain_vqf(case: Case) -> AngleSeries:

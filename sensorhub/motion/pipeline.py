@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import Akima1DInterpolator
-from scipy.ndimage import uniform_filter1d
 
 from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
 from sensorhub.motion.calibration import (
+    STILL_MAX_DEG_S,
     Calibration,
     CalibrationPhaseError,
     CalibrationPhases,
@@ -45,6 +45,8 @@ from sensorhub.motion.calibration import (
     LiveCalibrationStatus,
     calibrate,
     detect_phases,
+    runs,
+    smoothed_rate_deg_s,
 )
 from sensorhub.motion.fusion import fuse
 from sensorhub.samples import ImuSamples
@@ -176,14 +178,17 @@ def _neutral_span(phases: CalibrationPhases) -> Interval:
     return Interval(iv.start_s + trim, iv.end_s - trim)
 
 
+def _still_runs(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> tuple[BoolArray, float]:
+    """Both sensors still (0.5-s mean rate below the calibration's still threshold); and the period."""
+    dt = float(np.median(np.diff(t)))
+    p = smoothed_rate_deg_s(gyr_p, 1.0 / dt)
+    th = smoothed_rate_deg_s(gyr_t, 1.0 / dt)
+    return (p < STILL_MAX_DEG_S) & (th < STILL_MAX_DEG_S), dt
+
+
 def _first_still_span(t_s: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, min_s: float = 1.0) -> Interval | None:
-    dt = float(np.median(np.diff(t_s)))
-    w = max(1, int(round(0.5 / dt)))
-    p = uniform_filter1d(np.degrees(np.linalg.norm(gyr_p, axis=1)), w)
-    th = uniform_filter1d(np.degrees(np.linalg.norm(gyr_t, axis=1)), w)
-    still = (p < 5.0) & (th < 5.0)
-    d = np.diff(np.concatenate(([0], still.astype(np.int8), [0])))
-    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+    still, dt = _still_runs(t_s, gyr_p, gyr_t)
+    for a, b in runs(still):
         if (b - a) * dt >= min_s:
             return Interval(float(t_s[a]), float(t_s[b - 1]))
     return None
@@ -441,13 +446,8 @@ def _refine_thigh_mount(delta0: float, delta_mag_neutral: float, q_thigh_mount: 
 def _seated_neutral_span(t: FloatArray, flexion_deg: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray,
                          after_s: float) -> Interval | None:
     """First span after ``after_s`` of >= SEATED_NEUTRAL_MIN_S sitting (hip flexion > 60°) with both sensors still."""
-    dt = float(np.median(np.diff(t)))
-    w = max(1, int(round(0.5 / dt)))
-    p = uniform_filter1d(np.degrees(np.linalg.norm(gyr_p, axis=1)), w)
-    th = uniform_filter1d(np.degrees(np.linalg.norm(gyr_t, axis=1)), w)
-    ok = (t > after_s) & (flexion_deg > 60.0) & (p < 5.0) & (th < 5.0)
-    d = np.diff(np.concatenate(([0], ok.astype(np.int8), [0])))
-    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+    still, dt = _still_runs(t, gyr_p, gyr_t)
+    for a, b in runs(still & (t > after_s) & (flexion_deg > 60.0)):
         if (b - a) * dt >= SEATED_NEUTRAL_MIN_S:
             trim = int(round(0.2 / dt))
             return Interval(float(t[a + trim]), float(t[b - 1 - trim]))
@@ -537,16 +537,6 @@ class AngleFrame:
     pelvis_obliquity_deg: float
     pelvis_rotation_deg: float
     gap: bool
-
-
-def _concat(a: ImuSamples, b: ImuSamples) -> ImuSamples:
-    mag = None if a.mag_uT is None or b.mag_uT is None else np.vstack((a.mag_uT, b.mag_uT))
-    return ImuSamples(np.concatenate((a.t_s, b.t_s)), np.vstack((a.acc_m_s2, b.acc_m_s2)), np.vstack((a.gyr_rad_s, b.gyr_rad_s)), mag)
-
-
-def _slice_samples(s: ImuSamples, i0: int, i1: int) -> ImuSamples:
-    return ImuSamples(s.t_s[i0:i1], s.acc_m_s2[i0:i1], s.gyr_rad_s[i0:i1], None if s.mag_uT is None else s.mag_uT[i0:i1],
-                      None if s.gap_before is None else s.gap_before[i0:i1])
 
 
 def _heading_of(q_earth_segment: FloatArray, axis: FloatArray) -> tuple[FloatArray, BoolArray]:
@@ -703,7 +693,7 @@ class OnlinePipeline:
         filled, gap = st.fill_gap(block)
         st.remember(block)
         if self.state != "streaming":
-            st.raw = filled if st.raw is None else _concat(st.raw, filled)
+            st.raw = filled if st.raw is None else align.concat_samples(st.raw, filled)
             return self._calibration_step()
         return self._stream_block(st, filled, gap)
 
@@ -717,7 +707,7 @@ class OnlinePipeline:
         for st in self._streams.values():
             if st.raw is not None and st.raw.t_s[-1] - st.raw.t_s[0] > 2 * WAITING_BUFFER_S:
                 k0 = int(np.searchsorted(st.raw.t_s, st.raw.t_s[-1] - WAITING_BUFFER_S))
-                st.raw = _slice_samples(st.raw, k0, len(st.raw))
+                st.raw = align.slice_samples(st.raw, k0, len(st.raw))
 
     def _raw(self, name: str) -> ImuSamples | None:
         return self._streams[name].raw
@@ -741,8 +731,8 @@ class OnlinePipeline:
         # Only the samples around the new grid points are needed.
         i_p = max(0, int(np.searchsorted(p.t_s, t[0])) - 2)
         i_t = max(0, int(np.searchsorted(th.t_s, t[0])) - 2)
-        pg = align.resample_samples(_slice_samples(p, i_p, len(p)), t)
-        tg = align.resample_samples(_slice_samples(th, i_t, len(th)), t)
+        pg = align.resample_samples(align.slice_samples(p, i_p, len(p)), t)
+        tg = align.resample_samples(align.slice_samples(th, i_t, len(th)), t)
         if self.live_calibration is not None:
             status = self.live_calibration.feed(pg, tg)
             if status.calibration is not None:
