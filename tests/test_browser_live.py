@@ -12,6 +12,7 @@ against the recording's ground truth.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -105,6 +106,8 @@ class LiveRun:
     history: dict[str, Any] = field(default_factory=dict)
     calibration_missed: bool = False
     recalibration: list[list[str]] = field(default_factory=list)
+    final_sample: dict[str, Any] = field(default_factory=dict)
+    final_log_index: int = 0
 
 
 def _wait_for(page: Any, condition: str, timeout_s: float) -> None:
@@ -150,6 +153,8 @@ def live_run(tmp_path_factory: pytest.TempPathFactory) -> LiveRun:
             while not run.recorder.events("session_stopped") and deadline_ms > 0:
                 page.wait_for_timeout(250)
                 deadline_ms -= 250
+            run.final_sample = page.evaluate(SAMPLE_JS)
+            run.final_log_index = len(page.evaluate("window.__dashLog"))
             run.history = _visit_history(page)
             page.get_by_role("tab", name="Live").click()
             # Recalibrate: the button restarts the protocol on the service; the wizard comes back.
@@ -191,6 +196,14 @@ def _visit_history(page: Any) -> dict[str, Any]:
     })""")
 
 
+def _without_breaks(sample: dict[str, Any]) -> tuple[list[float], list[float | None], list[float | None]]:
+    """The plot's points without the value-less points the dashboard puts into holes of > 2 s."""
+    keep = [i for i, (r, p) in enumerate(zip(sample["plot_rotation"], sample["plot_pelvis_rotation"], strict=True))
+            if r is not None or p is not None]
+    return ([sample["plot_x"][i] for i in keep], [sample["plot_rotation"][i] for i in keep],
+            [sample["plot_pelvis_rotation"][i] for i in keep])
+
+
 def _js_round(x: float) -> int:
     """Math.round of JavaScript (halves go up), which the dashboard uses for its numerals."""
     return math.floor(x + 0.5)
@@ -220,12 +233,12 @@ def test_number_gauge_and_plot_show_the_websocket_frames(live_run: LiveRun) -> N
             assert sample["direction"] == ("IR" if rounded > 0 else "ER" if rounded < 0 else "")
 
         # The plot holds exactly the stream's frames, in order, up to its newest point.
-        x = sample["plot_x"]
+        x, rotation, pelvis = _without_breaks(sample)
         end = times.index(x[-1])
         expected = frames[end - len(x) + 1 : end + 1]
         assert x == [f["t_s"] for f in expected]
-        assert sample["plot_rotation"] == [f["hip_rotation"] for f in expected]
-        assert sample["plot_pelvis_rotation"] == [f["pelvis_rotation"] for f in expected]
+        assert rotation == [f["hip_rotation"] for f in expected]
+        assert pelvis == [f["pelvis_rotation"] for f in expected]
         assert x[-1] <= sample["t_s"]
 
         # The gauge needle sits on a recent frame's value (it skips moves under GAUGE_STEP_DEG).
@@ -259,6 +272,10 @@ def test_compensation_alert_on_compensated_reps_only(live_run: LiveRun) -> None:
             texts = {e["bannerText"] for e in live_run.log if e["reps"] == n and e["banner"]}
             assert any(f"rep {n}" in t and "pelvis" in t.lower() for t in texts), texts
     assert not any(e["banner"] for e in live_run.log if e["reps"] == 0)
+    # Rep 6 compensated and no clean rep followed, but once the session has ended the alert is off.
+    assert truth[CHECKED_REPS - 1]["compensation"]
+    assert live_run.log[live_run.final_log_index - 1]["state"] == "stopped"
+    assert not live_run.log[live_run.final_log_index - 1]["banner"]
 
 
 def test_lost_sensor_shows_as_lost(live_run: LiveRun) -> None:
@@ -309,3 +326,18 @@ def test_recalibrate_button_restarts_the_protocol_on_the_service(live_run: LiveR
     assert steps == ["still1", "swings", "bows", "still2"]
     assert live_run.recalibration[0][1] == "cal-step active"
     assert all(cls == "cal-step pending" for _, cls in live_run.recalibration[1:])
+
+
+def test_plot_does_not_bridge_the_dropout(live_run: LiveRun) -> None:
+    sample = live_run.final_sample
+    assert sample, "no sample after the session ended"
+    frames = live_run.recorder.frames(sample["key"])
+    sent = {f["t_s"] for f in frames}
+    x = sample["plot_x"]
+    # Largest hole between two frames the page plotted; a value-less point must sit inside it.
+    plotted = [t for t in x if t in sent]
+    gaps = [(b - a, a, b) for a, b in itertools.pairwise(plotted)]
+    width, a, b = max(gaps)
+    assert width > (DROPOUT_S[1] - DROPOUT_S[0]) * 0.8, f"the dropout is not on the plot: widest hole {width:.1f} s"
+    breaks = [i for i, t in enumerate(x) if a < t < b]
+    assert breaks and all(sample["plot_rotation"][i] is None and sample["plot_pelvis_rotation"][i] is None for i in breaks)

@@ -37,6 +37,7 @@ SCENARIOS_JS = """async () => {
   m.applyMessage(s, rep(3, false)); look();
   m.applyMessage(s, rep(4, true)); look();
   m.applyMessage(s, {type: 'event', event: 'session_stopped', t: 0, key, session: {id: 's1'}}); look();
+  m.applyMessage(s, frame({reps: 4, compensating: true, t_s: 3})); look();  // a last frame of the ended session
   out.compensation = seen;
   out.stoppedEnded = s.streams.get(key).sessionEnded;
 
@@ -88,7 +89,7 @@ def scenarios() -> dict[str, Any]:
 
 
 def test_compensation_flag_follows_the_last_completed_rep(scenarios: dict[str, Any]) -> None:
-    assert scenarios["compensation"] == [[1, False], [2, True], [2, True], [3, False], [4, True], [4, False]]
+    assert scenarios["compensation"] == [[1, False], [2, True], [2, True], [3, False], [4, True], [4, False], [4, False]]
     assert scenarios["stoppedEnded"] is True
 
 

@@ -133,7 +133,8 @@ function applyFrame(store, message) {
       stream.pending.splice(0, stream.pending.length - MAX_PENDING_FRAMES);
     }
     if (typeof frame.reps === "number") stream.reps = frame.reps;
-    const compensating = Boolean(frame.compensating);
+    // After session_stopped the alert stays off even if a last frame of that session still says so.
+    const compensating = Boolean(frame.compensating) && !stream.sessionEnded;
     if (compensating && !stream.compensating) stream.compensationSeenUnix = Date.now() / 1000;
     stream.compensating = compensating;
     markStream(store, frame.key);

@@ -13,6 +13,8 @@ import { sessionRange, takePending, targetsOf } from "./store.js";
 export const WINDOW_S = 20;
 /** Points kept per trace: 20 s at 30 Hz with margin (older points are outside the window anyway). */
 const MAX_POINTS = 900;
+/** A hole of more than this many seconds of session time between two frames breaks the lines. */
+const BREAK_AFTER_S = 2.0;
 /** Below this change (degrees) the gauge is not redrawn. */
 const GAUGE_STEP_DEG = 1.0;
 /**
@@ -107,6 +109,7 @@ export class StreamPanel {
     });
     this.plotsReady = false;
     this.plottedSession = undefined;
+    this.lastPlottedT = null;
     this.gaugeDrawnAt = -Infinity;
     this.gaugeDeferred = false; // a gauge update waits for GAUGE_INTERVAL_MS
     this.drawn = { value: undefined, steps: "", targets: "", repIndex: null, calibration: "", sensors: "" };
@@ -364,12 +367,25 @@ export class StreamPanel {
     if (stream.session !== this.plottedSession) {
       // A new session (next replay pass, service restart): start from an empty plot.
       this.plottedSession = stream.session;
+      this.lastPlottedT = null;
       Plotly.restyle(this.plotEl, { x: [[], [], [], []], y: [[], [], [], []] }, [0, 1, 2, 3]);
       frames = frames.filter((f) => f.session == null || f.session === stream.session);
     }
     if (!frames.length) return 0;
-    const x = frames.map((f) => f.t_s);
-    const field = (name) => frames.map((f) => f[name] ?? null);
+    // Where no frame came for a while (sensor lost, calibration between two sessions) the lines
+    // must not bridge the hole: a point without values in between breaks them.
+    const x = [];
+    const rows = [];
+    for (const f of frames) {
+      if (this.lastPlottedT != null && f.t_s - this.lastPlottedT > BREAK_AFTER_S) {
+        x.push((this.lastPlottedT + f.t_s) / 2);
+        rows.push(null);
+      }
+      x.push(f.t_s);
+      rows.push(f);
+      this.lastPlottedT = f.t_s;
+    }
+    const field = (name) => rows.map((f) => (f ? f[name] ?? null : null));
     const tEnd = x[x.length - 1];
     // Set the window on the layout object before extending: extendTraces redraws once and picks
     // the new range up, instead of a second full redraw from a separate relayout call.
