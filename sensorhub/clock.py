@@ -220,6 +220,15 @@ class ClockMapper:
     @staticmethod
     def _hull_slope(xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
         """Slope of the lower-convex-hull edge over ``x_mean`` (xs ascending); None if degenerate."""
+        # Monotone chain on Python floats: element-wise indexing of NumPy arrays costs ~100 ns per
+        # access, which made this loop the ingest's hot spot; float arithmetic is the same IEEE
+        # double arithmetic, so the result is bit-identical.
+        xs_l: list[float] = xs.tolist()
+        ys_l: list[float] = ys.tolist()
+        return ClockMapper._hull_slope_lists(xs_l, ys_l, x_mean)
+
+    @staticmethod
+    def _hull_slope_lists(xs: list[float], ys: list[float], x_mean: float) -> float | None:
         hull: list[int] = []
         for i in range(len(xs)):
             while len(hull) >= 2:
@@ -231,7 +240,7 @@ class ClockMapper:
             hull.append(i)
         for i0, i1 in itertools.pairwise(hull):
             if xs[i0] <= x_mean <= xs[i1] and xs[i1] > xs[i0]:
-                return float((ys[i1] - ys[i0]) / (xs[i1] - xs[i0]))
+                return (ys[i1] - ys[i0]) / (xs[i1] - xs[i0])
         return None
 
     def _keep_output_continuous(self, old_a: float, old_b: float) -> None:
