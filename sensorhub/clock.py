@@ -220,27 +220,21 @@ class ClockMapper:
     @staticmethod
     def _hull_slope(xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
         """Slope of the lower-convex-hull edge over ``x_mean`` (xs ascending); None if degenerate."""
-        # Monotone chain on Python floats: element-wise indexing of NumPy arrays costs ~100 ns per
-        # access, which made this loop the ingest's hot spot; float arithmetic is the same IEEE
-        # double arithmetic, so the result is bit-identical.
-        xs_l: list[float] = xs.tolist()
-        ys_l: list[float] = ys.tolist()
-        return ClockMapper._hull_slope_lists(xs_l, ys_l, x_mean)
-
-    @staticmethod
-    def _hull_slope_lists(xs: list[float], ys: list[float], x_mean: float) -> float | None:
-        hull: list[int] = []
-        for i in range(len(xs)):
+        # Monotone chain on Python float tuples: element-wise indexing of NumPy arrays costs ~100 ns
+        # per access, which made this loop the ingest's hot spot. The arithmetic is the same IEEE
+        # double arithmetic in the same order, so the slope is bit-identical.
+        hull: list[tuple[float, float]] = []
+        for p in zip(xs.tolist(), ys.tolist()):
+            px, py = p
             while len(hull) >= 2:
-                i0, i1 = hull[-2], hull[-1]
-                cross = (xs[i1] - xs[i0]) * (ys[i] - ys[i0]) - (ys[i1] - ys[i0]) * (xs[i] - xs[i0])
-                if cross > 0:
+                (x0, y0), (x1, y1) = hull[-2], hull[-1]
+                if (x1 - x0) * (py - y0) - (y1 - y0) * (px - x0) > 0:
                     break
                 hull.pop()
-            hull.append(i)
-        for i0, i1 in itertools.pairwise(hull):
-            if xs[i0] <= x_mean <= xs[i1] and xs[i1] > xs[i0]:
-                return (ys[i1] - ys[i0]) / (xs[i1] - xs[i0])
+            hull.append(p)
+        for (x0, y0), (x1, y1) in itertools.pairwise(hull):
+            if x0 <= x_mean <= x1 and x1 > x0:
+                return (y1 - y0) / (x1 - x0)
         return None
 
     def _keep_output_continuous(self, old_a: float, old_b: float) -> None:
