@@ -365,3 +365,149 @@ def estimate_hard_iron(mag_uT: FloatArray, up_sensor: FloatArray, mask: BoolArra
     y = np.concatenate((y_sph, y_dip, np.zeros(3)))
     x, *_ = np.linalg.lstsq(a, y, rcond=None)
     return np.asarray(x[:3])
+
+
+#: Rest moments for the drift fit: both sensors below this angular rate (deg/s, REST_SMOOTH_S mean)
+#: for at least REST_MIN_S. The athlete returns to neutral between the halves of every rep, and
+#: near each keyframe the limb slows down even when the hold itself is short.
+REST_MAX_DEG_S = 10.0
+REST_SMOOTH_S = 0.2
+REST_MIN_S = 0.1
+#: Assumed spread (1σ, deg) of the relative heading at a rest moment around the neutral (the athlete
+#: does not return to exactly the same pose; sway), and of a calibration still phase's mean.
+REST_SIGMA_DEG = 1.5
+STILL_PHASE_SIGMA_DEG = 0.5
+#: Rest moments further than this (deg) from the current drift curve are end-range holds or other
+#: poses, not neutral; the gate starts wide (the still-phase estimate can be off by several degrees
+#: at the end of a drill) and narrows as the fit improves.
+REST_GATES_DEG = (12.0, 6.0, 4.0)
+#: Spacing (s) of the knots of the piecewise-linear drift curve: over a minute or two the drift is
+#: close to linear (one segment for a usual drill), over a 5-minute set VQF's bias estimate wanders
+#: and a single line leaves several degrees of curvature.
+DRIFT_KNOT_SPACING_S = 60.0
+#: Prior spread (deg) of the change of drift rate from one knot segment to the next, times the
+#: segment length: keeps short, sparsely observed segments from bending the curve.
+DRIFT_BEND_SIGMA_DEG = 3.0
+
+
+@dataclass(frozen=True)
+class RestPoint:
+    """The mean relative heading over one quasi-static moment (a rest, or a calibration still phase).
+
+    ``group`` 0 is the calibration's neutral standing posture (whose relative heading is the
+    reference); any other group (e.g. 1 = seated) has a level of its own that the fit estimates.
+    """
+
+    t_s: float
+    heading_rad: float
+    sigma_rad: float
+    group: int
+    fixed: bool = False
+    """True for calibration still phases: always used, never gated out."""
+
+
+@dataclass(frozen=True)
+class DriftCurve:
+    """Piecewise-linear heading drift ``d(t)`` (rad) with ``d(t_ref) = 0``, extrapolated linearly at both ends."""
+
+    knots_t_s: FloatArray
+    knots_rad: FloatArray
+    n_rest_used: int
+    rms_residual_deg: float
+
+    def __call__(self, t_s: FloatArray) -> FloatArray:
+        k, v = self.knots_t_s, self.knots_rad
+        out = np.interp(t_s, k, v)
+        lo, hi = t_s < k[0], t_s > k[-1]
+        out[lo] = v[0] + (t_s[lo] - k[0]) * (v[1] - v[0]) / (k[1] - k[0])
+        out[hi] = v[-1] + (t_s[hi] - k[-1]) * (v[-1] - v[-2]) / (k[-1] - k[-2])
+        return np.asarray(out)
+
+    def mean_rate_rad_s(self) -> float:
+        return float((self.knots_rad[-1] - self.knots_rad[0]) / (self.knots_t_s[-1] - self.knots_t_s[0]))
+
+
+def rest_points(t_s: FloatArray, heading_rad: FloatArray, group: NDArray[np.int_], rate_deg_s: FloatArray,
+                mask: BoolArray) -> list[RestPoint]:
+    """One :class:`RestPoint` per run of at least REST_MIN_S where ``rate_deg_s`` < REST_MAX_DEG_S inside ``mask``.
+
+    ``rate_deg_s`` is the larger of the two sensors' smoothed angular rates; runs that mix groups
+    (a posture change) or contain invalid headings (``group`` < 0) are skipped.
+    """
+    dt = float(np.median(np.diff(t_s)))
+    still = (rate_deg_s < REST_MAX_DEG_S) & mask & np.isfinite(heading_rad)
+    d = np.diff(np.concatenate(([0], still.astype(np.int8), [0])))
+    out = []
+    for a, b in zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)):
+        if (b - a) * dt < REST_MIN_S:
+            continue
+        g = group[a:b]
+        if g[0] < 0 or np.any(g != g[0]):
+            continue
+        out.append(RestPoint(float(np.mean(t_s[a:b])), float(np.mean(heading_rad[a:b])), np.radians(REST_SIGMA_DEG), int(g[0])))
+    return out
+
+
+def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, initial_rate_rad_s: float,
+                   knot_spacing_s: float = DRIFT_KNOT_SPACING_S) -> DriftCurve | None:
+    """Relative heading drift jointly from all quasi-static neutral moments (robust weighted least squares).
+
+    Model: ``heading_i = level[group_i] + d(t_i) + noise`` with ``d`` piecewise linear in time
+    (knots at ``t_ref_s`` (where d = 0) and every ``knot_spacing_s`` up to ``t_end_s``) and each
+    posture group's level free. Rest moments away from the neutral (end-range holds) are gated out
+    against the current curve, starting from the line with ``initial_rate_rad_s``. Returns None when
+    fewer than 4 rest moments agree with a neutral.
+    """
+    fixed = [p for p in points if p.fixed]
+    rests = [p for p in points if not p.fixed]
+    if len(rests) < 4 or t_end_s <= t_ref_s + 5.0:
+        return None
+    n_seg = max(1, int(round((t_end_s - t_ref_s) / knot_spacing_s)))
+    knots = np.linspace(t_ref_s, t_end_s, n_seg + 1)
+    groups = sorted({p.group for p in points} - {0})
+    gcol = {g: n_seg + 1 + i for i, g in enumerate(groups)}  # columns: knots 1..n_seg, level 0, other levels
+    n_par = n_seg + 1 + len(groups)
+
+    def design(ps: list[RestPoint]) -> FloatArray:
+        a = np.zeros((len(ps), n_par))
+        for i, p in enumerate(ps):
+            # Hat-function weights of the knots at t (linear extrapolation outside the knot span).
+            j = int(np.clip(np.searchsorted(knots, p.t_s) - 1, 0, n_seg - 1))
+            u = (p.t_s - knots[j]) / (knots[j + 1] - knots[j])
+            if j > 0:
+                a[i, j - 1] += 1.0 - u  # column j-1 is knot j (knot 0 is fixed at zero)
+            a[i, j] += u
+            a[i, n_seg if p.group == 0 else gcol[p.group]] = 1.0
+        return a
+
+    curve = DriftCurve(knots, initial_rate_rad_s * (knots - t_ref_s), 0, float("nan"))
+    level = {0: float(np.average([p.heading_rad for p in fixed], weights=[p.sigma_rad**-2 for p in fixed]))} if fixed else {}
+    used: list[RestPoint] = []
+    for gate in REST_GATES_DEG:
+        resid = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] for p in rests])
+        for g in {p.group for p in rests}:
+            if g not in level:
+                level[g] = float(np.median(resid[[p.group == g for p in rests]]))
+        dev = np.array([resid[i] - level[p.group] for i, p in enumerate(rests)])
+        used = [p for p, e in zip(rests, dev) if abs(e) <= np.radians(gate)]
+        if len(used) < 4:
+            return None
+        ps = fixed + used
+        a = design(ps)
+        w = np.array([1.0 / p.sigma_rad for p in ps])
+        y = np.array([p.heading_rad for p in ps])
+        # Bending prior: the slope change between adjacent segments, scaled to a heading difference.
+        rows, rhs = [a * w[:, None]], [y * w]
+        for s in range(1, n_seg):
+            row = np.zeros(n_par)
+            # d(k_{s+1}) - 2 d(k_s) + d(k_{s-1}) over one segment length is the bend in rad.
+            for idx, c in ((s + 1, 1.0), (s, -2.0), (s - 1, 1.0)):
+                if idx > 0:
+                    row[idx - 1] += c
+            rows.append(row[None, :] / np.radians(DRIFT_BEND_SIGMA_DEG))
+            rhs.append(np.zeros(1))
+        x, *_ = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)
+        curve = DriftCurve(knots, np.concatenate(([0.0], x[:n_seg])), len(used), float("nan"))
+        level = {0: float(x[n_seg]), **{g: float(x[c]) for g, c in gcol.items()}}
+    res = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] - level[p.group] for p in used])
+    return DriftCurve(knots, curve.knots_rad, len(used), float(np.degrees(np.sqrt(np.mean(res**2)))))

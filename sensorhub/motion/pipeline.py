@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import Akima1DInterpolator
+from scipy.ndimage import uniform_filter1d
 
 from sensorhub.errors import CalibrationError, ConfigurationError
 from sensorhub.motion import align, angles, heading, quat
@@ -82,6 +83,9 @@ SEATED_NEUTRAL_MAX_DEG = 10.0
 #: Assumed spread (1σ, deg) of an athlete's hip rotation in the seated neutral hold; the thigh mount
 #: blends this with the swing axis (SWING_AXIS_SIGMA_DEG) by inverse variance.
 SEATED_NEUTRAL_SIGMA_DEG = 1.5
+#: Batch: fit the thigh's relative heading drift jointly to the still phases and all rests in the
+#: drill (heading.fit_rest_drift) instead of the still phases alone or a trend over all samples.
+REST_DRIFT = True
 #: Fit the residual hard iron online from the calibration data (see heading.estimate_hard_iron).
 ONLINE_HARD_IRON = True
 #: Raw data kept (s) while waiting for the protocol (or for neutral with a stored calibration).
@@ -290,7 +294,7 @@ def analyze_imu(
     if detrend_heading:
         q_earth_pelvis, q_earth_femur, q6 = _remove_heading_trends(
             t, q_earth_pelvis, q_earth_femur, q6, neutral, drill & ~(long_p | long_t),
-            found_phases, diag)
+            found_phases, diag, rest_rate_deg_s=_rest_rate_deg_s(t, pg.gyr_rad_s, tg.gyr_rad_s))
     delta0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_earth_femur[nm])
     delta_mag: FloatArray | None = None
     valid: BoolArray | None = None
@@ -463,6 +467,7 @@ def _remove_heading_trends(
     drill: BoolArray,
     phases: CalibrationPhases | None,
     diag: Diagnostics,
+    rest_rate_deg_s: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
     """Remove linear heading drift from both segments (batch; see :func:`heading.heading_trend_rad_s`).
 
@@ -502,12 +507,65 @@ def _remove_heading_trends(
             # Δ grows when the thigh frame turns clockwise relative to the pelvis frame.
             rate_t = -float(heading.wrap_rad(d2 - d1)) / dt
             source = "relative drift between the two neutral still phases"
-    if source != "none":
+    curve = None
+    if REST_DRIFT and rest_rate_deg_s is not None and phases is not None:
+        curve = _rest_drift_curve(t, q_earth_pelvis, q_earth_femur, drill, phases, t_ref, rate_t, rest_rate_deg_s)
+    if curve is not None:
+        source = (f"joint fit over {curve.n_rest_used} neutral rests and both still phases "
+                  f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
+        rate_t = curve.mean_rate_rad_s()
+        turn_f = quat.heading_rotation(-curve(t))
+        q_earth_femur = quat.multiply(turn_f, q_earth_femur)
+        q6 = {**q6, "thigh": quat.multiply(turn_f, q6["thigh"])}
+    elif source != "none":
         q_earth_femur = turn(q_earth_femur, rate_t)
         q6 = {**q6, "thigh": turn(q6["thigh"], rate_t)}
     diag.heading_trend_deg_min["thigh"] = float(np.degrees(rate_t) * 60.0)
     diag.notes.append(f"heading drift removed: pelvis {np.degrees(rate_p) * 60:.1f}°/min, thigh {np.degrees(rate_t) * 60:.1f}°/min ({source})")
     return q_earth_pelvis, q_earth_femur, q6
+
+
+def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> FloatArray:
+    """The larger of the two sensors' angular rates (deg/s), as a heading.REST_SMOOTH_S moving mean."""
+    n = max(1, int(round(heading.REST_SMOOTH_S / float(np.median(np.diff(t))))))
+    rates = [uniform_filter1d(np.degrees(np.linalg.norm(g, axis=1)), n, mode="nearest") for g in (gyr_p, gyr_t)]
+    return np.asarray(np.maximum(rates[0], rates[1]))
+
+
+def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: FloatArray, drill: BoolArray,
+                      phases: CalibrationPhases, t_ref: float, rate_init: float,
+                      rest_rate_deg_s: FloatArray) -> heading.DriftCurve | None:
+    """Thigh-relative heading drift fitted jointly to both still phases and every rest in the drill.
+
+    The relative heading is the femur's heading minus the pelvis's: of the femur's X axis while the
+    femur is upright (standing: hip rotation) and of its long axis while it lies flat (seated:
+    adduction, independent of the rotation about the long axis). Each posture has its own level.
+    """
+    vx = quat.rotate(q_earth_femur, np.array([1.0, 0.0, 0.0]))
+    vy = quat.rotate(q_earth_femur, np.array([0.0, 1.0, 0.0]))
+    px = quat.rotate(q_earth_pelvis, np.array([1.0, 0.0, 0.0]))
+    h_p = np.arctan2(px[:, 1], px[:, 0])
+    upright = np.abs(vy[:, 2]) > 0.7
+    flat = np.abs(vy[:, 2]) < 0.4
+    group = np.where(upright, 0, np.where(flat, 1, -1))
+    group[np.abs(px[:, 2]) > 0.5] = -1
+    rel = np.where(upright, np.arctan2(vx[:, 1], vx[:, 0]), np.arctan2(vy[:, 1], vy[:, 0])) - h_p
+    fixed = []
+    for iv in (phases.still1, phases.still2):
+        m = _trimmed_mask(iv, t) & upright
+        if np.count_nonzero(m) < 5:
+            return None
+        fixed.append((float(np.mean(t[m])), float(np.angle(np.mean(np.exp(1j * rel[m]))))))
+    # Centre each group's headings near zero so that averages over a rest never straddle ±π.
+    for g in (0, 1):
+        m = group == g
+        if np.any(m):
+            c = fixed[1][1] if g == 0 else float(np.angle(np.mean(np.exp(1j * rel[m & drill]))) if np.any(m & drill) else 0.0)
+            rel[m] = heading.wrap_rad(rel[m] - c) + c
+    pts = [heading.RestPoint(tm, v, np.radians(heading.STILL_PHASE_SIGMA_DEG), 0, fixed=True) for tm, v in fixed]
+    pts += heading.rest_points(t, rel, group, rest_rate_deg_s, drill)
+    end = float(t[drill][-1]) if np.any(drill) else float(t[-1])
+    return heading.fit_rest_drift(pts, t_ref, end, rate_init)
 
 
 def _trimmed_mask(iv: Interval, t: FloatArray) -> BoolArray:
