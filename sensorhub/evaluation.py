@@ -15,20 +15,26 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import csv
+import io
 import json
 import math
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sensorhub.analysis import LegResult, SessionInput, analyze_leg, load_csv_input, load_recording_input
+from sensorhub.analysis import (
+    LegResult,
+    SessionInput,
+    analyze_leg,
+    load_csv_input,
+    load_recording_input,
+)
 
 TARGETS = {"flexion": 2.0, "adduction": 3.0, "rotation": 2.0, "peak": 3.0}
 
@@ -80,7 +86,7 @@ def score(name: str, result: LegResult, truth: TruthSet, seconds: float) -> Case
     interp = np.column_stack([np.interp(truth.t_s[inside], a.t_s, est[:, k]) for k in range(3)])
     err = interp - truth.hip_deg[inside]
     err = err[np.all(np.isfinite(err), axis=1)]
-    rmse = tuple(float(np.sqrt(np.mean(err[:, k] ** 2))) for k in range(3))
+    rmse = (float(np.sqrt(np.mean(err[:, 0] ** 2))), float(np.sqrt(np.mean(err[:, 1] ** 2))), float(np.sqrt(np.mean(err[:, 2] ** 2))))
     found = result.detection.reps
     # Match each true rep to the found rep with the nearest start; count mismatch is reported as such.
     peak_err = 0.0

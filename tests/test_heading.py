@@ -116,3 +116,59 @@ def test_uniform_rate_fill_keeps_a_smooth_rotation() -> None:
     filled = u.gap_before
     assert filled is not None and filled.sum() >= 12
     np.testing.assert_allclose(u.gyr_rad_s[:, 0], np.sin(2 * np.pi * u.t_s), atol=0.02)
+
+
+def _drill_rests(drift_rad: np.ndarray | None, t_rest: np.ndarray, rng: np.random.Generator, level: float,
+                 group: int) -> list[heading.RestPoint]:
+    """Neutral rests (heading = level + drift + 1° noise) interleaved with end-range holds (±25-40°)."""
+    pts = []
+    for i, tr in enumerate(t_rest):
+        value = level + (0.0 if drift_rad is None else float(drift_rad[i])) + np.radians(rng.normal(0.0, 1.0))
+        pts.append(heading.RestPoint(float(tr), value, np.radians(heading.REST_SIGMA_DEG), group))
+        end = np.radians(rng.uniform(25.0, 40.0)) * (1 if i % 2 else -1)
+        pts.append(heading.RestPoint(float(tr) + 1.5, value + end, np.radians(heading.REST_SIGMA_DEG), group))
+    return pts
+
+
+def test_rest_drift_recovers_a_linear_drift_and_ignores_end_range_holds() -> None:
+    rng = np.random.default_rng(3)
+    rate = np.radians(9.0) / 60.0  # 9°/min of relative heading drift
+    t_ref = 15.0
+    still = [heading.RestPoint(t, rate * (t - t_ref) + np.radians(e), np.radians(0.5), 0, fixed=True)
+             for t, e in ((3.0, 0.6), (15.0, -0.3))]  # still phases with sway errors
+    t_rest = np.arange(21.0, 70.0, 3.0)
+    pts = still + _drill_rests(rate * (t_rest - t_ref), t_rest, rng, 0.0, 0)
+    # Started from a still-phase estimate that is 60 % off (as sway makes it).
+    curve = heading.fit_rest_drift(pts, t_ref, 70.0, 0.4 * rate)
+    assert curve is not None
+    assert curve.n_rest_used == len(t_rest)  # every neutral rest, no end-range hold
+    assert np.degrees(curve.mean_rate_rad_s()) * 60 == pytest.approx(9.0, abs=1.0)
+    assert np.degrees(curve(np.array([70.0]))[0]) == pytest.approx(np.degrees(rate * 55.0), abs=1.0)
+    assert curve.rms_residual_deg < 1.5
+
+
+def test_rest_drift_follows_a_bending_drift_in_a_long_set_with_its_own_posture_level() -> None:
+    rng = np.random.default_rng(4)
+    t_ref = 15.0
+    still = [heading.RestPoint(t, 0.0, np.radians(0.5), 0, fixed=True) for t in (3.0, 15.0)]
+    t_rest = np.arange(25.0, 300.0, 2.5)
+    # Drift that turns around mid-set (a wandering bias), seated level 30° away from standing.
+    drift = np.radians(8.0) * np.sin(np.pi * (t_rest - t_ref) / 285.0)
+    pts = still + _drill_rests(drift, t_rest, rng, np.radians(30.0), 1)
+    curve = heading.fit_rest_drift(pts, t_ref, 300.0, 0.0)
+    assert curve is not None
+    assert len(curve.knots_t_s) >= 5  # several segments over a 5-minute set
+    t = np.linspace(40.0, 290.0, 200)
+    truth = np.radians(8.0) * np.sin(np.pi * (t - t_ref) / 285.0)
+    # The level of the seated posture is free, so compare shapes (drift relative to its mean).
+    err = np.degrees((curve(t) - truth) - np.mean(curve(t) - truth))
+    assert np.max(np.abs(err)) < 1.5
+    # A single line through the same points would leave several degrees.
+    line = np.polyval(np.polyfit(t, truth, 1), t)
+    assert np.max(np.abs(np.degrees(line - truth))) > 3.0
+
+
+def test_rest_drift_needs_enough_neutral_rests() -> None:
+    still = [heading.RestPoint(t, 0.0, np.radians(0.5), 0, fixed=True) for t in (3.0, 15.0)]
+    few = [heading.RestPoint(30.0, 0.0, np.radians(1.5), 0), heading.RestPoint(40.0, 0.5, np.radians(1.5), 0)]
+    assert heading.fit_rest_drift(still + few, 15.0, 60.0, 0.0) is None

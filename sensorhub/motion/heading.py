@@ -462,7 +462,7 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
     rests = [p for p in points if not p.fixed]
     if len(rests) < 4 or t_end_s <= t_ref_s + 5.0:
         return None
-    n_seg = max(1, int(round((t_end_s - t_ref_s) / knot_spacing_s)))
+    n_seg = max(1, round((t_end_s - t_ref_s) / knot_spacing_s))
     knots = np.linspace(t_ref_s, t_end_s, n_seg + 1)
     groups = sorted({p.group for p in points} - {0})
     gcol = {g: n_seg + 1 + i for i, g in enumerate(groups)}  # columns: knots 1..n_seg, level 0, other levels

@@ -83,6 +83,10 @@ SEATED_NEUTRAL_MAX_DEG = 10.0
 #: Assumed spread (1σ, deg) of an athlete's hip rotation in the seated neutral hold; the thigh mount
 #: blends this with the swing axis (SWING_AXIS_SIGMA_DEG) by inverse variance.
 SEATED_NEUTRAL_SIGMA_DEG = 1.5
+#: Batch: apply the seated neutral hold also when the magnetometers refined the thigh mount (blended
+#: with their uncertainty). Off: on the development set it lowered seated 9-axis rotation RMSE
+#: (1.73 -> 1.10°) but raised adduction elsewhere (1.83 -> 2.46°); see docs/accuracy.md.
+SEATED_NEUTRAL_WITH_MAG = False
 #: Batch: fit the thigh's relative heading drift jointly to the still phases and all rests in the
 #: drill (heading.fit_rest_drift) instead of the still phases alone or a trend over all samples.
 REST_DRIFT = True
@@ -318,8 +322,13 @@ def analyze_imu(
     q_earth_femur = quat.multiply(quat.heading_rotation(delta), q_earth_femur)
     hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
 
+    # Uncertainty (1σ, deg) of the thigh mount about the femur axis so far: the swing axis alone, or
+    # blended with the magnetometers' heading at neutral standing.
+    mount_sigma = SWING_AXIS_SIGMA_DEG
+    if calibration.thigh_mag_refined_deg is not None and delta_mag is not None:
+        mount_sigma = float((SWING_AXIS_SIGMA_DEG**-2 + MAG_HEADING_SIGMA_DEG**-2) ** -0.5)
     if seated_neutral is None:
-        seated_neutral = delta_mag is None
+        seated_neutral = SEATED_NEUTRAL_WITH_MAG or delta_mag is None
     if seated_neutral:
         span = _seated_neutral_span(t, hip[:, 0], pg.gyr_rad_s, tg.gyr_rad_s, neutral.end_s)
         if span is not None and abs(float(np.mean(hip[span.mask(t), 2]))) > SEATED_NEUTRAL_MAX_DEG:
@@ -330,7 +339,7 @@ def analyze_imu(
             sm = span.mask(t)
             q_mount = calibration.q_segment_sensor["thigh"]
             total = 0.0
-            w = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
+            w = mount_sigma**2 / (mount_sigma**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
             target = (1.0 - w) * float(np.mean(hip[sm, 2]))  # inverse-variance blend with the swing axis
             for _ in range(3):  # the standing alignment re-absorbs part of each turn: iterate
                 gamma = float(np.radians((np.mean(hip[sm, 2]) - target) * angles.side_sign(side)))
@@ -527,7 +536,7 @@ def _remove_heading_trends(
 
 def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> FloatArray:
     """The larger of the two sensors' angular rates (deg/s), as a heading.REST_SMOOTH_S moving mean."""
-    n = max(1, int(round(heading.REST_SMOOTH_S / float(np.median(np.diff(t))))))
+    n = max(1, round(heading.REST_SMOOTH_S / float(np.median(np.diff(t)))))
     rates = [uniform_filter1d(np.degrees(np.linalg.norm(g, axis=1)), n, mode="nearest") for g in (gyr_p, gyr_t)]
     return np.asarray(np.maximum(rates[0], rates[1]))
 
