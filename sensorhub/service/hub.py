@@ -86,6 +86,8 @@ MAX_BATCH = 512
 DUE_FRACTION = 0.8
 #: Longest time a stream's blocks wait for its next pipeline run (rep detection stays timely).
 MAX_HOLD_S = 0.1
+#: A due stream holding one segment's block waits this long for the other's before it runs anyway.
+PAIR_WAIT_S = 0.02
 
 
 class HubError(SensorhubError):
@@ -485,9 +487,11 @@ class Hub:
             # Run the pipeline when the stream is due for display (its new frame goes out at once)
             # or its data has waited long enough; in between, blocks accumulate, which saves whole
             # pipeline runs (the per-block cost is mostly per call, not per sample).
-            if (flush_all or not stream.calibrated
-                    or now - self._last_push.get(stream.key, -math.inf) >= due_after
-                    or now - stream.held_since >= MAX_HOLD_S):
+            held_s = now - stream.held_since
+            due = now - self._last_push.get(stream.key, -math.inf) >= due_after
+            # Frames need both sensors: when due, wait (briefly) for the other segment's block too.
+            complete = len(stream.held) == 2 or held_s >= PAIR_WAIT_S
+            if flush_all or not stream.calibrated or (due and complete) or held_s >= MAX_HOLD_S:
                 self._run_stream(stream)
 
     def _targets(self, a: Assignment) -> list[tuple[StreamRuntime, str]]:
@@ -874,12 +878,11 @@ class Hub:
             if a is not None and a.athlete == stream.athlete and (a.segment == "pelvis" or a.side == stream.side):
                 sensors[a.segment] = state.sensor_id
         drill = session.drill if session else None
-        run_state = "stopped" if session is not None and not session.active and not stream.calibrated else stream.pipeline.state
         return {
             "key": stream.key, "athlete": stream.athlete, "athlete_name": athlete.name if athlete else stream.athlete,
             "side": stream.side, "session": session.id if session and session.active else None,
             "drill": drill.name if drill and session and session.active else None,
-            "state": run_state,
+            "state": stream.pipeline.state,
             "calibration": self.calibration_json(stream), "calibrated": stream.calibrated,
             "reps": len(session.reps) if session else 0,
             "session_max_ir": round_or_none(session.max_ir) if session else None,

@@ -41,7 +41,7 @@ class ServiceSettings(BaseSettings):
     """Largest rate at which one stream's angles are pushed to the browsers."""
     max_message_rate_hz: float = Field(default=100.0, gt=0, le=1000)
     """Largest rate of WebSocket ``frame`` messages (each carries every stream due at that moment)."""
-    client_queue_size: int = Field(default=64, ge=2)
+    client_queue_size: int = Field(default=256, ge=2)
     """Messages a WebSocket client may have waiting before it is dropped as too slow."""
     status_interval_s: float = Field(default=1.0, gt=0)
     sensor_lost_after_s: float = Field(default=1.0, gt=0)
