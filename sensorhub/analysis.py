@@ -1,9 +1,10 @@
 """Whole-session analysis: a recording or a pair of IMU CSV files in, angles, reps and a report out.
 
 This is the batch edge of the pipeline that ``sensorhub analyze`` runs. It reads the input (the only
-I/O besides writing the outputs), assembles each sensor's samples through the same ingest code live
-data takes, runs :func:`sensorhub.motion.pipeline.analyze_imu` per measured leg, then the drills
-stage (rep detection, scoring, summary) and writes ``angles.csv``, ``reps.json`` and ``report.png``.
+I/O besides writing the outputs), assembles each sensor's samples with the ingest's batch path (the
+rules and results of the online path live data takes, computed in bulk), runs
+:func:`sensorhub.motion.pipeline.analyze_imu` per measured leg, then the drills stage (rep detection,
+scoring, summary) and writes ``angles.csv``, ``reps.json`` and ``report.png``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sensorhub.csv_import import read_imu_csv
 from sensorhub.drills import AngleTable, RepDetection, SessionSummary, compare_sides, detect_reps, get_drill, summarize
 from sensorhub.drills.summary import reps_document
 from sensorhub.errors import ConfigurationError
-from sensorhub.ingest import Ingest, assemble
+from sensorhub.ingest import Ingest, assemble_batch
 from sensorhub.motion.calibration import Calibration
 from sensorhub.motion.pipeline import AngleSeries, analyze_imu
 from sensorhub.recording import Recording, open_recording
@@ -66,7 +67,7 @@ def load_recording_input(path: str | Path, *, drill: str | None = None, side: st
     """Assemble a recording's sensors by segment: one pelvis sensor and one thigh sensor per side."""
     rec: Recording = open_recording(path)
     ingest = Ingest()
-    samples = assemble(rec.iter_notifications(), ingest)
+    samples = assemble_batch(rec.iter_notifications(), ingest)  # == assemble(), in bulk
     pelvis = [s for s in rec.sensors if s.segment == "pelvis"]
     thighs = [s for s in rec.sensors if s.segment == "thigh"]
     if len(pelvis) != 1:

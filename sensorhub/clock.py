@@ -271,8 +271,62 @@ class ClockMapper:
             self._x_query = xmax if self._x_query is None else max(self._x_query, xmax)
         return out
 
+    def to_host_deferred(self, t_first_s: float, t_last_s: float) -> tuple[ClockState, float, float]:
+        """Batch form of :meth:`to_host` for the samples of one packet, evaluated later.
+
+        Has the side effects of ``to_host(t)`` for samples spanning ``t_first_s``..``t_last_s`` and
+        returns the mapping's current state (for :func:`host_times`, which evaluates many packets'
+        samples in one vectorised pass) and the hub times of the first and last sample, computed in
+        scalar arithmetic that is bit-identical to what :meth:`to_host` returns for them.
+        """
+        if self._x0 is None:
+            raise RuntimeError("ClockMapper.to_host_deferred called before any observation in this epoch")
+        state = ClockState(self._x0, self._a, self._b, self._c_anchor, self._x_anchor, self._slew_rate)
+        first, last = state.at(t_first_s), state.at(t_last_s)
+        x_last = t_last_s - self._x0
+        self._x_query = x_last if self._x_query is None else max(self._x_query, x_last)
+        return state, first, last
+
     def to_sensor(self, t_host_s: float) -> float:
         """Sensor time that the current line maps to ``t_host_s`` (for predictions, not output)."""
         if self._x0 is None:
             raise RuntimeError("ClockMapper.to_sensor called before any observation in this epoch")
         return self._x0 + (t_host_s - self._x0 - self._a) / (1.0 + self._b)
+
+
+@dataclass(frozen=True, slots=True)
+class ClockState:
+    """A snapshot of :class:`ClockMapper`'s output mapping: line plus decaying correction.
+
+    ``t_host = x0 + ((t_sensor - x0) * (1 + b) + a) + correction``, the correction decaying from
+    ``c_anchor`` at sensor time ``x0 + x_anchor`` at ``slew_rate``: exactly :meth:`ClockMapper.to_host`.
+    """
+
+    x0: float
+    a: float
+    b: float
+    c_anchor: float
+    x_anchor: float
+    slew_rate: float
+
+    def at(self, t_sensor_s: float) -> float:
+        """Hub time of one sensor time, in the same operations (and so the same bits) as ``to_host``."""
+        x = t_sensor_s - self.x0
+        left = max(0.0, abs(self.c_anchor) - self.slew_rate * max(0.0, x - self.x_anchor))
+        return self.x0 + (x * (1.0 + self.b) + self.a) + math.copysign(left, self.c_anchor)
+
+
+def host_times(t_sensor_s: FloatArray, states: list[ClockState], counts: ArrayLike) -> FloatArray:
+    """Hub times of many packets' samples at once: ``states[k]`` maps the next ``counts[k]`` samples.
+
+    Element for element the arithmetic of :meth:`ClockMapper.to_host`, so the result is bit-identical
+    to calling it per packet with the mapper in each of these states.
+    """
+    if not states:
+        return np.zeros(0)
+    params = np.array([(s.x0, s.a, s.b, s.c_anchor, s.x_anchor, s.slew_rate) for s in states], dtype=np.float64)
+    x0, a, b, c, x_anchor, slew = np.repeat(params, np.asarray(counts), axis=0).T
+    x = np.asarray(t_sensor_s, dtype=np.float64) - x0
+    left = np.maximum(0.0, np.abs(c) - slew * np.maximum(0.0, x - x_anchor))
+    out: FloatArray = x0 + (x * (1.0 + b) + a) + np.copysign(left, c)
+    return out

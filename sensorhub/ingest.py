@@ -43,10 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.clock import ClockMapper, ClockMapperConfig
-from sensorhub.errors import ProtocolError
+from sensorhub.clock import ClockMapper, ClockMapperConfig, ClockState, host_times
+from sensorhub.errors import ConfigurationError, ProtocolError
 from sensorhub.notification import Notification
 from sensorhub.protocol import DataPacket, decode_packet, unwrap_counter, unwrap_time_us
+from sensorhub.protocol.data import decode_packets
 from sensorhub.protocol.spec import MAX_SAMPLES_PER_PACKET
 from sensorhub.samples import FloatArray, ImuSamples
 
@@ -67,6 +68,7 @@ __all__ = [
     "StreamConfig",
     "StreamStats",
     "assemble",
+    "assemble_batch",
     "concat_samples",
 ]
 
@@ -209,11 +211,14 @@ class SensorStream:
         try:
             packet = self._decode(payload)
         except ProtocolError as exc:
-            self._malformed += 1
-            self._last_error = str(exc)
-            log.debug("%s: malformed payload at t=%.3f s: %s", self.sensor_id, t_host_s, exc)
-            return self._release(t_host_s)
+            return self._push_malformed(exc, t_host_s)
         return self.push_packet(packet, t_host_s)
+
+    def _push_malformed(self, exc: ProtocolError, t_host_s: float) -> list[ImuSamples]:
+        self._malformed += 1
+        self._last_error = str(exc)
+        log.debug("%s: malformed payload at t=%.3f s: %s", self.sensor_id, t_host_s, exc)
+        return self._release(t_host_s)
 
     def push_packet(self, packet: DataPacket, t_host_s: float) -> list[ImuSamples]:
         """Take one decoded packet received at ``t_host_s``; return the blocks it releases."""
@@ -391,9 +396,9 @@ class SensorStream:
             self._next_seq = resume
         return self._merge(blocks)
 
-    def _emit(self, entry: _Entry) -> ImuSamples:
+    def _take_gap(self, entry: _Entry) -> bool:
+        """Whether a gap precedes ``entry``, which is released next; counts its samples and gap."""
         packet = entry.packet
-        n = packet.n_samples
         gap = self._gap_pending
         if self._expected_t_us is not None and abs(entry.t_first_us - self._expected_t_us) > 0.5 * packet.sample_period_us:
             # Consecutive seq but the sensor's own time jumped: samples were lost on the sensor side.
@@ -402,6 +407,14 @@ class SensorStream:
             gap = True
         self._gap_pending = False
         self._expected_t_us = entry.t_end_us
+        self._gaps += int(gap)
+        self._samples += packet.n_samples
+        return gap
+
+    def _emit(self, entry: _Entry) -> ImuSamples:
+        packet = entry.packet
+        n = packet.n_samples
+        gap = self._take_gap(entry)
         t_sensor_s = (entry.t_first_us + packet.sample_times_us()) * 1e-6
         t_s = self.clock.to_host(t_sensor_s)
         if t_s[0] <= self._last_t_out_s:
@@ -410,8 +423,6 @@ class SensorStream:
         self._last_t_out_s = float(t_s[-1])
         gap_before = np.zeros(n, dtype=bool)
         gap_before[0] = gap
-        self._gaps += int(gap)
-        self._samples += n
         return ImuSamples(
             t_s=t_s,
             acc_m_s2=np.array(packet.acc_m_s2, dtype=np.float64),
@@ -517,6 +528,133 @@ class Ingest:
 
     def stats(self) -> dict[str, StreamStats]:
         return {sid: s.stats() for sid, s in self.streams.items()}
+
+
+class _DeferredSensorStream(SensorStream):
+    """A :class:`SensorStream` for a whole recording: the same state machine, output built at the end.
+
+    Releasing a packet records what the online stream would compute for it (its gap flag, the
+    clock mapping's state at that moment, the nudge after a restart) instead of building a block;
+    :meth:`collect` then builds the sensor's samples in one vectorised pass. Every value is computed
+    with the same floating-point operations as the online path, so the result is bit-identical to
+    concatenating the online stream's blocks (``tests/test_ingest_batch.py`` checks this).
+    """
+
+    def __init__(self, sensor_id: str, config: StreamConfig | None = None, decode: Decoder = decode_packet) -> None:
+        super().__init__(sensor_id, config, decode)
+        self._out_packets: list[DataPacket] = []
+        self._out_t_first_us: list[int] = []
+        self._out_states: list[ClockState] = []
+        self._out_shift_s: list[float] = []
+        self._out_gap: list[bool] = []
+
+    def push_decoded(self, t_host_s: float, packet: DataPacket | ProtocolError) -> None:
+        """:meth:`SensorStream.push` of a payload decoded beforehand (or the error decoding raised)."""
+        if not self._host_time_ok(t_host_s):
+            return
+        if isinstance(packet, ProtocolError):
+            self._push_malformed(packet, t_host_s)
+        else:
+            self.push_packet(packet, t_host_s)
+
+    def _emit(self, entry: _Entry) -> ImuSamples:
+        packet = entry.packet
+        self._out_gap.append(self._take_gap(entry))
+        # The sensor times of the packet's first and last sample exactly as _emit computes them.
+        t_first_s = (entry.t_first_us + 0.0) * 1e-6
+        t_last_s = (entry.t_first_us + (packet.n_samples - 1) * packet.sample_period_us) * 1e-6
+        state, first, last = self.clock.to_host_deferred(t_first_s, t_last_s)
+        shift = 0.0
+        if first <= self._last_t_out_s:
+            shift = self._last_t_out_s - first + 1e-6
+            last = last + shift
+        self._last_t_out_s = last
+        self._out_packets.append(packet)
+        self._out_t_first_us.append(entry.t_first_us)
+        self._out_states.append(state)
+        self._out_shift_s.append(shift)
+        return _NO_BLOCK
+
+    @staticmethod
+    def _merge(blocks: list[ImuSamples]) -> list[ImuSamples]:
+        return []  # nothing is released block by block; see collect()
+
+    def collect(self) -> ImuSamples:
+        """All samples released so far, as :func:`assemble` would concatenate them."""
+        packets = self._out_packets
+        if not packets:
+            return concat_samples([])
+        counts = np.array([p.n_samples for p in packets], dtype=np.int64)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+        total = int(counts.sum())
+        k = (np.arange(total) - np.repeat(starts, counts)).astype(np.float64)
+        period_us = np.repeat(np.array([p.sample_period_us for p in packets], dtype=np.float64), counts)
+        t_first_us = np.repeat(np.array(self._out_t_first_us, dtype=np.float64), counts)
+        t_sensor_s = (t_first_us + k * period_us) * 1e-6
+        t_s = host_times(t_sensor_s, self._out_states, counts)
+        shift_s = np.array(self._out_shift_s, dtype=np.float64)
+        if np.any(shift_s != 0.0):
+            t_s = t_s + np.repeat(shift_s, counts)
+        gap_before = np.zeros(total, dtype=bool)
+        gap_before[starts[np.array(self._out_gap, dtype=bool)]] = True
+        mag: FloatArray | None = None
+        if any(p.has_mag for p in packets):
+            mag = np.concatenate([p.mag_uT if p.mag_uT is not None else np.full((p.n_samples, 3), np.nan) for p in packets])
+        return ImuSamples(
+            t_s=t_s,
+            acc_m_s2=np.concatenate([p.acc_m_s2 for p in packets]),
+            gyr_rad_s=np.concatenate([p.gyr_rad_s for p in packets]),
+            mag_uT=mag,
+            gap_before=gap_before,
+        )
+
+
+_NO_BLOCK = ImuSamples(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)), None, np.zeros(0, dtype=bool))
+
+
+def assemble_batch(notifications: Iterable[Notification], ingest: Ingest | None = None) -> dict[str, ImuSamples]:
+    """:func:`assemble` for a whole recording at once, several times faster, with the same result.
+
+    Each sensor's payloads are decoded in bulk (:func:`sensorhub.protocol.data.decode_packets`),
+    run through the same per-packet rules as :class:`SensorStream` (loss, duplicates, reordering,
+    reboots, the online clock map) and its samples are assembled and mapped to the hub clock in
+    one vectorised pass at the end. Samples, times, gap flags and :meth:`Ingest.stats` are
+    bit-identical to :func:`assemble`. Only for complete batches: nothing is released before the
+    end, so the live service and ``sensorhub replay`` keep using :class:`Ingest`.
+
+    ``ingest`` (to read its stats afterwards) must not have seen notifications yet. The result's keys
+    are in order of each sensor's first notification (:func:`assemble`: of its first released block).
+    """
+    ingest = ingest or Ingest()
+    if ingest.streams:
+        raise ConfigurationError(
+            f"assemble_batch needs a fresh Ingest; this one already has streams {sorted(ingest.streams)}"
+        )
+    by_sensor: dict[str, list[Notification]] = {}
+    for notification in notifications:
+        by_sensor.setdefault(notification.sensor_id, []).append(notification)
+    out: dict[str, ImuSamples] = {}
+    for sid, notes in by_sensor.items():
+        stream = _DeferredSensorStream(sid, ingest.config, ingest._decode)
+        ingest.streams[sid] = stream
+        payloads = [n.payload for n in notes]
+        decoded: list[DataPacket | ProtocolError]
+        if ingest._decode is decode_packet:
+            decoded = decode_packets(payloads)
+        else:
+            decoded = [_decode_or_error(ingest._decode, p) for p in payloads]
+        for note, packet in zip(notes, decoded, strict=True):
+            stream.push_decoded(note.t_host_s, packet)
+        stream.flush()
+        out[sid] = stream.collect()
+    return out
+
+
+def _decode_or_error(decode: Decoder, payload: bytes) -> DataPacket | ProtocolError:
+    try:
+        return decode(payload)
+    except ProtocolError as exc:
+        return exc
 
 
 def assemble(notifications: Iterable[Notification], ingest: Ingest | None = None) -> dict[str, ImuSamples]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -31,6 +32,7 @@ from numpy.typing import ArrayLike, NDArray
 from sensorhub.protocol.errors import (
     FieldValueError,
     LengthMismatchError,
+    ProtocolError,
     TruncatedPacketError,
     UnsupportedVersionError,
 )
@@ -210,6 +212,108 @@ def decode_packet(payload: bytes | bytearray | memoryview) -> DataPacket:
     )
 
 
+@functools.cache
+def _layout(descriptor: int) -> tuple[int, float, float, int, bool, bool, SensorState, int, float, float] | None:
+    """Header fields a descriptor implies, or None if any code in it is invalid.
+
+    Returns (rate_code, rate_hz, period_us, n_samples, has_mag, clipping, state, range_code,
+    acc_range_g, gyr_range_dps); there are at most 2^16 descriptors, so the cache stays small.
+    """
+    if _get(descriptor, _VERSION) != PROTOCOL_VERSION:
+        return None
+    rate_code, range_code, state = _get(descriptor, _RATE), _get(descriptor, _RANGE), _get(descriptor, _STATE)
+    try:
+        rate_hz = sample_rate_hz(rate_code, _WHERE)
+        rng = full_scale_range(range_code, _WHERE)
+        state_enum = _sensor_state_code(state, _WHERE)
+    except ProtocolError:
+        return None
+    return (rate_code, rate_hz, 1e6 / rate_hz, _get(descriptor, _COUNT_MINUS_1) + 1, bool(_get(descriptor, _MAG)),
+            bool(_get(descriptor, _CLIPPING)), state_enum, range_code, rng.acc_g, rng.gyr_dps)
+
+
+def decode_packets(payloads: Sequence[bytes | bytearray | memoryview]) -> list[DataPacket | ProtocolError]:
+    """Decode many data packets at once: the batch form of :func:`decode_packet`.
+
+    Element ``k`` of the result is what ``decode_packet(payloads[k])`` returns, or the
+    :class:`~sensorhub.errors.ProtocolError` it raises (returned, not raised, so one bad payload does
+    not stop the batch). Payloads of one byte length are parsed together with NumPy (one
+    ``np.frombuffer`` over their concatenation, one scaling per layout); the arrays of the returned
+    packets are read-only views into those shared arrays. Any payload the bulk path does not accept
+    (short, wrong version, reserved code, length not matching its count) goes through
+    :func:`decode_packet` itself, so errors and their messages are exactly those of the single decoder.
+    """
+    out: list[DataPacket | ProtocolError | None] = [None] * len(payloads)
+    by_length: dict[int, list[int]] = {}
+    for k, payload in enumerate(payloads):
+        by_length.setdefault(len(payload), []).append(k)
+    for n_bytes, idx in by_length.items():
+        fallback: list[int] = []
+        if n_bytes >= DATA_HEADER_BYTES:
+            block = np.frombuffer(b"".join(payloads[k] for k in idx), dtype=np.uint8).reshape(len(idx), n_bytes)
+            header = np.ascontiguousarray(block[:, :DATA_HEADER_BYTES])
+            descriptors = header[:, 0:2].copy().view("<u2")[:, 0].tolist()
+            seqs = header[:, 2:4].copy().view("<u2")[:, 0].tolist()
+            t_firsts = header[:, 4:8].copy().view("<u4")[:, 0].tolist()
+            # Rows grouped by descriptor: one layout and one scale row per group.
+            groups: dict[int, list[int]] = {}
+            for row, descriptor in enumerate(descriptors):
+                groups.setdefault(descriptor, []).append(row)
+            for descriptor, rows in groups.items():
+                layout = _layout(descriptor)
+                if layout is None or packet_size_bytes(layout[3], layout[4]) != n_bytes:
+                    fallback += [idx[r] for r in rows]
+                    continue
+                _decode_group(block[rows], layout, [idx[r] for r in rows],
+                              [seqs[r] for r in rows], [t_firsts[r] for r in rows], out)
+        else:
+            fallback = idx
+        for k in fallback:
+            try:
+                out[k] = decode_packet(payloads[k])
+            except ProtocolError as exc:
+                out[k] = exc
+    return out  # type: ignore[return-value]  # every slot has been filled
+
+
+def _decode_group(
+    rows: NDArray[np.uint8],
+    layout: tuple[int, float, float, int, bool, bool, SensorState, int, float, float],
+    where: list[int],
+    seqs: list[int],
+    t_firsts: list[int],
+    out: list[DataPacket | ProtocolError | None],
+) -> None:
+    """Decode payloads of one descriptor (and so one layout) into ``out[where[i]]``."""
+    rate_code, rate_hz, period_us, n, has_mag, clipping, state, range_code, acc_g, gyr_dps = layout
+    axes = AXES_9 if has_mag else AXES_6
+    raw = np.ascontiguousarray(rows[:, DATA_HEADER_BYTES:]).view("<i2").reshape(len(where), n, axes).astype(np.int16)
+    si: FloatArray = raw * _scale_row(range_code, has_mag)  # the same product decode_packet takes
+    raw.flags.writeable = False
+    si.flags.writeable = False
+    for i, k in enumerate(where):
+        si_k = si[i]
+        out[k] = DataPacket(
+            version=PROTOCOL_VERSION,
+            seq=seqs[i],
+            t_first_us=t_firsts[i],
+            rate_code=rate_code,
+            sample_rate_hz=rate_hz,
+            sample_period_us=period_us,
+            n_samples=n,
+            has_mag=has_mag,
+            clipping=clipping,
+            sensor_state=state,
+            range_code=range_code,
+            acc_range_g=acc_g,
+            gyr_range_dps=gyr_dps,
+            acc_m_s2=si_k[:, 0:3],
+            gyr_rad_s=si_k[:, 3:6],
+            mag_uT=si_k[:, 6:9] if has_mag else None,
+            raw=raw[i],
+        )
+
+
 def _check_uint(name: str, value: int, bits: int) -> int:
     if not isinstance(value, (int, np.integer)) or not 0 <= value < (1 << bits):
         raise FieldValueError(f"{_WHERE}: {name} {value!r} is not an unsigned {bits}-bit integer")
@@ -313,6 +417,7 @@ def encode_packet(
 __all__ = [
     "DataPacket",
     "decode_packet",
+    "decode_packets",
     "encode_packet",
     "encode_packet_raw",
     "max_samples_per_packet",
