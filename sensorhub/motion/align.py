@@ -86,14 +86,15 @@ def gap_mask(samples: ImuSamples, t_grid_s: FloatArray, *, gap_factor: float = 1
     is_gap = dt > gap_factor * period
     if samples.gap_before is not None:
         is_gap |= samples.gap_before[1:]
-    in_gap = np.zeros(len(t_grid_s), dtype=bool)
-    in_long = np.zeros(len(t_grid_s), dtype=bool)
-    for i in np.flatnonzero(is_gap):
-        inside = (t_grid_s > t[i]) & (t_grid_s < t[i + 1])
-        in_gap |= inside
-        if dt[i] > DEFAULT_MAX_BRIDGE_S:
-            in_long |= inside
-    return in_gap, in_long
+    if not len(dt):
+        return np.zeros(len(t_grid_s), dtype=bool), np.zeros(len(t_grid_s), dtype=bool)
+    # Sample interval [t[j], t[j+1]) of each grid point, found once (not one pass over the grid per
+    # gap); a point is inside a gap if its interval is one and it is not on the interval's start.
+    j = np.searchsorted(t, t_grid_s, side="right") - 1
+    valid = (j >= 0) & (j < len(dt))
+    j = np.where(valid, j, 0)
+    in_gap = valid & is_gap[j] & (t_grid_s > t[j])
+    return in_gap, in_gap & (dt[j] > DEFAULT_MAX_BRIDGE_S)
 
 
 def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray) -> FloatArray:
