@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -252,13 +253,16 @@ def _by_segment(session: SimulatedSession) -> dict[str, str]:
     return {s.sensor_id: seg for seg, s in session.sensors.items()}
 
 
-def run_batch(session: SimulatedSession, notes: Sequence[Notification]) -> Outcome:
-    """Ingest -> analyze_imu -> detect_reps, as ``sensorhub analyze`` does for a recording."""
+def run_batch(session: SimulatedSession, notes: Sequence[Notification], **analyze_options: Any) -> Outcome:
+    """Ingest -> analyze_imu -> detect_reps, as ``sensorhub analyze`` does for a recording.
+
+    ``analyze_options`` go to :func:`analyze_imu` (e.g. ``offline=False`` for the causal filter).
+    """
     ingest = Ingest()
     data = assemble(notes, ingest)
     seg = _by_segment(session)
     samples = {seg[sid]: x for sid, x in data.items()}
-    angles = analyze_imu(samples["pelvis"], samples["thigh"], session.config.side)
+    angles = analyze_imu(samples["pelvis"], samples["thigh"], session.config.side, **analyze_options)
     detection = detect_reps(to_table(angles), session.config.drill)
     return Outcome({seg[sid]: s for sid, s in ingest.stats().items()}, samples, angles.t_s, angles.hip_rotation_deg,
                    angles.hip_flexion_deg, angles.gap, detection.reps, detection.incomplete, angles)
@@ -319,10 +323,14 @@ def outside(t_s: FloatArray, spans: Iterable[tuple[float, float]], before_s: flo
 
 
 def matching_rep(reps: Sequence[Rep], t_start: float, t_end: float) -> Rep | None:
-    """The detected rep that overlaps the true rep ``[t_start, t_end]`` the most (None if none does)."""
+    """The detected rep covering the span ``[t_start, t_end]`` (a true rep, or part of one), or None.
+
+    A detected rep matches when it overlaps the span by at least half of the shorter of the two, so a
+    neighbouring rep whose end runs a few tenths of a second into the span does not count.
+    """
     best, best_overlap = None, 0.0
     for r in reps:
         overlap = min(r.t_end, t_end) - max(r.t_start, t_start)
-        if overlap > best_overlap:
+        if overlap >= 0.5 * min(r.t_end - r.t_start, t_end - t_start) and overlap > best_overlap:
             best, best_overlap = r, overlap
     return best
