@@ -117,7 +117,7 @@ def to_table(angles: AngleSeries) -> AngleTable:
     )
 
 
-def analyze_leg(leg: LegInput, drill: str, *, method: str = "vqf", offline: bool = False,
+def analyze_leg(leg: LegInput, drill: str, *, method: str = "vqf", offline: bool | None = None,
                 calibration: Calibration | None = None) -> LegResult:
     angles = analyze_imu(leg.pelvis, leg.thigh, leg.side, method=method, offline=offline, calibration=calibration)
     table = to_table(angles)
@@ -156,7 +156,7 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str = "vqf", offline: bool = False,
+def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str = "vqf", offline: bool | None = None,
                     calibration: Calibration | None = None, report: bool = True) -> list[LegResult]:
     """Analyse every leg; one leg writes into ``out_dir``, two legs into ``out_dir/left`` and ``out_dir/right``
     plus ``out_dir/symmetry.json``."""
