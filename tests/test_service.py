@@ -99,7 +99,7 @@ def test_hello_and_status_describe_the_replayed_stream(run: Run) -> None:
     assert stream["athlete_name"] == "Simulated Athlete 4D5E"
     assert stream["sensors"] == {"pelvis": "sim-pelvis-4d5e", "thigh": "sim-thigh-4d5e"}
     assert stream["drill"] == "seated_rotation" and stream["state"] == "calibrating"
-    assert [s["sessions"] for _, s in run.of_type("status")][0][0]["drill"] == "seated_rotation"
+    assert status["sessions"][0]["drill"] == "seated_rotation"
     # A browser arriving later gets the current state in its hello.
     (late,) = run.late_hello["streams"]
     assert late["state"] == "streaming" and late["calibrated"] and late["reps"] == 8

@@ -467,7 +467,7 @@ class Hub:
         self._process_blocks(blocks, entered)
 
     def _process_blocks(self, blocks: dict[str, list[ImuSamples]], entered: dict[str, float], *,
-                        flush_all: bool = False) -> None:
+                        sweep: bool = False, flush_all: bool = False) -> None:
         """Hand released blocks to their streams; run the pipelines of the streams that are due."""
         touched: dict[str, StreamRuntime] = {}
         for sid, parts in blocks.items():
@@ -481,7 +481,7 @@ class Hub:
                 touched[stream.key] = stream
         now = time.perf_counter()
         due_after = DUE_FRACTION * self._push_interval_s
-        for stream in (self.streams.values() if flush_all else touched.values()):
+        for stream in (self.streams.values() if flush_all or sweep else touched.values()):
             if not stream.held:
                 continue
             # Run the pipeline when the stream is due for display (its new frame goes out at once)
@@ -817,8 +817,8 @@ class Hub:
             # Packets held for reordering behind a gap are released once they are overdue.
             for sid, block in self.ingest.poll(self._latest_t_host_s):
                 blocks.setdefault(sid, []).append(block)
-        # Blocks still held (their sensor went quiet) run now.
-        self._process_blocks(blocks, {sid: now for sid in blocks}, flush_all=True)
+        # Blocks held too long (their partner sensor went quiet) run now.
+        self._process_blocks(blocks, {sid: now for sid in blocks}, sweep=True)
         self._maybe_push()
 
     # == views ===================================================================================
