@@ -106,9 +106,12 @@ def render_report(
             t_range = (float(angles.t[0]), float(angles.t[-1])) if len(angles) else (0.0, 1.0)
     view = angles.slice_time(*t_range)
 
-    fig = Figure(figsize=(15, 9), dpi=dpi, layout="constrained")
+    # Fixed margins rather than layout="constrained": the figure's size and furniture never change,
+    # and the constrained-layout solver measured every text twice (a third of the rendering time).
+    fig = Figure(figsize=(15, 9), dpi=dpi)
     FigureCanvasAgg(fig)
-    grid = fig.add_gridspec(3, 2, width_ratios=(4.0, 1.3), height_ratios=(3.2, 1.5, 1.1))
+    grid = fig.add_gridspec(3, 2, width_ratios=(4.0, 1.3), height_ratios=(3.2, 1.5, 1.1),
+                            left=0.055, right=0.995, bottom=0.055, top=0.95, wspace=0.03, hspace=0.32)
     ax_rot = fig.add_subplot(grid[0, 0])
     ax_pel = fig.add_subplot(grid[1, 0], sharex=ax_rot)
     ax_score = fig.add_subplot(grid[2, 0])
@@ -231,5 +234,6 @@ def render_report(
     ax_text.text(0.02, 0.98, _summary_text(summary, drill), transform=ax_text.transAxes, va="top", ha="left",
                  family="monospace", fontsize=10.5, bbox={"boxstyle": "round,pad=0.6", "facecolor": "#f4f6f8", "edgecolor": "#b0b8c0"})
 
-    fig.savefig(path, dpi=dpi)
+    # zlib level 1: a fifth larger file, encoding several times faster than the default level 6.
+    fig.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
     return path
