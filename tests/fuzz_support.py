@@ -4,7 +4,8 @@ Each *check* takes one input, runs it through the real code and fails (Assertion
 exception that is not of the documented family) if the code under test misbehaves:
 
 * :func:`check_data_packet`, :func:`check_control`, :func:`check_info`: the protocol decoders either
-  return a record consistent with the bytes or raise a :class:`~sensorhub.errors.ProtocolError`.
+  return a record consistent with the bytes or raise a :class:`~sensorhub.errors.ProtocolError`;
+  :func:`check_bulk_decoder`: the batch decoder ``decode_packets`` agrees with ``decode_packet``.
 * :func:`check_ingest`: a sequence of ``(t_host_s, payload)`` notifications never makes the ingest
   raise, and the samples it releases have finite, strictly increasing times.
 * :func:`check_recording_bytes`: the recording reader either reads a file (then every notification
@@ -35,6 +36,7 @@ from sensorhub.protocol import (
     INFO_LENGTH,
     RANGE_CODES,
     SAMPLE_RATES_HZ,
+    DataPacket,
     decode_control,
     decode_info,
     decode_packet,
@@ -42,10 +44,12 @@ from sensorhub.protocol import (
     encode_info,
     encode_packet_raw,
 )
+from sensorhub.protocol.data import decode_packets
 from sensorhub.recording import RecordingFormatError, open_recording
 from sensorhub.samples import ImuSamples
 
 __all__ = [
+    "check_bulk_decoder",
     "check_control",
     "check_csv_bytes",
     "check_data_packet",
@@ -87,6 +91,28 @@ def check_data_packet(payload: bytes) -> None:
         struct.pack("<H", struct.unpack_from("<H", payload)[0] | clip_bit) + bytes(payload[2:])
     )
     assert again == expected
+
+
+def check_bulk_decoder(payloads: Sequence[bytes]) -> None:
+    """``decode_packets`` (the batch decoder the recording analysis uses) equals ``decode_packet`` per payload."""
+    bulk = decode_packets(payloads)
+    assert len(bulk) == len(payloads)
+    for payload, got in zip(payloads, bulk, strict=True):
+        try:
+            want = decode_packet(payload)
+        except ProtocolError as exc:
+            assert type(got) is type(exc) and str(got) == str(exc), (got, exc)
+            continue
+        assert isinstance(got, DataPacket), got
+        for name in ("version", "seq", "t_first_us", "rate_code", "sample_rate_hz", "sample_period_us", "n_samples",
+                     "has_mag", "clipping", "sensor_state", "range_code", "acc_range_g", "gyr_range_dps"):
+            assert getattr(got, name) == getattr(want, name), name
+        for name in ("raw", "acc_m_s2", "gyr_rad_s"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+        if want.mag_uT is None or got.mag_uT is None:
+            assert got.mag_uT is None and want.mag_uT is None
+        else:
+            assert np.array_equal(got.mag_uT, want.mag_uT)
 
 
 def check_control(payload: bytes) -> None:

@@ -12,7 +12,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from fuzz_support import check_control, check_data_packet, check_info
+from fuzz_support import (
+    check_bulk_decoder,
+    check_control,
+    check_data_packet,
+    check_info,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -116,3 +121,11 @@ def test_every_valid_data_packet_decodes(payload: bytes) -> None:
     from sensorhub.protocol import decode_packet
 
     decode_packet(payload)
+
+
+@FUZZ
+@given(st.lists(st.one_of(valid_data_packets(), damaged(valid_data_packets()), st.binary(max_size=40)), max_size=12))
+def test_bulk_decoder_agrees_with_the_single_decoder(payloads: list[bytes]) -> None:
+    """decode_packets groups payloads by length and descriptor; each result must be decode_packet's."""
+    # Repeats give the bulk path groups of equal length and descriptor to work on.
+    check_bulk_decoder(payloads + payloads[: len(payloads) // 2])
