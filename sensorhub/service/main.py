@@ -42,6 +42,7 @@ from sensorhub.service.routers import (
     sessions,
     streams,
 )
+from sensorhub.service.security import install_security
 from sensorhub.service.settings import ServiceSettings
 from sensorhub.service.sources import NotificationSource, ReplayNotificationSource
 from sensorhub.storage import StorageError, StorageUnavailableError, Store, open_store
@@ -132,6 +133,8 @@ def create_app(
 
     for module in (health, drills, athletes, sessions, sensors, streams, calibration, history, live):
         app.include_router(module.router)
+    # Token, size limits, CORS and /login; before the dashboard mount so /login is not a static file.
+    install_security(app, settings.security, settings.host)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     async def plotly_js() -> FileResponse:

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sensorhub.service.security import SecuritySettings
 from sensorhub.storage import StorageSettings
 
 #: ``dashboards/`` of the source tree (the package is installed editable); None when absent.
@@ -25,7 +26,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SENSORHUB_", extra="ignore")
 
     host: str = "127.0.0.1"
-    """Bind address. Loopback by default: the service has no authentication."""
+    """Bind address. Loopback by default; any other address needs ``SENSORHUB_API_TOKEN``."""
     port: int = Field(default=8000, ge=0, le=65535)
 
     replay: Path | None = None
@@ -52,6 +53,8 @@ class ServiceSettings(BaseSettings):
     dashboards_dir: Path | None = _REPO_DASHBOARDS if _REPO_DASHBOARDS.is_dir() else None
     """Static files served at ``/`` (None or missing: no dashboard, API only)."""
     storage: StorageSettings = Field(default_factory=StorageSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    """API token, CORS origins, size limits (``SENSORHUB_API_TOKEN``, ...): docs/privacy.md."""
 
     @field_validator("replay")
     @classmethod
