@@ -6,7 +6,8 @@ sensor assignment comes from the recording's sensor descriptors and a session of
 on its own. Without ``--replay`` the hub runs the BLE manager (``--fake-sensors``: simulated
 peripherals instead of a radio).
 
-The service binds to 127.0.0.1 unless ``--host`` says otherwise (it has no authentication). Storage
+The service binds to 127.0.0.1 unless ``--host`` says otherwise; any other address needs an API
+token in ``SENSORHUB_API_TOKEN`` (never on the command line), see docs/privacy.md. Storage
 is the embedded SQLite store in ``--data-dir`` unless an InfluxDB URL is given (flags or
 ``SENSORHUB_INFLUX_*``). Once listening it prints the dashboard address.
 """
@@ -98,7 +99,8 @@ async def _serve(settings: Any, out: TextIO) -> None:
 
     app = create_app(settings)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="on",
-                            ws_ping_interval=20.0, ws_ping_timeout=20.0)
+                            ws_ping_interval=20.0, ws_ping_timeout=20.0,
+                            ws_max_size=settings.security.max_ws_message_bytes)
     server = uvicorn.Server(config)
 
     async def announce() -> None:
@@ -123,7 +125,10 @@ async def _serve(settings: Any, out: TextIO) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    from sensorhub.service.security import check_bind
+
     settings = build_settings(args)
+    check_bind(settings.host, settings.security)  # no token, not loopback: exit 2 before listening
     try:
         asyncio.run(_serve(settings, out if out is not None else sys.stdout))
     except KeyboardInterrupt:
