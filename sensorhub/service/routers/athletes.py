@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
+from sensorhub.service.privacy import erase_athlete
 from sensorhub.service.routers.deps import HubDep
 from sensorhub.service.schemas import AthleteCreate, AthleteOut, AthleteUpdate
 
@@ -36,10 +39,9 @@ async def update_athlete(athlete_id: str, body: AthleteUpdate, hub: HubDep) -> A
     return AthleteOut(id=a.id, name=a.name, notes=a.notes)
 
 
-@router.delete("/{athlete_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_athlete(athlete_id: str, hub: HubDep, purge: bool = False) -> Response:
-    hub.athletes.delete(athlete_id)
-    if purge and hub.store is not None:
-        hub.store.delete_athlete(athlete_id)
-        log.info("athlete %s and stored data deleted", athlete_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{athlete_id}")
+async def delete_athlete(athlete_id: str, hub: HubDep) -> dict[str, Any]:
+    """Erase the athlete everywhere (register, sessions, reps, angles, assignments, recordings in the
+    data directory); the report lists what was removed and recordings kept elsewhere (docs/privacy.md)."""
+    report = await erase_athlete(hub, athlete_id, Path(hub.settings.storage.data_dir))
+    return report.to_json()
