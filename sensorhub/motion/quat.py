@@ -72,17 +72,15 @@ def multiply(q1: ArrayLike, q2: ArrayLike) -> FloatArray:
     """Hamilton product ``q1 ⊗ q2`` (broadcasting over leading axes)."""
     a = as_quat(q1, "q1")
     b = as_quat(q2, "q2")
-    w1, x1, y1, z1 = np.moveaxis(a, -1, 0)
-    w2, x2, y2, z2 = np.moveaxis(b, -1, 0)
-    return np.stack(
-        (
-            w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-            w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-            w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-            w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-        ),
-        axis=-1,
-    )
+    w1, x1, y1, z1 = a[..., 0], a[..., 1], a[..., 2], a[..., 3]
+    w2, x2, y2, z2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    # Written into one preallocated array (np.stack of four temporaries took twice as long).
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2
+    out[..., 1] = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
+    out[..., 2] = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
+    out[..., 3] = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
+    return out
 
 
 def rotate(q: ArrayLike, v: ArrayLike) -> FloatArray:
@@ -94,8 +92,19 @@ def rotate(q: ArrayLike, v: ArrayLike) -> FloatArray:
     w = qa[..., :1]
     u = qa[..., 1:]
     # v' = v + 2 w (u × v) + 2 u × (u × v), the expanded sandwich product for a unit quaternion.
-    uv = np.cross(u, va)
-    return va + 2.0 * w * uv + 2.0 * np.cross(u, uv)
+    uv = _cross(u, va)
+    return va + 2.0 * w * uv + 2.0 * _cross(u, uv)
+
+
+def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
+    """``np.cross`` of (..., 3) arrays with the same arithmetic, without its axis handling overhead."""
+    a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
+    b0, b1, b2 = b[..., 0], b[..., 1], b[..., 2]
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = a1 * b2 - a2 * b1
+    out[..., 1] = a2 * b0 - a0 * b2
+    out[..., 2] = a0 * b1 - a1 * b0
+    return out
 
 
 def from_axis_angle(axis: ArrayLike, angle_rad: ArrayLike) -> FloatArray:
