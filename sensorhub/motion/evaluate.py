@@ -8,7 +8,7 @@ sides), in batch and online mode.
 
 Options: ``--examples DIR`` (default ../shared/examples beside the checkout), ``--no-sim``,
 ``--quick`` (a smaller simulated matrix), ``--online`` (also run :class:`OnlinePipeline`),
-``--offline`` (batch with the non-causal offline VQF), ``--plain`` (the plain-VQF baseline),
+``--causal-vqf`` (batch with the causal VQF instead of its offline variant, the batch default), ``--plain`` (the plain-VQF baseline),
 ``--ablation`` (batch without drift removal, and without magnetometers), ``--random N`` (N more
 sessions with randomly drawn conditions).
 This is a developer tool: it reads files and prints; the library modules do neither.
@@ -208,8 +208,8 @@ def evaluate_case(case: Case, modes: tuple[str, ...] = ("batch",)) -> list[Score
         try:
             if mode == "batch":
                 series = analyze_imu(case.pelvis, case.thigh, case.side)
-            elif mode == "offline":
-                series = analyze_imu(case.pelvis, case.thigh, case.side, offline=True)
+            elif mode == "causal-vqf":
+                series = analyze_imu(case.pelvis, case.thigh, case.side, offline=False)
             elif mode == "online":
                 series = run_online(case)
             elif mode == "plain":
@@ -248,13 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sim", action="store_true", help="not the fixed simulated matrix (only the examples and --random)")
     ap.add_argument("--quick", action="store_true", help="a smaller simulated matrix")
     ap.add_argument("--online", action="store_true", help="also run the online pipeline")
-    ap.add_argument("--offline", action="store_true", help="also run the non-causal offline VQF")
+    ap.add_argument("--causal-vqf", action="store_true", help="also run batch with the causal VQF (batch default: offline VQF)")
     ap.add_argument("--plain", action="store_true", help="also run the plain-VQF baseline (no drift or disturbance handling)")
     ap.add_argument("--ablation", action="store_true", help="also run batch without drift removal and without magnetometers")
     ap.add_argument("--random", type=int, default=0, metavar="N", help="also N sessions with randomly drawn conditions")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    modes: tuple[str, ...] = ("batch",) + (("offline",) if args.offline else ()) + (("online",) if args.online else ()) \
+    modes: tuple[str, ...] = ("batch",) + (("causal-vqf",) if args.causal_vqf else ()) + (("online",) if args.online else ()) \
         + (("plain",) if args.plain else ()) + (("no-detrend", "no-mag") if args.ablation else ())
     scores: list[Score] = []
     if args.examples.is_dir():
