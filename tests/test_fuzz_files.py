@@ -29,7 +29,7 @@ from sensorhub.notification import Notification
 from sensorhub.protocol import encode_packet_raw
 from sensorhub.recording import MAGIC, RecordingWriter
 
-EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None)
 _TMP = Path(tempfile.mkdtemp(prefix="sensorhub-fuzz-files-"))
 atexit.register(shutil.rmtree, _TMP, ignore_errors=True)

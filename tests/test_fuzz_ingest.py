@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from sensorhub.protocol import encode_packet_raw
 
-EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 RATE_CODES = st.sampled_from([0, 1, 2, 3, 4, 5, 6])

@@ -39,7 +39,7 @@ from sensorhub.protocol.control import (
     TimeSyncRequest,
 )
 
-EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("SENSORHUB_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None)
 
 
