@@ -16,13 +16,15 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from sensorhub.cli import main
+from sensorhub.errors import ProtocolError
 from sensorhub.notification import Notification
-from sensorhub.protocol import encode_packet_raw
+from sensorhub.protocol import decode_packet, encode_packet_raw
 from sensorhub.recording import MAGIC, RecordingWriter
 
 HEADER_SIZE = 12
@@ -251,3 +253,83 @@ def test_console_script_prints_one_line_and_exits_2(valid: bytes, good_csv: Path
     proc = subprocess.run([sys.executable, "-m", "sensorhub", *argv], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(expected), proc.stderr
+
+
+# -- a damaged stream inside a valid recording, end to end -------------------------------------------------
+
+
+def _write_session_recording(path: Path, session: Any, notes: list[Notification]) -> None:
+    with RecordingWriter(path, {"drill": session.config.drill, "side": session.config.side, "source": "sim"},
+                         background_flush=False, flush_records=4096) as w:
+        for seg, s in session.sensors.items():
+            w.add_sensor(s.sensor_id, segment=seg, side=session.config.side if seg == "thigh" else None,
+                         has_mag=s.has_mag, rate_hz=s.rate_hz)
+        for n in notes:
+            w.write_notification(n)
+
+
+def test_recording_of_a_damaged_stream_is_analyzed_and_inspected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Duplicates and corrupted notifications stored in a recording: inspect counts them, analyze keeps every rep."""
+    from fault_injection import corrupt, duplicate
+
+    from sensorhub.sim import SimConfig, simulate
+
+    session = simulate(SimConfig(seed=5, reps=6, compensation_reps=(3,)))
+    rng = np.random.default_rng(7)
+    bad = corrupt(session.notifications, 0.03, rng)
+    dup = duplicate(bad.notifications, 0.05, rng)
+    path = tmp_path / "damaged_stream.shr"
+    _write_session_recording(path, session, dup.notifications)
+
+    assert main(["inspect", "--json", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # What was stored: a duplicated corrupted notification is one more malformed payload, not a duplicate.
+    undecodable: dict[str, int] = {}
+    repeated: dict[str, int] = {}
+    seen: set[tuple[str, bytes]] = set()
+    for n in dup.notifications:
+        try:
+            decode_packet(n.payload)
+        except ProtocolError:
+            undecodable[n.sensor_id] = undecodable.get(n.sensor_id, 0) + 1
+            continue
+        if (n.sensor_id, n.payload) in seen:
+            repeated[n.sensor_id] = repeated.get(n.sensor_id, 0) + 1
+        seen.add((n.sensor_id, n.payload))
+    for entry in report["sensors"]:
+        sid = entry["sensor_id"]
+        assert entry["malformed"] == undecodable[sid] >= bad.count[sid] > 5
+        assert entry["duplicates"] == repeated[sid] > 5
+        assert entry["packets_lost"] == len(bad.dropped_seq[sid])  # a rejected packet is a lost one
+    assert main(["analyze", str(path), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    reps = json.loads((tmp_path / "out" / "reps.json").read_text())["reps"]
+    assert len(reps) == len(session.reps) == 6
+    for got, want in zip(reps, session.reps, strict=True):
+        assert got["peak_internal_rotation"] == pytest.approx(want.peak_internal_rotation, abs=3.0)
+        assert got["peak_external_rotation"] == pytest.approx(want.peak_external_rotation, abs=3.0)
+
+
+def test_recording_cut_off_mid_session_keeps_what_was_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The hub dies (kill -9, power) in the middle of rep 4: everything written before is analysed."""
+    from sensorhub.sim import SimConfig, simulate
+
+    session = simulate(SimConfig(seed=5, reps=6, compensation_reps=(3,)))
+    full = tmp_path / "full.shr"
+    _write_session_recording(full, session, session.notifications)
+    r4 = session.reps[3]
+    t_cut = 0.5 * (r4.t_start + r4.t_end)
+    raw = full.read_bytes()
+    # Cut inside the first NOTIFY record received after t_cut, as a half-written last record.
+    off = next(o for o, rec in records(raw) if rec[0] == NOTIFY and struct.unpack_from("<d", rec, 7)[0] > t_cut)
+    cut = tmp_path / "cut.shr"
+    cut.write_bytes(raw[: off + 11])
+
+    assert main(["inspect", "--json", str(cut)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["truncated"] is True and report["closed"] is False
+    assert main(["analyze", str(cut), "--out", str(tmp_path / "out"), "--no-report"]) == 0
+    doc = json.loads((tmp_path / "out" / "reps.json").read_text())
+    assert len(doc["reps"]) == 3
+    for got, want in zip(doc["reps"], session.reps[:3], strict=True):
+        assert got["peak_internal_rotation"] == pytest.approx(want.peak_internal_rotation, abs=3.0)
+    assert any(r["t_start"] < t_cut for r in doc.get("incomplete", []))

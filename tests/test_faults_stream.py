@@ -490,3 +490,18 @@ def test_online_path_sensor_goes_silent(session: SimulatedSession) -> None:
     assert_rep_peaks(out.reps, session.reps[:3])
     assert len(out.reps) == 3
     assert any("stream ended" in r.reason for r in out.incomplete)
+
+
+def test_online_path_sensor_reboot(session: SimulatedSession) -> None:
+    """Live: the thigh reboots in rep 3 (1.5 s down). The stream re-anchors and frames resume, nothing raises."""
+    r3 = session.reps[2]
+    t_boot = 0.5 * (r3.t_start + r3.t_end)
+    injected = reboot(session.notifications, ids(session)["thigh"], t_boot, 1.5, np.random.default_rng(5))
+    out = run_online(session, injected.notifications)
+    st = out.stats["thigh"]
+    assert st.resets == 1 and st.inconsistent == 0 and st.packets_lost == 0
+    assert np.all(np.diff(out.samples["thigh"].t_s) > 0) and np.all(np.diff(out.t_s) > 0)
+    assert out.gap[(out.t_s > t_boot + 0.1) & (out.t_s < t_boot + 1.4)].all()
+    assert out.t_s[-1] > session.scenario.drill_end_s - 1.0
+    assert_rep_peaks(out.reps, session.reps[:2])
+    assert_rep_peaks(out.reps, [r for r in session.reps if r.t_start > t_boot + 1.5 + 8.0])
