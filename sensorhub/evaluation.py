@@ -191,6 +191,12 @@ def _cond_loss5(rng: np.random.Generator) -> list[str]:
 #: drawn per session. Every condition of the acceptance is covered: 9-axis, 6-axis, a 30-µT
 #: disturbance at the thigh (seated with a set of >= 4 minutes, and standing), 60/200-Hz rates and
 #: 5 % packet loss, on both sides.
+def _cond_loss5_burst(rng: np.random.Generator) -> list[str]:
+    # A stress case beyond the acceptance: the 5 % are lost in runs of 3 packets on average.
+    extra = ["--no-mag"] if rng.random() < 0.5 else []
+    return [*_rnd_common(rng), "--loss", "0.05", "--loss-burst", "3", *extra]
+
+
 RANDOM_CONDITIONS: dict[str, Callable[[np.random.Generator], list[str]]] = {
     "9axis": _cond_9axis,
     "6axis": _cond_6axis,
@@ -198,6 +204,7 @@ RANDOM_CONDITIONS: dict[str, Callable[[np.random.Generator], list[str]]] = {
     "magdist30_standing": _cond_magdist_standing,
     "rates_60_200": _cond_rates,
     "loss5": _cond_loss5,
+    "stress_loss5_burst3": _cond_loss5_burst,
 }
 #: First seed of the held-out set. Seeds 100-115 are the fixed replay_data/SIM_MATRIX sessions and
 #: the motion module's own random set; development used 2000-2999; the reported set starts here.

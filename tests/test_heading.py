@@ -172,3 +172,19 @@ def test_rest_drift_needs_enough_neutral_rests() -> None:
     still = [heading.RestPoint(t, 0.0, np.radians(0.5), 0, fixed=True) for t in (3.0, 15.0)]
     few = [heading.RestPoint(30.0, 0.0, np.radians(1.5), 0), heading.RestPoint(40.0, 0.5, np.radians(1.5), 0)]
     assert heading.fit_rest_drift(still + few, 15.0, 60.0, 0.0) is None
+
+
+def test_rest_drift_places_a_heading_step_where_packets_were_lost() -> None:
+    rng = np.random.default_rng(5)
+    t_ref = 15.0
+    still = [heading.RestPoint(t, 0.0, np.radians(0.5), 0, fixed=True) for t in (3.0, 15.0)]
+    t_rest = np.arange(21.0, 70.0, 2.5)
+    jump = np.radians(4.0)  # the filter lost 4° of heading across a gap at 42.3 s
+    pts = still + _drill_rests(np.where(t_rest > 42.3, jump, 0.0), t_rest, rng, 0.0, 0)
+    curve = heading.fit_rest_drift(pts, t_ref, 70.0, 0.0, steps=[(42.3, np.radians(3.0)), (55.1, np.radians(3.0))])
+    assert curve is not None
+    (t1, j1), (t2, j2) = curve.steps
+    assert (t1, t2) == (42.3, 55.1)
+    assert np.degrees(j1) == pytest.approx(4.0, abs=1.0)
+    assert abs(np.degrees(j2)) < 1.0  # no jump there: the prior and the rests keep it near zero
+    assert np.degrees(curve(np.array([60.0]))[0]) == pytest.approx(4.0, abs=1.0)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -385,6 +386,13 @@ REST_GATES_DEG = (12.0, 6.0, 4.0)
 #: close to linear (one segment for a usual drill), over a 5-minute set VQF's bias estimate wanders
 #: and a single line leaves several degrees of curvature.
 DRIFT_KNOT_SPACING_S = 60.0
+#: Lost packets while a sensor turns: the filter integrates interpolated samples there, so the
+#: relative heading may jump. Gaps of at least STEP_MIN_GAP_S in the drill get a step in the drift
+#: curve with prior σ = STEP_FRACTION x (angular rate at the gap's edges) x (gap length), at least
+#: STEP_MIN_SIGMA_DEG.
+STEP_MIN_GAP_S = 0.3
+STEP_FRACTION = 0.3
+STEP_MIN_SIGMA_DEG = 0.5
 #: Prior spread (deg) of the change of drift rate from one knot segment to the next, times the
 #: segment length: keeps short, sparsely observed segments from bending the curve.
 DRIFT_BEND_SIGMA_DEG = 3.0
@@ -414,6 +422,8 @@ class DriftCurve:
     knots_rad: FloatArray
     n_rest_used: int
     rms_residual_deg: float
+    steps: tuple[tuple[float, float], ...] = ()
+    """(time, jump in rad) of each heading step the fit was allowed."""
 
     def __call__(self, t_s: FloatArray) -> FloatArray:
         k, v = self.knots_t_s, self.knots_rad
@@ -421,6 +431,8 @@ class DriftCurve:
         lo, hi = t_s < k[0], t_s > k[-1]
         out[lo] = v[0] + (t_s[lo] - k[0]) * (v[1] - v[0]) / (k[1] - k[0])
         out[hi] = v[-1] + (t_s[hi] - k[-1]) * (v[-1] - v[-2]) / (k[-1] - k[-2])
+        for ts, jump in self.steps:
+            out[t_s > ts] += jump
         return np.asarray(out)
 
     def mean_rate_rad_s(self) -> float:
@@ -449,14 +461,17 @@ def rest_points(t_s: FloatArray, heading_rad: FloatArray, group: NDArray[np.int_
 
 
 def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, initial_rate_rad_s: float,
-                   knot_spacing_s: float = DRIFT_KNOT_SPACING_S) -> DriftCurve | None:
+                   knot_spacing_s: float = DRIFT_KNOT_SPACING_S,
+                   steps: Sequence[tuple[float, float]] = ()) -> DriftCurve | None:
     """Relative heading drift jointly from all quasi-static neutral moments (robust weighted least squares).
 
     Model: ``heading_i = level[group_i] + d(t_i) + noise`` with ``d`` piecewise linear in time
     (knots at ``t_ref_s`` (where d = 0) and every ``knot_spacing_s`` up to ``t_end_s``) and each
     posture group's level free. Rest moments away from the neutral (end-range holds) are gated out
-    against the current curve, starting from the line with ``initial_rate_rad_s``. Returns None when
-    fewer than 4 rest moments agree with a neutral.
+    against the current curve, starting from the line with ``initial_rate_rad_s``. ``steps``: (time,
+    prior σ in rad) of possible jumps of the heading, e.g. across lost packets during fast rotation,
+    where the filter ran on interpolated samples; each is estimated from the rests on either side.
+    Returns None when fewer than 4 rest moments agree with a neutral.
     """
     fixed = [p for p in points if p.fixed]
     rests = [p for p in points if not p.fixed]
@@ -466,7 +481,8 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
     knots = np.linspace(t_ref_s, t_end_s, n_seg + 1)
     groups = sorted({p.group for p in points} - {0})
     gcol = {g: n_seg + 1 + i for i, g in enumerate(groups)}  # columns: knots 1..n_seg, level 0, other levels
-    n_par = n_seg + 1 + len(groups)
+    n_curve = n_seg + 1 + len(groups)
+    n_par = n_curve + len(steps)
 
     def design(ps: list[RestPoint]) -> FloatArray:
         a = np.zeros((len(ps), n_par))
@@ -478,6 +494,8 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
                 a[i, j - 1] += 1.0 - u  # column j-1 is knot j (knot 0 is fixed at zero)
             a[i, j] += u
             a[i, n_seg if p.group == 0 else gcol[p.group]] = 1.0
+            for k, (ts, _) in enumerate(steps):
+                a[i, n_curve + k] = float(p.t_s > ts)
         return a
 
     curve = DriftCurve(knots, initial_rate_rad_s * (knots - t_ref_s), 0, float("nan"))
@@ -506,8 +524,14 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
                     row[idx - 1] += c
             rows.append(row[None, :] / np.radians(DRIFT_BEND_SIGMA_DEG))
             rhs.append(np.zeros(1))
+        for k, (_, sigma) in enumerate(steps):
+            row = np.zeros(n_par)
+            row[n_curve + k] = 1.0 / sigma
+            rows.append(row[None, :])
+            rhs.append(np.zeros(1))
         x, *_ = np.linalg.lstsq(np.vstack(rows), np.concatenate(rhs), rcond=None)
-        curve = DriftCurve(knots, np.concatenate(([0.0], x[:n_seg])), len(used), float("nan"))
+        curve = DriftCurve(knots, np.concatenate(([0.0], x[:n_seg])), len(used), float("nan"),
+                           tuple((ts, float(x[n_curve + k])) for k, (ts, _) in enumerate(steps)))
         level = {0: float(x[n_seg]), **{g: float(x[c]) for g, c in gcol.items()}}
     res = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] - level[p.group] for p in used])
-    return DriftCurve(knots, curve.knots_rad, len(used), float(np.degrees(np.sqrt(np.mean(res**2)))))
+    return DriftCurve(knots, curve.knots_rad, len(used), float(np.degrees(np.sqrt(np.mean(res**2)))), curve.steps)

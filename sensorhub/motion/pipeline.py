@@ -98,6 +98,8 @@ SEATED_NEUTRAL_WITH_MAG = True
 #: Batch: fit the thigh's relative heading drift jointly to the still phases and all rests in the
 #: drill (heading.fit_rest_drift) instead of the still phases alone or a trend over all samples.
 REST_DRIFT = True
+#: Let that fit place a heading step at each longer gap of either sensor (heading.STEP_MIN_GAP_S).
+HEADING_STEPS = True
 #: Fit the residual hard iron online from the calibration data (see heading.estimate_hard_iron).
 ONLINE_HARD_IRON = True
 #: Raw data kept (s) while waiting for the protocol (or for neutral with a stored calibration).
@@ -314,7 +316,8 @@ def analyze_imu(
     if detrend_heading:
         q_earth_pelvis, q_earth_femur, q6 = _remove_heading_trends(
             t, q_earth_pelvis, q_earth_femur, q6, neutral, drill & ~(long_p | long_t),
-            found_phases, diag, rest_rate_deg_s=_rest_rate_deg_s(t, pg.gyr_rad_s, tg.gyr_rad_s))
+            found_phases, diag, rest_rate_deg_s=_rest_rate_deg_s(t, pg.gyr_rad_s, tg.gyr_rad_s),
+            steps=_heading_steps(pelvis, neutral.end_s) + _heading_steps(thigh, neutral.end_s))
     delta0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_earth_femur[nm])
     delta_mag: FloatArray | None = None
     valid: BoolArray | None = None
@@ -493,6 +496,7 @@ def _remove_heading_trends(
     phases: CalibrationPhases | None,
     diag: Diagnostics,
     rest_rate_deg_s: FloatArray | None = None,
+    steps: list[tuple[float, float]] | None = None,
 ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
     """Remove linear heading drift from both segments (batch; see :func:`heading.heading_trend_rad_s`).
 
@@ -534,7 +538,8 @@ def _remove_heading_trends(
             source = "relative drift between the two neutral still phases"
     curve = None
     if REST_DRIFT and rest_rate_deg_s is not None and phases is not None:
-        curve = _rest_drift_curve(t, q_earth_pelvis, q_earth_femur, drill, phases, t_ref, rate_t, rest_rate_deg_s)
+        curve = _rest_drift_curve(t, q_earth_pelvis, q_earth_femur, drill, phases, t_ref, rate_t, rest_rate_deg_s,
+                                  steps or [])
     if curve is not None:
         source = (f"joint fit over {curve.n_rest_used} neutral rests and both still phases "
                   f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
@@ -559,7 +564,7 @@ def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> Flo
 
 def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: FloatArray, drill: BoolArray,
                       phases: CalibrationPhases, t_ref: float, rate_init: float,
-                      rest_rate_deg_s: FloatArray) -> heading.DriftCurve | None:
+                      rest_rate_deg_s: FloatArray, steps: list[tuple[float, float]]) -> heading.DriftCurve | None:
     """Thigh-relative heading drift fitted jointly to both still phases and every rest in the drill.
 
     The relative heading is the femur's heading minus the pelvis's: of the femur's X axis while the
@@ -590,7 +595,20 @@ def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: 
     pts = [heading.RestPoint(tm, v, np.radians(heading.STILL_PHASE_SIGMA_DEG), 0, fixed=True) for tm, v in fixed]
     pts += heading.rest_points(t, rel, group, rest_rate_deg_s, drill)
     end = float(t[drill][-1]) if np.any(drill) else float(t[-1])
-    return heading.fit_rest_drift(pts, t_ref, end, rate_init)
+    return heading.fit_rest_drift(pts, t_ref, end, rate_init, steps=sorted(steps) if HEADING_STEPS else ())
+
+
+def _heading_steps(samples: ImuSamples, after_s: float) -> list[tuple[float, float]]:
+    """(time, prior σ in rad) of a possible heading jump at every gap >= heading.STEP_MIN_GAP_S after ``after_s``."""
+    t = samples.t_s
+    d = np.diff(t)
+    rate = np.degrees(np.linalg.norm(samples.gyr_rad_s, axis=1))
+    out = []
+    for i in np.flatnonzero((d >= heading.STEP_MIN_GAP_S) & (t[1:] > after_s)):
+        edge_deg_s = 0.5 * (rate[i] + rate[i + 1])
+        sigma = max(heading.STEP_MIN_SIGMA_DEG, heading.STEP_FRACTION * edge_deg_s * float(d[i]))
+        out.append((float(0.5 * (t[i] + t[i + 1])), float(np.radians(sigma))))
+    return out
 
 
 def _trimmed_mask(iv: Interval, t: FloatArray) -> BoolArray:
