@@ -335,10 +335,13 @@ def install_security(app: FastAPI, security: SecuritySettings, host: str) -> Non
     """Apply the policy to ``app``: refuse an open bind, token check, size limits, CORS, login page.
 
     Middleware order, outermost first: CORS (answers preflight requests, which carry no token),
-    size limits, token check, the app.
+    size limits, token check, URL limits (:mod:`.limits`), the app.
     """
+    from sensorhub.service.limits import install_limits  # limits builds on this module
+
     check_bind(host, security)
     app.include_router(login_router(security))
+    install_limits(app, token_required=security.api_token is not None)
     if security.api_token is not None:
         app.add_middleware(TokenAuthMiddleware, token=security.api_token, allowed_origins=security.cors_origins)
     app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=security.max_body_bytes,
