@@ -211,11 +211,15 @@ class ClockMapper:
         x_mean = float(xs.mean())
         dx = xs - x_mean
         sxx = float(dx @ dx)
-        b_data = self._hull_slope(xs, ys, x_mean)
+        b_data = self._window_hull_slope(xs, ys, x_mean)
         if b_data is None:  # only with coincident x, which bins rule out; least squares then
             b_data = float(dx @ (ys - ys.mean())) / sxx if sxx > 0 else self._prior_drift
         lam = (cfg.bin_noise_s / (cfg.prior_drift_sd_ppm * 1e-6)) ** 2
         return (sxx * b_data + lam * self._prior_drift) / (sxx + lam)
+
+    def _window_hull_slope(self, xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
+        """Hull slope over ``x_mean`` of the current window's points ``xs, ys`` (bins + open bin)."""
+        return self._hull_slope(xs, ys, x_mean)
 
     @staticmethod
     def _hull_slope(xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
@@ -292,6 +296,76 @@ class ClockMapper:
         if self._x0 is None:
             raise RuntimeError("ClockMapper.to_sensor called before any observation in this epoch")
         return self._x0 + (t_host_s - self._x0 - self._a) / (1.0 + self._b)
+
+
+def _turns_left(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
+    """Whether a -> b -> c turns counter-clockwise (the monotone chain's test, same arithmetic)."""
+    return (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) > 0
+
+
+class WindowHullClockMapper(ClockMapper):
+    """:class:`ClockMapper` that keeps the lower hull of its window up to date instead of rebuilding it.
+
+    The full monotone chain over the 60-s window at every bin (120 points, 7,200 times for a
+    30-minute session) was the largest cost of ingesting a recording. Here the hull of the closed
+    bins is kept: a closing bin is pushed onto it, and when the window drops its oldest bin (always
+    the hull's first vertex) only the stretch up to the next vertex is rebuilt, since every other
+    vertex of a set's lower hull stays a vertex of any subset holding it. The open bin is added
+    without changing the kept hull. In exact arithmetic the hull, and so the slope, is the one the
+    full rebuild finds; in floating point the two can differ only where three bin minima are
+    collinear to rounding, by rounding. Used by the batch ingest, whose results are checked against
+    the online path in ``tests/test_ingest_batch.py``; the online path keeps :class:`ClockMapper`.
+    """
+
+    def _reset_epoch(self) -> None:
+        super()._reset_epoch()
+        self._hull: list[tuple[float, float]] = []
+        """Lower hull of the closed bins in ``_bins`` (x ascending)."""
+
+    def _window_hull_slope(self, xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
+        bins, hull = self._bins, self._hull
+        # Bins closed since the last fit (x beyond the kept hull's last vertex; usually one).
+        x_synced = hull[-1][0] if hull else -math.inf
+        new: list[tuple[float, float]] = []
+        for p in reversed(bins):
+            if p[0] <= x_synced:
+                break
+            new.append(p)
+        # Bins the window dropped: rebuild the hull's start up to its first surviving vertex.
+        if not bins:
+            hull = []
+        elif hull and hull[0][0] < bins[0][0]:
+            keep = 0
+            while keep < len(hull) and hull[keep][0] < bins[0][0]:
+                keep += 1
+            rest = hull[keep:]
+            hull = []
+            if rest:  # else every earlier bin is gone and only the new ones remain
+                for p in bins:
+                    if p[0] >= rest[0][0]:
+                        break
+                    self._chain_push(hull, p)
+                self._chain_push(hull, rest[0])
+                hull += rest[1:]
+        for p in reversed(new):
+            self._chain_push(hull, p)
+        self._hull = hull
+        # The open bin on top, without changing the kept hull.
+        top = self._bin_min
+        k = len(hull)
+        while k >= 2 and not _turns_left(hull[k - 2], hull[k - 1], top):
+            k -= 1
+        chain = [*hull[:k], top]
+        for (x0, y0), (x1, y1) in itertools.pairwise(chain):
+            if x0 <= x_mean <= x1 and x1 > x0:
+                return (y1 - y0) / (x1 - x0)
+        return None
+
+    @staticmethod
+    def _chain_push(hull: list[tuple[float, float]], p: tuple[float, float]) -> None:
+        while len(hull) >= 2 and not _turns_left(hull[-2], hull[-1], p):
+            hull.pop()
+        hull.append(p)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,13 @@ from typing import Any
 
 import numpy as np
 
-from sensorhub.clock import ClockMapper, ClockMapperConfig, ClockState, host_times
+from sensorhub.clock import (
+    ClockMapper,
+    ClockMapperConfig,
+    ClockState,
+    WindowHullClockMapper,
+    host_times,
+)
 from sensorhub.errors import ConfigurationError, ProtocolError
 from sensorhub.notification import Notification
 from sensorhub.protocol import DataPacket, decode_packet, unwrap_counter, unwrap_time_us
@@ -536,12 +542,15 @@ class _DeferredSensorStream(SensorStream):
     Releasing a packet records what the online stream would compute for it (its gap flag, the
     clock mapping's state at that moment, the nudge after a restart) instead of building a block;
     :meth:`collect` then builds the sensor's samples in one vectorised pass. Every value is computed
-    with the same floating-point operations as the online path, so the result is bit-identical to
-    concatenating the online stream's blocks (``tests/test_ingest_batch.py`` checks this).
+    with the same floating-point operations as the online path, and the clock map keeps its lower
+    hull incrementally (:class:`~sensorhub.clock.WindowHullClockMapper`, the same hull as the
+    online rebuild), so the result equals the online stream's blocks concatenated
+    (``tests/test_ingest_batch.py`` checks this to the bit).
     """
 
     def __init__(self, sensor_id: str, config: StreamConfig | None = None, decode: Decoder = decode_packet) -> None:
         super().__init__(sensor_id, config, decode)
+        self.clock = WindowHullClockMapper(self.config.clock)
         self._out_packets: list[DataPacket] = []
         self._out_t_first_us: list[int] = []
         self._out_states: list[ClockState] = []
