@@ -35,6 +35,7 @@ SPEED = 12.0
 class Run:
     messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     client: TestClient | None = None
+    data_dir: Path | None = None
     late_hello: dict[str, Any] = field(default_factory=dict)
     """The hello of a client connecting after the session ended."""
 
@@ -65,7 +66,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         pytest.skip(f"{SEATED} missing")
     data_dir = tmp_path_factory.mktemp("service")
     settings = ServiceSettings(replay=SEATED, replay_speed=SPEED, storage=StorageSettings(data_dir=data_dir))
-    result = Run()
+    result = Run(data_dir=data_dir)
     source = AfterFirstClient(ReplayNotificationSource(SEATED, speed=SPEED))
     with TestClient(create_app(settings, source=source)) as client:
         result.client = client
@@ -206,3 +207,20 @@ def test_metrics_exposed(run: Run) -> None:
     assert 'sensorhub_storage_state{backend="sqlite"} 0.0' in text
     assert "sensorhub_storage_spool_points" in text
     assert 'sensorhub_packets_lost_total{sensor="sim-thigh-4d5e"} 0.0' in text
+
+
+def test_a_restarted_service_serves_the_stored_session(run: Run) -> None:
+    assert run.client is not None and run.data_dir is not None
+    assert run.client.app.state.hub.store.flush(5.0)  # type: ignore[attr-defined]
+    settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=run.data_dir))
+    with TestClient(create_app(settings)) as client:
+        (session,) = client.get("/api/sessions").json()
+        assert (session["active"], session["reps"], session["drill"]) == (False, 8, "seated_rotation")
+        reps = client.get(f"/api/sessions/{session['id']}/reps").json()
+        assert [r["index"] for r in reps if r["compensation"]] == [3, 6]
+        assert all(r["compensation_detail"]["exceeded"] for r in reps if r["compensation"])
+        live = [m["rep"] for m in run.events("rep_completed")]
+        for stored, rep in zip(reps, live):
+            assert stored["score"] == pytest.approx(rep["score"], abs=1e-3)
+            assert stored["peak_external_rotation"] == pytest.approx(rep["peak_external_rotation"], abs=1e-3)
+        assert client.get("/api/athletes").json()[0]["id"] == "sim-athlete-4d5e"

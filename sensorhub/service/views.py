@@ -75,6 +75,8 @@ def stored_rep_json(r: RepRecord) -> dict[str, Any]:
         "arc": r.arc_deg,
         "compensation": r.compensated,
         "compensations": list(r.compensations),
+        # Live reps carry the drills module's detail; a stored rep keeps the exceeded axes only.
+        "compensation_detail": {"exceeded": [c for c in r.compensations if c.startswith("pelvis_")]},
         "score": r.score,
         "score_components": dict(r.score_components),
     })
