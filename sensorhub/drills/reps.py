@@ -188,6 +188,7 @@ class _Excursion:
     peak_deg: float = 0.0
     t_exit: float = math.nan
     t_back: float = math.nan
+    after_gap: bool = False  # started right after a data gap, before any quiet sample: onset unseen
 
 
 class _State(Enum):
@@ -301,6 +302,7 @@ class RepDetector:
         self._t_last_valid = -math.inf
         self._t_last_quiet = math.nan
         self._t_last_exit = -math.inf
+        self._since_gap = False  # a gap aborted the attempt and no quiet sample or exit has been seen since
         self._current: _Excursion | None = None
         self._closing: _Excursion | None = None
         self._pending: list[_Excursion] = []
@@ -339,6 +341,7 @@ class RepDetector:
             # the last quiet sample before the gap (that would glue the halves of two reps together).
             self._t_last_quiet = math.nan
             self._t_last_exit = -math.inf
+            self._since_gap = True
         # Two cascaded EMAs with a dt-dependent gain: correct for irregular sampling and after gaps.
         if math.isnan(self._ema1) or gains is None:
             self._ema1 = self._ema2 = hip_rotation
@@ -356,6 +359,7 @@ class RepDetector:
             if y < cfg.exit_deg:
                 cur.t_exit = t
                 self._t_last_exit = t
+                self._since_gap = False
                 self._closing = cur
                 self._current = None
                 self._state = _State.NEUTRAL
@@ -367,6 +371,7 @@ class RepDetector:
         # NEUTRAL
         if abs(x) < cfg.onset_deg:
             self._t_last_quiet = t
+            self._since_gap = False
         starting = abs(x) > cfg.enter_deg and posture_ok
         if self._closing is not None and (
             abs(x) < cfg.onset_deg or t - self._closing.t_exit >= cfg.settle_s or starting
@@ -382,7 +387,7 @@ class RepDetector:
             direction = Direction.INTERNAL if x > 0 else Direction.EXTERNAL
             # Swinging straight through neutral (90/90) leaves no quiet sample: start at the crossing.
             t_leave = max(self._t_last_quiet, self._t_last_exit) if math.isfinite(self._t_last_quiet) else t
-            self._current = _Excursion(direction, t_leave, t, self._neutral, peak_deg=abs(x))
+            self._current = _Excursion(direction, t_leave, t, self._neutral, peak_deg=abs(x), after_gap=self._since_gap)
             self._state = _State.EXCURSION
         elif self._closing is None and not self._pending and abs(x) < cfg.enter_deg and gains is not None:
             # Resting: let the neutral follow slow drift of the estimate.
@@ -559,6 +564,12 @@ class RepDetector:
         if half.direction not in drill.directions:
             log.debug("drills: %s excursion ignored; %s measures %s", half.direction.value, drill.name, [d.value for d in drill.directions])
             return events
+        if half.after_gap:
+            # Seen only from the middle on (the data came back with the hip already out): its onset and
+            # its true peak may lie in the gap, so it is reported, never counted or paired.
+            attempt = [*self._pending, half]
+            self._pending.clear()
+            return [self._incomplete(attempt, t, f"{half.direction.value} half started during a data gap")]
         if half.peak_deg < drill.min_peak_deg:
             # An aborted half also ends the attempt it belonged to.
             attempt = [*self._pending, half]
