@@ -15,6 +15,8 @@ How a client presents the token (docs/privacy.md, "Access"):
 
 Tokens are compared with :func:`hmac.compare_digest` and are never logged nor echoed in an error.
 The static dashboard files, ``/login`` and the OpenAPI description stay open: they hold no data.
+``/api/health`` stays open for probes, but without the token it shows only ``status``, ``uptime_s``
+and the storage state (no storage target, error text or client count).
 
 This module holds policy only (plain ASGI middleware and small helpers); it reads no athlete data.
 """
@@ -22,6 +24,7 @@ This module holds policy only (plain ASGI middleware and small helpers); it read
 from __future__ import annotations
 
 import hmac
+import json
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -61,7 +64,8 @@ WS_CLOSE_POLICY: Final = 1008
 class SecuritySettings(BaseSettings):
     """Token, CORS origins and size limits, read from ``SENSORHUB_*`` (nested in ServiceSettings)."""
 
-    model_config = SettingsConfigDict(env_prefix="SENSORHUB_", extra="ignore")
+    # hide_input_in_errors: a rejected token must not be echoed by a ValidationError.
+    model_config = SettingsConfigDict(env_prefix="SENSORHUB_", extra="ignore", hide_input_in_errors=True)
 
     api_token: SecretStr | None = None
     """Shared secret required on data routes; needed to bind beyond loopback. Never logged."""
@@ -166,6 +170,12 @@ class TokenAuthMiddleware:
         self.allowed_origins = set(allowed_origins or ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == HEALTH_PATH:
+            if any(token_matches(t, self.token) for t in presented_tokens(scope)):
+                await self.app(scope, receive, send)
+            else:
+                await self.app(scope, receive, _reduced_health(send))
+            return
         if scope["type"] not in ("http", "websocket") or not needs_token(scope["path"]):
             await self.app(scope, receive, send)
             return
@@ -186,13 +196,52 @@ class TokenAuthMiddleware:
                          extra_headers=[(b"www-authenticate", b'Bearer realm="sensorhub"')])
 
     def _same_origin_or_allowed(self, scope: Scope) -> bool:
-        headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ())}
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
         origin = headers.get("origin")
         if origin is None:
             return True  # not a browser
         host = headers.get("host", "")
         bare = origin.split("://", 1)[-1].rstrip("/")
         return bare == host or origin.rstrip("/") in self.allowed_origins
+
+
+#: Health check: open, but without a token it answers only liveness and the storage state.
+HEALTH_PATH: Final = "/api/health"
+#: Keys of the health answer shown without a token (no storage target, error text, client count).
+PUBLIC_HEALTH_KEYS: Final = ("status", "uptime_s")
+
+
+def _reduced_health(send: Send) -> Send:
+    """Wrap ``send`` so a 200 health answer keeps only :data:`PUBLIC_HEALTH_KEYS` and the storage state."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def reducing_send(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+            return
+        if message["type"] != "http.response.body" or start is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        body = b"".join(chunks)
+        if start["status"] == 200:
+            try:
+                full = json.loads(body)
+                storage = full.get("storage") or {}
+                reduced = {k: full[k] for k in PUBLIC_HEALTH_KEYS if k in full}
+                reduced["storage"] = {"state": storage.get("state")}
+                body = json.dumps(reduced).encode()
+            except (ValueError, AttributeError):
+                body = b'{"status":"unknown"}'
+        headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+        await send({**start, "headers": headers + [(b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return reducing_send
 
 
 class BodySizeLimitMiddleware:
