@@ -520,6 +520,7 @@ class RepDetector:
                     quiet = np.flatnonzero(np.abs(quiet_x) < cfg.onset_deg)
                     if quiet.size:
                         self._t_last_quiet = float(t[quiet[-1]])
+                        self._since_gap = False
                     self._trim()
             if n_ok < m:
                 return k + n_ok
