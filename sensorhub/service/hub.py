@@ -519,7 +519,7 @@ class Hub:
         pipe = stream.pipeline
         lc = pipe.live_calibration
         if lc is not None:
-            status = lc._status()
+            status = lc.status()
             for v in status.verdicts:
                 if v.step not in stream.reported_steps and v.step in ("still1", "swings", "bows", "still2"):
                     stream.reported_steps.add(v.step)
@@ -859,7 +859,7 @@ class Hub:
                                "prompt": None, "verdicts": [], "result": None}
         lc = pipe.live_calibration
         if lc is not None:
-            out.update(views.live_status_json(lc._status()))
+            out.update(views.live_status_json(lc.status()))
         if pipe.calibration is not None:
             q = pipe.calibration.quality
             out["result"] = {"ok": q.ok, "quality": views.clean(q.to_dict()), "advice": q.advice,
