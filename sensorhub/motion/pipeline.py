@@ -651,12 +651,14 @@ def _slerp_at(t_s: FloatArray, q: FloatArray, t_new: FloatArray) -> FloatArray:
     Between consecutive samples a sensor turns by at most a few degrees, where normalised linear
     interpolation differs from slerp by well under 0.01° and costs a fraction.
     """
-    i = np.clip(np.searchsorted(t_s, t_new, side="right") - 1, 0, len(t_s) - 2)
+    # Called twice per live notification on a handful of rows: np.clip and np.linalg.norm cost more
+    # in call overhead than in arithmetic; minimum/maximum and sqrt(add.reduce) compute the same bits.
+    i = np.minimum(np.maximum(np.searchsorted(t_s, t_new, side="right") - 1, 0), len(t_s) - 2)
     u = ((t_new - t_s[i]) / (t_s[i + 1] - t_s[i]))[:, None]
     a, b = q[i], q[i + 1]
     b = b * np.sign(np.einsum("ij,ij->i", a, b) + 1e-300)[:, None]
     out = a + u * (b - a)
-    return np.asarray(out / np.linalg.norm(out, axis=1, keepdims=True))
+    return np.asarray(out / np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True)))
 
 
 class _Stream:
