@@ -32,6 +32,7 @@ Pure array maths; no I/O.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -393,6 +394,7 @@ DRIFT_KNOT_SPACING_S = 60.0
 STEP_MIN_GAP_S = 0.3
 STEP_FRACTION = 0.3
 STEP_MIN_SIGMA_DEG = 0.5
+INITIAL_STEP_MIN_SIGMA_DEG = 3.0
 #: Prior spread (deg) of the change of drift rate from one knot segment to the next, times the
 #: segment length: keeps short, sparsely observed segments from bending the curve.
 DRIFT_BEND_SIGMA_DEG = 3.0
@@ -500,6 +502,8 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
 
     curve = DriftCurve(knots, initial_rate_rad_s * (knots - t_ref_s), 0, float("nan"))
     level = {0: float(np.average([p.heading_rad for p in fixed], weights=[p.sigma_rad**-2 for p in fixed]))} if fixed else {}
+    if steps:
+        curve = dataclasses.replace(curve, steps=_initial_steps(rests, curve, level, steps))
     used: list[RestPoint] = []
     for gate in REST_GATES_DEG:
         resid = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] for p in rests])
@@ -535,3 +539,41 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
         level = {0: float(x[n_seg]), **{g: float(x[c]) for g, c in gcol.items()}}
     res = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] - level[p.group] for p in used])
     return DriftCurve(knots, curve.knots_rad, len(used), float(np.degrees(np.sqrt(np.mean(res**2)))), curve.steps)
+
+
+def _initial_steps(rests: list[RestPoint], curve: DriftCurve, level: dict[int, float],
+                   steps: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """First guess of each heading step, so that the gates do not throw away every rest after a big one.
+
+    Between consecutive steps, the neutral is the value most rests agree on (within 4°; end-range
+    holds scatter to both sides); a step is the change of that value. Stretches with fewer than 2
+    rests are joined with the next, and the change goes to the step with the largest prior σ. Only
+    steps with a prior σ of at least INITIAL_STEP_MIN_SIGMA_DEG are guessed; the rest start at zero.
+    """
+    t = np.array([p.t_s for p in rests])
+    r = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] for p in rests])
+    g = np.array([p.group for p in rests])
+    for grp in set(g.tolist()):
+        r[g == grp] -= level.get(grp, float(np.median(r[g == grp])))
+    jumps = [0.0] * len(steps)
+    # Only steps that may be large split the drill into stretches; small ones start at zero.
+    big = [k for k, (_, sigma) in enumerate(steps) if sigma >= np.radians(INITIAL_STEP_MIN_SIGMA_DEG)]
+    edges = [steps[k][0] for k in big] + [np.inf]
+    prev, pending = 0.0, []
+    for n, k in enumerate(big):
+        ts = steps[k][0]
+        pending.append(k)
+        seg = r[(t > ts) & (t <= edges[n + 1])]
+        if len(seg) < 4 and n + 1 < len(big):
+            continue  # too few rests to tell: decide together with the next step
+        cur = prev
+        if len(seg) >= 2:
+            support = (np.abs(seg[:, None] - seg[None, :]) <= np.radians(4.0)).sum(axis=1) - 1e-3 * np.abs(seg - prev)
+            if support.max() >= 2.0 - 1e-2:
+                best = seg[int(np.argmax(support))]
+                cur = float(np.mean(seg[np.abs(seg - best) <= np.radians(4.0)]))
+        # The change goes to the step (of those undecided) with the largest prior: the longest gap
+        # at the fastest rotation.
+        jumps[max(pending, key=lambda i: steps[i][1])] = cur - prev
+        prev, pending = cur, []
+    return tuple((ts, j) for (ts, _), j in zip(steps, jumps))
