@@ -79,11 +79,15 @@ def test_health_is_open_but_reveals_only_liveness(client: TestClient, tmp_path: 
     assert full["storage"]["backend"] == "sqlite" and str(tmp_path) in full["storage"]["target"]
 
 
-def test_static_dashboard_and_login_page_are_open(client: TestClient) -> None:
+def test_login_page_open_dashboard_page_sends_to_login(client: TestClient) -> None:
     page = client.get("/login")
     assert page.status_code == 200 and 'name="token"' in page.text and TOKEN not in page.text
     if (Path(__file__).resolve().parents[1] / "dashboards" / "index.html").is_file():
-        assert client.get("/").status_code == 200
+        to_login = client.get("/", follow_redirects=False)
+        assert to_login.status_code == 303 and to_login.headers["location"] == "/login"
+        assert client.get("/", headers=BEARER).status_code == 200
+        client.post("/login", data={"token": TOKEN})
+        assert client.get("/").status_code == 200 and "<html" in client.get("/").text.lower()
 
 
 def test_login_sets_an_httponly_strict_cookie_that_opens_the_data(client: TestClient) -> None:

@@ -53,6 +53,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 COOKIE_NAME: Final = "sensorhub_token"
 #: Paths that stay open with a token configured (exact match), besides the static dashboard.
 OPEN_PATHS: Final = frozenset({"/api/health", "/login", "/logout", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+#: Dashboard entry pages: without a token the browser is sent to ``/login`` first.
+DASHBOARD_PAGES: Final = frozenset({"/", "/index.html"})
 #: Path prefixes that carry athlete data or service internals: token required.
 PROTECTED_PREFIXES: Final = ("/api/", "/ws/", "/metrics")
 #: WebSocket close code "message too big" (RFC 6455 7.4.1).
@@ -175,6 +177,13 @@ class TokenAuthMiddleware:
                 await self.app(scope, receive, send)
             else:
                 await self.app(scope, receive, _reduced_health(send))
+            return
+        if scope["type"] == "http" and scope["path"] in DASHBOARD_PAGES and scope["method"] == "GET" \
+                and not any(token_matches(t, self.token) for t in presented_tokens(scope)):
+            # The page itself holds no data, but without the cookie every call it makes would fail.
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", b"/login"), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
             return
         if scope["type"] not in ("http", "websocket") or not needs_token(scope["path"]):
             await self.app(scope, receive, send)
