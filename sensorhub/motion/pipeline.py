@@ -982,7 +982,7 @@ class OnlinePipeline:
         r_sensor, mags, gaps, long_gap = {}, {}, [], np.zeros(n, dtype=bool)
         for name, st in self._streams.items():
             r_sensor[name] = angles.rotation_matrices(_slerp_at(st.tail_t, st.tail_q, t))
-            i = np.clip(np.searchsorted(st.tail_t, t, side="right"), 1, len(st.tail_t) - 1)
+            i = np.minimum(np.maximum(np.searchsorted(st.tail_t, t, side="right"), 1), len(st.tail_t) - 1)
             if self._mag_ref:
                 u = ((t - st.tail_t[i - 1]) / (st.tail_t[i] - st.tail_t[i - 1]))[:, None]
                 mags[name] = st.tail_mag[i - 1] + u * (st.tail_mag[i] - st.tail_mag[i - 1])
@@ -1004,7 +1004,7 @@ class OnlinePipeline:
             for name in ("pelvis", "thigh"):
                 m_e = np.einsum("nij,nj->ni", r_sensor[name], mags[name])
                 norm = np.linalg.norm(m_e, axis=1)
-                dip = np.degrees(np.arcsin(np.clip(m_e[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0)))
+                dip = np.degrees(np.arcsin(np.minimum(np.maximum(m_e[:, 2] / np.maximum(norm, 1e-12), -1.0), 1.0)))
                 ref = self._mag_ref[name]
                 dn, dd = np.abs(norm - ref.norm_uT), np.abs(dip - ref.dip_deg)
                 b = (dn > heading.MAG_NORM_TOL * ref.norm_uT) | (dd > heading.MAG_DIP_TOL_DEG)
