@@ -247,6 +247,31 @@ def test_stuck_client_is_dropped_and_ingest_goes_on(tmp_path: Path) -> None:
     assert len(session.reps) == 8 and not math.isnan(session.reps[0].score)
 
 
+def test_lossy_recording_as_fast_as_possible_gives_the_truths_reps(tmp_path: Path) -> None:
+    """Large coalesced batches with lost packets inside must not change the result (gaps are cut)."""
+    recording = REPLAY / "standing_right_9axis_loss5.shr"
+    truth = json.loads(recording.with_suffix(".reps.json").read_text())
+
+    async def scenario() -> Hub:
+        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None),
+                  source=ReplayNotificationSource(recording, speed=None))
+        await hub.start()
+        await asyncio.wait_for(hub.source_done.wait(), 20.0)
+        await hub.stop()
+        return hub
+
+    hub = asyncio.run(scenario())
+    dropped = open_recording(recording).meta.extra["sim"]["dropped_packets"]
+    assert {sid: s.packets_lost for sid, s in hub.ingest.stats().items()} == dropped  # 31 and 34
+    (session,) = hub.sessions.values()
+    assert len(session.reps) == len(truth) == 8
+    assert [r.compensation for r in session.reps] == [t["compensation"] for t in truth]
+    for rep, true in zip(session.reps, truth):
+        assert rep.peak_internal_rotation is not None
+        assert abs(rep.peak_internal_rotation - true["peak_internal_rotation"]) < 6.0
+
+
 # -- binding ---------------------------------------------------------------------------------------
 
 

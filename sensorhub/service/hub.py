@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -38,6 +39,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from sensorhub import __version__
 from sensorhub.assignments import AssignmentStore
@@ -88,6 +91,29 @@ DUE_FRACTION = 0.8
 MAX_HOLD_S = 0.1
 #: A due stream holding one segment's block waits this long for the other's before it runs anyway.
 PAIR_WAIT_S = 0.02
+
+
+def split_at_gaps(block: ImuSamples) -> list[ImuSamples]:
+    """``block`` cut before every sample after lost data (``gap_before``), first piece kept whole.
+
+    The pipeline bridges a gap *between* two pushed blocks (from their times) but takes the samples
+    *inside* one block as contiguous; a block assembled from several notifications (ingest releasing
+    packets held behind a gap, or the hub coalescing a stream's blocks) can hold a gap inside.
+    Measured: a 5 %-loss recording replayed as fast as possible lost 5 of 8 reps without this cut.
+    """
+    gap = block.gap_before
+    if gap is None or len(block) < 2:
+        return [block]
+    cuts = np.flatnonzero(gap[1:]) + 1
+    if cuts.size == 0:
+        return [block]
+    bounds = [0, *cuts.tolist(), len(block)]
+    mag = block.mag_uT
+    return [
+        ImuSamples(block.t_s[a:b], block.acc_m_s2[a:b], block.gyr_rad_s[a:b],
+                   None if mag is None else mag[a:b], gap[a:b])
+        for a, b in itertools.pairwise(bounds)
+    ]
 
 
 class HubError(SensorhubError):
@@ -505,11 +531,12 @@ class Hub:
         frames: list[AngleFrame] = []
         for segment, parts in held.items():
             block = parts[0] if len(parts) == 1 else concat_samples(parts)
-            try:
-                frames += stream.pipeline.push(segment, block)
-            except SensorhubError as exc:
-                self.metrics.processing_errors.inc()
-                log.warning("%s: %s block rejected: %s", stream.key, segment, exc)
+            for piece in split_at_gaps(block):
+                try:
+                    frames += stream.pipeline.push(segment, piece)
+                except SensorhubError as exc:
+                    self.metrics.processing_errors.inc()
+                    log.warning("%s: %s block rejected: %s", stream.key, segment, exc)
         if not stream.calibration_reported:
             self._check_calibration(stream)
         if frames:
