@@ -33,16 +33,16 @@ class AthleteOut(BaseModel):
 
 
 class SessionCreate(_Body):
-    athlete: str = Field(min_length=1)
+    athlete: str = Field(min_length=1, max_length=64)
     side: Side
-    drill: str = Field(min_length=1, description="A drill name of GET /api/drills")
+    drill: str = Field(min_length=1, max_length=64, description="A drill name of GET /api/drills")
 
 
 class SensorAssignmentIn(_Body):
-    athlete: str = Field(min_length=1)
+    athlete: str = Field(min_length=1, max_length=64)
     segment: Segment
     side: Side | None = Field(default=None, description="Required for a thigh sensor")
 
 
 class CalibrationStart(_Body):
-    key: str = Field(pattern=r"^[^/]+/(left|right)$", description="Stream key '<athlete>/<side>'")
+    key: str = Field(pattern=r"^[^/]+/(left|right)$", max_length=80, description="Stream key '<athlete>/<side>'")
