@@ -7,6 +7,11 @@ rotation over the drill (from the end of the calibration protocol to the end of 
 count against the truth, the worst peak internal/external rotation error over matched reps and
 whether compensation was flagged in exactly the reps that had it.
 
+By default it evaluates the fixed set (the examples, replay_data/ and :data:`SIM_MATRIX`);
+``--random N`` instead simulates N held-out sessions per condition of :data:`RANDOM_CONDITIONS` and
+reports the pass rate per condition (conditions named ``stress_*`` go beyond the acceptance and do
+not set the exit code). Results and commands: docs/accuracy.md.
+
 Run ``python -m sensorhub.evaluation --help``. This module reads files and may run the simulator; it
 is a measuring tool, not part of the live path.
 """
@@ -311,7 +316,8 @@ def _main_random(args: argparse.Namespace) -> int:
     total = [r for rs in by_condition.values() for r in rs]
     passed = sum(r.passes for r in total)
     print(f"\n{passed} of {len(total)} random sessions (seeds from {args.seed_base}) meet every target")
-    return 0 if passed == len(total) else 1
+    acceptance = [r for cond, rs in by_condition.items() if not cond.startswith("stress_") for r in rs]
+    return 0 if all(r.passes for r in acceptance) else 1
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def disturbed_mask(
     bad = (dn > MAG_NORM_TOL * ref.norm_uT) | (dd > MAG_DIP_TOL_DEG)
     if margin_s > 0 and len(t_s) > 1 and bad.any():
         dt = float(np.median(np.diff(t_s)))
-        w = 2 * int(round(margin_s / dt)) + 1
+        w = 2 * round(margin_s / dt) + 1
         bad = uniform_filter1d(bad.astype(np.float64), w, mode="nearest") > 0.0
     return bad, dn, dd
 
@@ -186,7 +186,7 @@ def batch_relative_heading(
     if delta_mag_rad is None or valid is None or np.count_nonzero(valid) < 2:
         return np.full(n, delta0_rad)
     dt = float(np.median(np.diff(t_s)))
-    w = max(1, int(round(BATCH_WINDOW_S / dt)))
+    w = max(1, round(BATCH_WINDOW_S / dt))
     # Mean over valid samples only within the window (a masked moving average).
     v = valid.astype(np.float64)
     x = np.where(valid, delta_mag_rad, 0.0)

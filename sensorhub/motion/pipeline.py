@@ -8,10 +8,12 @@ from the same stages:
 2. the calibration protocol is found and evaluated (:mod:`sensorhub.motion.calibration`), or a
    stored calibration is applied;
 3. each sensor's orientation is estimated magnetometer-free with the gyroscope bias from the
-   calibration still phases removed (:mod:`sensorhub.motion.fusion`);
-4. linear heading drift is removed from both segments (a drill does not keep turning), the thigh's
-   heading is aligned to the pelvis's at neutral standing and, with magnetometers, kept aligned by
-   them where both fields are undisturbed (:mod:`sensorhub.motion.heading`);
+   calibration still phases removed (:mod:`sensorhub.motion.fusion`; batch: VQF's offline variant);
+4. heading drift is removed: the pelvis's linear trend over the drill, and the thigh's drift
+   relative to the pelvis (batch: fitted jointly to the still phases and every quasi-static rest of
+   the drill, online: running trends); the thigh's heading is aligned to the pelvis's at neutral
+   standing and, with magnetometers, kept aligned by them where both fields are undisturbed
+   (:mod:`sensorhub.motion.heading`);
 5. hip and pelvis angles follow ISB (:mod:`sensorhub.motion.angles`, docs/conventions.md).
 
 What each step buys, measured against ground truth, is in docs/accuracy.md.
@@ -481,7 +483,7 @@ def _seated_neutral_span(t: FloatArray, flexion_deg: FloatArray, gyr_p: FloatArr
     still, dt = _still_runs(t, gyr_p, gyr_t)
     for a, b in runs(still & (t > after_s) & (flexion_deg > 60.0)):
         if (b - a) * dt >= SEATED_NEUTRAL_MIN_S:
-            trim = int(round(0.2 / dt))
+            trim = round(0.2 / dt)
             return Interval(float(t[a + trim]), float(t[b - 1 - trim]))
     return None
 
@@ -687,7 +689,7 @@ class _Stream:
         if self.last_t is None or self.rate_hz is None or len(block) == 0:
             return block, np.zeros(len(block), dtype=bool)
         dt = 1.0 / self.rate_hz
-        missing = int(round((block.t_s[0] - self.last_t) / dt)) - 1
+        missing = round((block.t_s[0] - self.last_t) / dt) - 1
         if missing <= 0:
             return block, np.zeros(len(block), dtype=bool)
         missing = min(missing, int(0.5 * self.rate_hz))
@@ -1074,7 +1076,7 @@ class OnlinePipeline:
         which sets ε. Frames from then on are corrected; earlier frames stay as sent.
         """
         hist = np.vstack((self._seated_hist, np.column_stack((t, a_hip[:, 0], a_hip[:, 2]))))
-        n_need = int(round(SEATED_NEUTRAL_MIN_S * self.rate_hz))
+        n_need = round(SEATED_NEUTRAL_MIN_S * self.rate_hz)
         hist = hist[-n_need:]
         self._seated_hist = hist
         if len(hist) < n_need:
