@@ -188,3 +188,18 @@ def test_rest_drift_places_a_heading_step_where_packets_were_lost() -> None:
     assert np.degrees(j1) == pytest.approx(4.0, abs=1.0)
     assert abs(np.degrees(j2)) < 1.0  # no jump there: the prior and the rests keep it near zero
     assert np.degrees(curve(np.array([60.0]))[0]) == pytest.approx(4.0, abs=1.0)
+
+
+def test_rest_points_one_per_slow_run_and_none_across_a_posture_change() -> None:
+    t = np.arange(0.0, 10.0, 0.01)
+    rate = np.full(len(t), 60.0)  # deg/s: moving
+    h = np.radians(5.0 * t)  # a heading ramp, so each point's value says where it was taken
+    group = np.zeros(len(t), dtype=int)
+    for a, b in ((1.0, 1.3), (3.0, 3.05), (5.0, 5.5), (8.0, 8.4)):
+        rate[(t >= a) & (t < b)] = 2.0
+    group[t >= 8.2] = 1  # the last slow run straddles a posture change
+    pts = heading.rest_points(t, h, group, rate, np.ones(len(t), dtype=bool))
+    # 3.0-3.05 is shorter than REST_MIN_S; 8.0-8.4 mixes postures.
+    assert [round(p.t_s, 2) for p in pts] == [1.15, 5.25]
+    assert np.degrees(pts[1].heading_rad) == pytest.approx(5.0 * 5.245, abs=0.05)
+    assert all(p.group == 0 and not p.fixed for p in pts)
