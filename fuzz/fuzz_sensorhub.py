@@ -3,7 +3,7 @@
 Run outside the test suite, one target at a time::
 
     pip install atheris
-    python fuzz/fuzz_sensorhub.py data -runs=200000          # or: control, info, ingest, recording, csv
+    python fuzz/fuzz_sensorhub.py data -runs=200000          # or: bulk, control, info, ingest, recording, csv
     python fuzz/make_seeds.py && mkdir -p /tmp/corpus_csv   # libFuzzer adds new inputs to the FIRST folder
     python fuzz/fuzz_sensorhub.py csv -max_total_time=300 /tmp/corpus_csv fuzz/seeds/csv
 
@@ -61,8 +61,21 @@ def _ingest_items(data: bytes) -> list[checks.IngestItem]:
     return items
 
 
+def _payload_list(data: bytes) -> list[bytes]:
+    """Fuzzer bytes as a list of payloads, some repeated (the bulk decoder groups equal lengths)."""
+    fdp = atheris.FuzzedDataProvider(data)
+    payloads: list[bytes] = []
+    while fdp.remaining_bytes() and len(payloads) < 32:
+        if payloads and fdp.ConsumeIntInRange(0, 3) == 0:
+            payloads.append(payloads[fdp.ConsumeIntInRange(0, len(payloads) - 1)])
+        else:
+            payloads.append(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 120)))
+    return payloads
+
+
 TARGETS = {
     "data": checks.check_data_packet,
+    "bulk": lambda data: checks.check_bulk_decoder(_payload_list(data)),
     "control": checks.check_control,
     "info": checks.check_info,
     "ingest": lambda data: checks.check_ingest(_ingest_items(data)),

@@ -45,6 +45,7 @@ def main() -> None:
         "control": {type(m).__name__: encode_control(m) for m in (
             SetSampleRate(3), TimeSyncRequest(5, 10**12), TimeSyncReply(5, 10**12, 4_000_000), Ack(1),
             ErrorReply(4, ControlErrorCode.UNKNOWN_RANGE_CODE))},
+        "bulk": {"packets": b"".join(bytes([len(p)]) + p for p in (_packet(1, 0, 4, 6), _packet(2, 40_000, 4, 6), _packet(3, 0, 2, 9)))},
         "info": {"info": encode_info(SensorInfo(1, (1, 2, 3), "a1b2c3d4e5f6", 87, True, 3, 1))},
         "csv": {
             "six_axis": b"t,ax,ay,az,gx,gy,gz\n0.00,0.1,0.2,9.8,0.01,0.02,0.03\n0.01,0.1,0.2,9.8,0.01,0.02,0.03\n",
