@@ -313,6 +313,8 @@ def test_openapi_documents_the_error_answers(client: TestClient) -> None:
     assert {"201", "400", "401", "404", "409", "413", "422", "503"} <= create.keys()
     assert "413" not in spec["paths"]["/api/athletes"]["get"]["responses"]
     assert "401" not in spec["paths"]["/api/health"]["get"]["responses"]
+    assert spec["paths"]["/api/athletes"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in spec["paths"]["/api/health"]["get"]
     allowed = client.patch("/api/athletes", headers=BEARER)
     assert allowed.status_code == 405 and set(allowed.headers["allow"].split(", ")) == {"GET", "POST"}
 

@@ -6,8 +6,8 @@
 * :data:`AthleteIdPath`: the athlete id path parameter with the register's own pattern (422 otherwise).
 * :func:`document_error_responses` completes the OpenAPI description with the error answers the app's
   exception handlers (main.py) give from any route: ``{"detail": "<message>"}`` with 400, 404, 409,
-  503, 413 where a body is read, 401 where a token is required, and 422 either as FastAPI's list of
-  validation errors or as one message. Clients and schemathesis (tests/test_schemathesis.py) then
+  503, 413 where a body is read, 401 and the bearer security scheme where a token is required (so
+  ``/docs`` can send it), and 422 either as FastAPI's list of validation errors or as one message. Clients and schemathesis (tests/test_schemathesis.py) then
   see every status the service can actually answer.
 * :func:`allow_header_handler`: a 405 lists every method of the path in ``Allow`` (Starlette lists
   only the methods of the first route that matched the path).
@@ -87,6 +87,9 @@ def document_error_responses(app: FastAPI, *, token_required: bool) -> None:
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         components["Error"] = _ERROR_SCHEMA
+        if token_required:
+            schema["components"]["securitySchemes"] = {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "SENSORHUB_API_TOKEN"}}
         error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         for path, item in schema.get("paths", {}).items():
             for operation in item.values():
@@ -97,6 +100,7 @@ def document_error_responses(app: FastAPI, *, token_required: bool) -> None:
                     responses.setdefault("413", {"description": "Request body too large", **error})
                 if token_required and needs_token(path):
                     responses.setdefault("401", {"description": "API token missing or wrong", **error})
+                    operation["security"] = [{"bearerAuth": []}]
                 responses.setdefault("414", {"description": "URL too long", **error})
                 validation = responses.get("422")
                 one_message = {"$ref": "#/components/schemas/Error"}
