@@ -24,8 +24,8 @@ This module holds policy only (plain ASGI middleware and small helpers); it read
 from __future__ import annotations
 
 import hmac
-import json
 import ipaddress
+import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
@@ -173,13 +173,13 @@ class TokenAuthMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == HEALTH_PATH:
-            if any(token_matches(t, self.token) for t in presented_tokens(scope)):
+            if self._has_token(scope):
                 await self.app(scope, receive, send)
             else:
                 await self.app(scope, receive, _reduced_health(send))
             return
         if scope["type"] == "http" and scope["path"] in DASHBOARD_PAGES and scope["method"] == "GET" \
-                and not any(token_matches(t, self.token) for t in presented_tokens(scope)):
+                and not self._has_token(scope):
             # The page itself holds no data, but without the cookie every call it makes would fail.
             await send({"type": "http.response.start", "status": 303,
                         "headers": [(b"location", b"/login"), (b"content-length", b"0")]})
@@ -188,7 +188,7 @@ class TokenAuthMiddleware:
         if scope["type"] not in ("http", "websocket") or not needs_token(scope["path"]):
             await self.app(scope, receive, send)
             return
-        authorised = any(token_matches(t, self.token) for t in presented_tokens(scope))
+        authorised = self._has_token(scope)
         if scope["type"] == "websocket" and authorised and not self._same_origin_or_allowed(scope):
             # A cookie rides along with a cross-site handshake in old browsers: check the Origin too.
             authorised = False
@@ -203,6 +203,9 @@ class TokenAuthMiddleware:
             return
         await _send_json(send, 401, b'{"detail":"API token required: Authorization: Bearer <token>, or log in at /login"}',
                          extra_headers=[(b"www-authenticate", b'Bearer realm="sensorhub"')])
+
+    def _has_token(self, scope: Scope) -> bool:
+        return any(token_matches(t, self.token) for t in presented_tokens(scope))
 
     def _same_origin_or_allowed(self, scope: Scope) -> bool:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", ())}
