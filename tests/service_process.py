@@ -18,6 +18,7 @@ Used by ``tests/test_service_faults.py`` and ``tests/test_kill9.py``; nothing he
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -210,7 +211,7 @@ class LiveWatcher:
     def longest_frame_gap_s(self, since: float, until: float) -> float:
         with self._lock:
             times = [since] + [t for t in self.frames if since <= t <= until] + [until]
-        return max(b - a for a, b in zip(times, times[1:], strict=False))
+        return max(b - a for a, b in itertools.pairwise(times))
 
     def storage_seen(self, since: float, until: float | None = None) -> list[dict[str, Any]]:
         until = time.monotonic() if until is None else until
@@ -246,7 +247,7 @@ class FaultProxy:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _handle(self) -> None:
@@ -293,7 +294,7 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = _handle  # noqa: N815 - the base class dispatches on these names
+            do_GET = do_POST = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
