@@ -19,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPLAY_DATA
-from fault_injection import CORRUPTIONS, corrupt, duplicate, packet_loss, pause, reboot, reorder
+from fault_injection import (
+    CORRUPTIONS,
+    corrupt,
+    duplicate,
+    packet_loss,
+    pause,
+    reboot,
+    reorder,
+)
 from fuzz_support import IngestItem
 from hypothesis import HealthCheck, given, settings
 from test_fuzz_ingest import damaged_streams, wild_streams
