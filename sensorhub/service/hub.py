@@ -173,7 +173,8 @@ class LiveSession:
     side: str
     drill: DrillDefinition
     started: float
-    detector: RepDetector
+    detector: RepDetector | None
+    """None once the session has ended: the hub keeps ended sessions, not their detectors' sample buffers."""
     ended: float | None = None
     reps: list[Rep] = field(default_factory=list)
     incomplete: list[RepIncomplete] = field(default_factory=list)
@@ -575,6 +576,7 @@ class Hub:
         session = stream.session
         if session is not None and session.active:
             detector = session.detector
+            assert detector is not None  # an active session has its detector
             for f in frames:
                 events = detector.update(
                     f.t_s, f.hip_rotation_deg, hip_flexion=f.hip_flexion_deg, hip_adduction=f.hip_adduction_deg,
@@ -671,9 +673,12 @@ class Hub:
         stream = self.streams.get(session.key)
         if stream is not None and stream.held and stream.session is session:
             self._run_stream(stream)  # the session's last samples count
-        for ev in session.detector.finish():
-            if stream is not None:
-                self._on_rep_event(stream, session, ev)
+        if session.detector is not None:
+            for ev in session.detector.finish():
+                if stream is not None:
+                    self._on_rep_event(stream, session, ev)
+        # Released: about 120 kB of samples per ended session would otherwise stay for the process's life.
+        session.detector = None
         session.ended = time.time()
         if self.store is not None:
             self.store.write_session(session.record())
