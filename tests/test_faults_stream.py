@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -49,9 +49,13 @@ ROT_RMS_TOL_DEG = 2.0
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _quiet_logs() -> None:
+def _quiet_logs() -> Iterator[None]:
     # Faults make the ingest and calibration warn by design; keep the test log readable.
-    logging.getLogger("sensorhub").setLevel(logging.ERROR)
+    logger = logging.getLogger("sensorhub")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(previous)  # later modules (e.g. the security log checks) need the records again
 
 
 @pytest.fixture(scope="module")

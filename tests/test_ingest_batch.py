@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +44,12 @@ RECORDINGS = sorted(REPLAY_DATA.glob("*.shr"))
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _quiet_logs() -> None:
-    logging.getLogger("sensorhub").setLevel(logging.ERROR)
+def _quiet_logs() -> Iterator[None]:
+    logger = logging.getLogger("sensorhub")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(previous)  # later modules (e.g. the security log checks) need the records again
 
 
 def assert_same_assembly(notes: Sequence[Notification]) -> dict[str, int]:
