@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,10 @@ ONLINE_TREND_MIN_S = 20.0
 #: sensors below this rate as neutral (and measures the gyroscope biases there).
 STILL_FOR_NEUTRAL_DEG_S = 2.5
 STORED_CAL_NEUTRAL_S = 3.0
+#: Frames :class:`OnlinePipeline` keeps for :meth:`OnlinePipeline.series` by default (s): one hour
+#: at 100 Hz is 360,000 rows of 7 floats, 20 MB. Longer live sessions keep their last hour; a
+#: caller that forwards the frames as they come (the service) can pass ``history_s=0``.
+DEFAULT_HISTORY_S = 3600.0
 
 
 @dataclass
@@ -663,6 +668,65 @@ def _slerp_at(t_s: FloatArray, q: FloatArray, t_new: FloatArray) -> FloatArray:
     return np.asarray(out / np.sqrt(np.add.reduce(out * out, axis=1, keepdims=True)))
 
 
+class _FrameHistory:
+    """The last ``capacity`` emitted angle rows (t and six angles) and their gap flags.
+
+    ``capacity`` None keeps every row (grows by doubling); 0 keeps none. A bounded history is a ring
+    buffer that grows by doubling up to ``capacity`` rows and then overwrites its oldest rows.
+    """
+
+    def __init__(self, capacity: int | None, width: int = 7) -> None:
+        self.capacity = capacity
+        self.n_total = 0
+        """Rows appended so far, kept or not."""
+        size = 0 if capacity == 0 else (1024 if capacity is None else min(capacity, 1024))
+        self._rows = np.empty((size, width))
+        self._gap = np.zeros(size, dtype=bool)
+
+    def _grow(self, needed: int) -> None:
+        """Enlarge the buffer (only before the ring has wrapped: rows 0..n_total-1 are in order)."""
+        size = max(needed, 2 * len(self._rows))
+        if self.capacity is not None:
+            size = min(size, self.capacity)
+        rows = np.empty((size, self._rows.shape[1]))
+        gap = np.zeros(size, dtype=bool)
+        n = min(self.n_total, len(self._rows))
+        rows[:n], gap[:n] = self._rows[:n], self._gap[:n]
+        self._rows, self._gap = rows, gap
+
+    def append(self, rows: FloatArray, gap: BoolArray) -> None:
+        k, cap = len(rows), self.capacity
+        if cap == 0 or k == 0:
+            self.n_total += k
+            return
+        if cap is not None and k > cap:
+            self.n_total += k - cap
+            rows, gap, k = rows[-cap:], gap[-cap:], cap
+        end = self.n_total + k
+        if cap is None or end <= cap:
+            if end > len(self._rows):
+                self._grow(end)
+            self._rows[self.n_total:end], self._gap[self.n_total:end] = rows, gap
+        else:
+            if len(self._rows) < cap:
+                self._grow(cap)
+            start = self.n_total % cap
+            first = min(k, cap - start)
+            self._rows[start:start + first], self._gap[start:start + first] = rows[:first], gap[:first]
+            self._rows[:k - first], self._gap[:k - first] = rows[first:], gap[first:]
+        self.n_total = end
+
+    def arrays(self) -> tuple[FloatArray, BoolArray]:
+        """(rows, gap flags) kept, oldest first (copies)."""
+        cap = self.capacity
+        if cap is None or cap == 0 or self.n_total <= cap:
+            n = 0 if cap == 0 else self.n_total
+            return self._rows[:n].copy(), self._gap[:n].copy()
+        start = self.n_total % cap
+        return (np.concatenate((self._rows[start:], self._rows[:start])),
+                np.concatenate((self._gap[start:], self._gap[:start])))
+
+
 class _Stream:
     """One sensor's live state: raw buffer until calibrated, then its filter and a short tail."""
 
@@ -740,12 +804,18 @@ class OnlinePipeline:
     is disturbed — see :class:`sensorhub.motion.heading.OnlineRelativeHeading`. Without
     magnetometers it stays at the neutral alignment. Per-block cost is a few hundred microseconds
     (benchmarks/online_latency.py).
+
+    ``history_s``: how much of the emitted frames :meth:`series` can return (the last ``history_s``
+    seconds; default :data:`DEFAULT_HISTORY_S`); None keeps all, 0 none. It bounds the pipeline's
+    memory in long live sessions and changes nothing else.
     """
 
     def __init__(self, side: str, *, calibration: Calibration | None = None, rate_hz: float = 100.0, method: str = "vqf",
                  use_mag: bool = True, sensor_rates_hz: Mapping[str, float] | None = None, detrend_heading: bool = True,
-                 seated_neutral: bool | None = None) -> None:
+                 seated_neutral: bool | None = None, history_s: float | None = DEFAULT_HISTORY_S) -> None:
         _check_side(side)
+        if history_s is not None and not history_s >= 0.0:
+            raise ConfigurationError(f"OnlinePipeline: history_s must be >= 0 s or None, got {history_s}")
         self.side = side
         self.rate_hz = float(rate_hz)
         self.method = method
@@ -760,8 +830,7 @@ class OnlinePipeline:
         rates = dict(sensor_rates_hz or {})
         self._streams = {n: _Stream(n, rates.get(n)) for n in ("pelvis", "thigh")}
         self._next_t: float | None = None
-        self._frames: list[FloatArray] = []
-        self._gaps: list[BoolArray] = []
+        self._history = _FrameHistory(None if history_s is None else math.ceil(history_s * self.rate_hz))
         self._heading = heading.OnlineRelativeHeading(self.rate_hz)
         self._mag_ref: dict[str, heading.MagReference] = {}
         self._q_neutral = quat.IDENTITY.copy()
@@ -1027,8 +1096,7 @@ class OnlinePipeline:
         a_hip[long_gap] = np.nan
         a_pel[long_gap] = np.nan
         block = np.column_stack((t, a_hip, a_pel))
-        self._frames.append(block)
-        self._gaps.append(gap)
+        self._history.append(block, gap)
         return [AngleFrame(r[0], r[1], r[2], r[3], r[4], r[5], r[6], g) for r, g in zip(block.tolist(), gap.tolist())]
 
     def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray) -> tuple[FloatArray, FloatArray]:
@@ -1122,10 +1190,9 @@ class OnlinePipeline:
         self._dist_open[name] = state
 
     def series(self) -> AngleSeries:
-        """Every frame emitted so far as one :class:`AngleSeries`."""
-        if self._frames:
-            a = np.vstack(self._frames)
-            g = np.concatenate(self._gaps)
-        else:
-            a, g = np.zeros((0, 7)), np.zeros(0, dtype=bool)
+        """The frames emitted so far (the last ``history_s`` seconds of them) as one :class:`AngleSeries`."""
+        a, g = self._history.arrays()
+        if self._history.n_total > len(a):
+            log.debug("OnlinePipeline.series: the first %d of %d frames are no longer kept (history_s)",
+                      self._history.n_total - len(a), self._history.n_total)
         return AngleSeries(a[:, 0], a[:, 1], a[:, 2], a[:, 3], a[:, 4], a[:, 5], a[:, 6], g, self.side, self.diagnostics)
