@@ -86,10 +86,15 @@ def rotation_matrices(q: FloatArray) -> FloatArray:
     A direct formula: cheaper than a scipy Rotation for the short blocks of the online pipeline.
     """
     w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
+    # Each product once (the live path calls this on a handful of rows, where the count of NumPy
+    # calls is the cost); the same products and sums as the textbook formula, so the same bits.
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz = x * y, x * z, y * z
+    wx, wy, wz = w * x, w * y, w * z
     return np.stack(
-        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
+        (1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
+         2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
+         2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy)),
         axis=1,
     ).reshape(-1, 3, 3)
 

@@ -1050,9 +1050,9 @@ class OnlinePipeline:
             return []
         t: FloatArray = self._next_t + np.arange(n, dtype=np.float64) * dt
         self._next_t = float(t[-1] + dt)
-        r_sensor, mags, gaps, long_gap = {}, {}, [], np.zeros(n, dtype=bool)
+        q_at, mags, gaps, long_gap = [], {}, [], np.zeros(n, dtype=bool)
         for name, st in self._streams.items():
-            r_sensor[name] = angles.rotation_matrices(_slerp_at(st.tail_t, st.tail_q, t))
+            q_at.append(_slerp_at(st.tail_t, st.tail_q, t))
             i = np.minimum(np.maximum(np.searchsorted(st.tail_t, t, side="right"), 1), len(st.tail_t) - 1)
             if self._mag_ref:
                 u = ((t - st.tail_t[i - 1]) / (st.tail_t[i] - st.tail_t[i - 1]))[:, None]
@@ -1062,6 +1062,9 @@ class OnlinePipeline:
             # Keep only what the next grid point can need.
             keep = max(0, int(np.searchsorted(st.tail_t, self._next_t)) - 2)
             st.tail_t, st.tail_q, st.tail_mag, st.tail_gap = st.tail_t[keep:], st.tail_q[keep:], st.tail_mag[keep:], st.tail_gap[keep:]
+        # Both sensors' matrices in one call (element-wise: the same values as one call each).
+        r_both = angles.rotation_matrices(np.concatenate(q_at))
+        r_sensor = {"pelvis": r_both[:n], "thigh": r_both[n:]}
         # Segment orientations: R_earth_segment = R_earth_sensor · R_segment_sensorᵀ.
         r_pel = r_sensor["pelvis"] @ self._m_sensor_segment["pelvis"]
         r_fem = r_sensor["thigh"] @ self._m_sensor_segment["thigh"]
