@@ -367,14 +367,20 @@ def analyze_imu(
             total = 0.0
             w = mount_sigma**2 / (mount_sigma**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
             target = (1.0 - w) * float(np.mean(hip[sm, 2]))  # inverse-variance blend with the swing axis
+            # The iterations need the hip rotation only inside the hold and the thigh only at neutral
+            # standing: computed on those rows (element-wise, so the same values as on all rows),
+            # and the whole series once at the end.
+            rot_sm = hip[sm, 2]
+            d0 = delta0
             for _ in range(3):  # the standing alignment re-absorbs part of each turn: iterate
-                gamma = float(np.radians((np.mean(hip[sm, 2]) - target) * angles.side_sign(side)))
+                gamma = float(np.radians((np.mean(rot_sm) - target) * angles.side_sign(side)))
                 q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), gamma), q_mount)
                 total += gamma
-                q_fem = angles.segment_orientation(q6["thigh"], q_mount)
-                d0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_fem[nm])
-                q_earth_femur = quat.multiply(quat.heading_rotation(delta - delta0 + d0), q_fem)
-                hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
+                d0 = heading.neutral_heading_offset(q_earth_pelvis[nm], angles.segment_orientation(q6["thigh"][nm], q_mount))
+                q_fem_sm = quat.multiply(quat.heading_rotation(delta[sm] - delta0 + d0), angles.segment_orientation(q6["thigh"][sm], q_mount))
+                rot_sm = angles.hip_angles_deg(q_earth_pelvis[sm], q_fem_sm, side)[:, 2]
+            q_earth_femur = quat.multiply(quat.heading_rotation(delta - delta0 + d0), angles.segment_orientation(q6["thigh"], q_mount))
+            hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
             calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_mount})
             diag.calibration = calibration
             diag.notes.append(f"thigh mount turned by {np.degrees(total):.1f}° about the femur axis so that hip rotation is zero "
