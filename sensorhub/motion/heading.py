@@ -514,16 +514,17 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
 
     def design(ps: list[RestPoint]) -> FloatArray:
         a = np.zeros((len(ps), n_par))
-        for i, p in enumerate(ps):
-            # Hat-function weights of the knots at t (linear extrapolation outside the knot span).
-            j = int(np.clip(np.searchsorted(knots, p.t_s) - 1, 0, n_seg - 1))
-            u = (p.t_s - knots[j]) / (knots[j + 1] - knots[j])
-            if j > 0:
-                a[i, j - 1] += 1.0 - u  # column j-1 is knot j (knot 0 is fixed at zero)
-            a[i, j] += u
-            a[i, n_seg if p.group == 0 else gcol[p.group]] = 1.0
-            for k, (ts, _) in enumerate(steps):
-                a[i, n_curve + k] = float(p.t_s > ts)
+        t = np.array([p.t_s for p in ps])
+        rows = np.arange(len(ps))
+        # Hat-function weights of the knots at t (linear extrapolation outside the knot span).
+        j = np.minimum(np.maximum(np.searchsorted(knots, t) - 1, 0), n_seg - 1)
+        u = (t - knots[j]) / (knots[j + 1] - knots[j])
+        inner = j > 0
+        a[rows[inner], j[inner] - 1] = 1.0 - u[inner]  # column j-1 is knot j (knot 0 is fixed at zero)
+        a[rows, j] = u
+        a[rows, [n_seg if p.group == 0 else gcol[p.group] for p in ps]] = 1.0
+        for k, (ts, _) in enumerate(steps):
+            a[:, n_curve + k] = (t > ts).astype(np.float64)
         return a
 
     curve = DriftCurve(knots, initial_rate_rad_s * (knots - t_ref_s), 0, float("nan"))
@@ -531,8 +532,10 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
     if steps:
         curve = dataclasses.replace(curve, steps=_initial_steps(rests, curve, level, steps))
     used: list[RestPoint] = []
+    t_rest = np.array([p.t_s for p in rests])
+    h_rest = np.array([p.heading_rad for p in rests])
     for gate in REST_GATES_DEG:
-        resid = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] for p in rests])
+        resid = h_rest - curve(t_rest)  # element-wise: the same values as one rest at a time
         for g in {p.group for p in rests}:
             if g not in level:
                 level[g] = float(np.median(resid[[p.group == g for p in rests]]))
@@ -563,7 +566,8 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
         curve = DriftCurve(knots, np.concatenate(([0.0], x[:n_seg])), len(used), float("nan"),
                            tuple((ts, float(x[n_curve + k])) for k, (ts, _) in enumerate(steps)))
         level = {0: float(x[n_seg]), **{g: float(x[c]) for g, c in gcol.items()}}
-    res = np.array([p.heading_rad - curve(np.array([p.t_s]))[0] - level[p.group] for p in used])
+    res = (np.array([p.heading_rad for p in used]) - curve(np.array([p.t_s for p in used]))
+           - np.array([level[p.group] for p in used]))
     return DriftCurve(knots, curve.knots_rad, len(used), float(np.degrees(np.sqrt(np.mean(res**2)))), curve.steps)
 
 
