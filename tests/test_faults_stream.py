@@ -404,10 +404,6 @@ def test_online_path_with_loss_duplicates_and_reordering(session: SimulatedSessi
     assert_rep_peaks(out.reps, session.reps)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "motion.pipeline._Stream.fill_gap: a gap is filled with at most 0.5 s of Akima samples spread over the "
-    "whole gap, so gaps of 0.5-1.3 s are bridged (no NaN) and the filters run on invented motion: after a "
-    "1.3 s burst in rep 3 the live hip rotation is up to 25° off outside the flagged frames"))
 def test_online_path_with_burst_loss_keeps_angles_outside_gaps(session: SimulatedSession) -> None:
     injected = packet_loss(session.notifications, 0.2, 2.0, np.random.default_rng(6), t_from_s=session.scenario.drill_start_s)
     out = run_online(session, injected.notifications)
@@ -432,10 +428,6 @@ def test_online_path_disconnect_mid_rep(session: SimulatedSession) -> None:
     assert_every_rep_accounted_for(out, session.reps)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "motion.pipeline._Stream.fill_gap bridges a 3 s disconnect with 50 Akima samples, so the live frames inside "
-    "the gap carry invented angles (flagged gap=True, but not NaN as in batch mode); the rep detector, which "
-    "only knows NaN as a gap, then counts rep 3 and rep 4 as one 15 s rep (39.3-54.0 s)"))
 def test_online_path_does_not_bridge_a_3s_disconnect(session: SimulatedSession) -> None:
     r3 = session.reps[2]
     t0 = 0.5 * (r3.t_start + r3.t_end) - 1.5
@@ -447,11 +439,6 @@ def test_online_path_does_not_bridge_a_3s_disconnect(session: SimulatedSession) 
     assert any("data gap" in r.reason for r in out.incomplete)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "motion.pipeline.OnlinePipeline.push only looks for a gap before a block's first sample; a block with a gap "
-    "inside it (gap_before set mid-block) is fed to the filter without filling, so the same samples cut into "
-    "different blocks give different angles (up to 18° here). The ingest now never releases such blocks, "
-    "but other sources (CSV replay, tests, a future source) can"))
 def test_online_pipeline_does_not_depend_on_how_blocks_are_cut(session: SimulatedSession) -> None:
     injected = packet_loss(session.notifications, 0.2, 1.0, np.random.default_rng(6), t_from_s=session.scenario.drill_start_s)
     split = run_online(session, injected.notifications)

@@ -753,16 +753,29 @@ class _Stream:
         self.hist_acc = np.zeros((0, 3))
         self.hist_gyr = np.zeros((0, 3))
         self.hist_mag = np.zeros((0, 3))
+        # Heading continuity across filter restarts after long gaps (see restart_filter).
+        self.q_before_restart: FloatArray | None = None
+        self.q_heading_fix: FloatArray | None = None
 
-    def fill_gap(self, block: ImuSamples) -> tuple[ImuSamples, BoolArray]:
-        """Insert samples for up to 0.5 s lost before ``block`` (Akima through the neighbours, as in batch)."""
+    def fill_gap(self, block: ImuSamples) -> tuple[ImuSamples, BoolArray, bool]:
+        """Bridge a short gap before ``block``; return (samples, gap flags, whether the gap was long).
+
+        Up to :data:`sensorhub.motion.align.DEFAULT_MAX_BRIDGE_S` between the last sample and the
+        block's first, the missing samples are inserted on the nominal grid (Akima through three
+        neighbours on each side, as in batch) and flagged. A longer gap is not filled — nothing is
+        invented: the block comes back unchanged, its first sample flagged, and ``True`` tells the
+        caller to re-initialise the orientation (:meth:`restart_filter`).
+        """
         if self.last_t is None or self.rate_hz is None or len(block) == 0:
-            return block, np.zeros(len(block), dtype=bool)
+            return block, np.zeros(len(block), dtype=bool), False
         dt = 1.0 / self.rate_hz
         missing = round((block.t_s[0] - self.last_t) / dt) - 1
         if missing <= 0:
-            return block, np.zeros(len(block), dtype=bool)
-        missing = min(missing, int(0.5 * self.rate_hz))
+            return block, np.zeros(len(block), dtype=bool), False
+        if block.t_s[0] - self.last_t > align.DEFAULT_MAX_BRIDGE_S:
+            gap = np.zeros(len(block), dtype=bool)
+            gap[0] = True
+            return block, gap, True
         t_fill = self.last_t + (block.t_s[0] - self.last_t) * np.arange(1, missing + 1) / (missing + 1)
         k = min(3, len(block))
         t_nb = np.concatenate((self.hist_t, block.t_s[:k]))
@@ -784,7 +797,44 @@ class _Stream:
         )
         gap = np.zeros(len(filled), dtype=bool)
         gap[: missing + 1] = True
-        return filled, gap
+        return filled, gap, False
+
+    def split_at_gaps(self, block: ImuSamples) -> list[ImuSamples]:
+        """``block`` cut before every sample that follows a missing one (same test as :meth:`fill_gap`).
+
+        Each piece then gets its own gap handling, so the result does not depend on how a source cut
+        the stream into blocks.
+        """
+        if self.rate_hz is None or len(block) < 2:
+            return [block]
+        cuts = np.flatnonzero(np.rint(np.diff(block.t_s) * self.rate_hz) >= 2.0) + 1
+        if len(cuts) == 0:
+            return [block]
+        edges = [0, *cuts.tolist(), len(block)]
+        return [align.slice_samples(block, a, b) for a, b in zip(edges[:-1], edges[1:])]
+
+    def restart_filter(self) -> None:
+        """After a long gap: forget the filter's state (it re-initialises its inclination from the
+        accelerometer on the next samples) and keep the last known heading (:meth:`fix_heading`)."""
+        if self.filter is None or len(self.tail_q) == 0:
+            return
+        self.filter.reset()
+        self.q_before_restart = self.tail_q[-1].copy()
+
+    def fix_heading(self, q_earth_sensor: FloatArray) -> FloatArray:
+        """Apply the heading correction that continues the heading across a filter restart.
+
+        The first orientation after a restart is turned about the vertical onto the last one before
+        it (the twist about earth Z of ``q_before · q_first⁻¹``): the heading during the gap is
+        unknowable from gravity alone, and the last known one is the best guess.
+        """
+        if self.q_before_restart is not None and len(q_earth_sensor):
+            d = quat.multiply(self.q_before_restart, quat.conjugate(q_earth_sensor[0]))
+            self.q_heading_fix = quat.from_axis_angle(np.array([0.0, 0.0, 1.0]), 2.0 * np.arctan2(d[3], d[0]))
+            self.q_before_restart = None
+        if self.q_heading_fix is None:
+            return q_earth_sensor
+        return quat.multiply(self.q_heading_fix, q_earth_sensor)
 
     def remember(self, block: ImuSamples) -> None:
         """Keep the last three samples as the left neighbours of a possible gap."""
@@ -870,12 +920,18 @@ class OnlinePipeline:
             t_all = block.t_s if st.raw is None else np.concatenate((st.raw.t_s, block.t_s))
             if len(t_all) >= 2:
                 st.rate_hz = float(1.0 / np.median(np.diff(t_all)))
-        filled, gap = st.fill_gap(block)
-        st.remember(block)
-        if self.state != "streaming":
-            st.raw = filled if st.raw is None else align.concat_samples(st.raw, filled)
-            return self._calibration_step()
-        return self._stream_block(st, filled, gap)
+        frames: list[AngleFrame] = []
+        for piece in st.split_at_gaps(block):
+            filled, gap, long_gap = st.fill_gap(piece)
+            st.remember(piece)
+            if self.state != "streaming":
+                st.raw = filled if st.raw is None else align.concat_samples(st.raw, filled)
+                frames += self._calibration_step()
+            else:
+                if long_gap:
+                    st.restart_filter()
+                frames += self._stream_block(st, filled, gap)
+        return frames
 
     # -- calibration -------------------------------------------------------------------------
 
@@ -1036,7 +1092,7 @@ class OnlinePipeline:
     # -- streaming ---------------------------------------------------------------------------
 
     def _stream_block(self, st: _Stream, block: ImuSamples, gap: BoolArray) -> list[AngleFrame]:
-        q = st.filter.update_block(block.acc_m_s2, block.gyr_rad_s - st.bias)
+        q = st.fix_heading(st.filter.update_block(block.acc_m_s2, block.gyr_rad_s - st.bias))
         mag = block.mag_uT - st.hard_iron if (self.use_mag and block.mag_uT is not None and self._mag_ref) else np.zeros((len(block), 3))
         st.tail_t = np.concatenate((st.tail_t, block.t_s))
         st.tail_q = np.vstack((st.tail_q, q))
