@@ -861,6 +861,13 @@ class OnlinePipeline:
     magnetometers it stays at the neutral alignment. Per-block cost is a few hundred microseconds
     (benchmarks/online_latency.py).
 
+    Gaps, as in batch: a block is first cut at every missing sample, so the result does not depend
+    on how a source cut the stream. Up to :data:`sensorhub.motion.align.DEFAULT_MAX_BRIDGE_S` the
+    missing samples are interpolated (frames flagged ``gap``); a longer gap is never filled — its
+    frames are NaN (and ``gap``), which the rep detector takes as a break — and the sensor's filter
+    restarts on the samples after it: inclination from the accelerometer at once, heading carried
+    on from the last orientation before the gap (``_Stream.restart_filter``).
+
     ``history_s``: how much of the emitted frames :meth:`series` can return (the last ``history_s``
     seconds; default :data:`DEFAULT_HISTORY_S`); None keeps all, 0 none. It bounds the pipeline's
     memory in long live sessions and changes nothing else.
