@@ -24,6 +24,7 @@ No I/O apart from :meth:`AngleSeries.write_csv`, the edge where the drills stage
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 from collections.abc import Mapping
@@ -811,7 +812,7 @@ class _Stream:
         if len(cuts) == 0:
             return [block]
         edges = [0, *cuts.tolist(), len(block)]
-        return [align.slice_samples(block, a, b) for a, b in zip(edges[:-1], edges[1:])]
+        return [align.slice_samples(block, a, b) for a, b in itertools.pairwise(edges)]
 
     def restart_filter(self) -> None:
         """After a long gap: forget the filter's state (it re-initialises its inclination from the
