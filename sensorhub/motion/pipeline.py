@@ -1159,12 +1159,13 @@ class OnlinePipeline:
         else:
             delta = np.full(n, self._heading.delta0_rad)
         r_fem = angles.heading_matrices(delta) @ r_fem
-        a_hip = angles.cardan_zxy_deg_from_matrix(np.transpose(r_pel, (0, 2, 1)) @ r_fem)
+        # Hip and pelvis angles in one call (element-wise: the same values as one call each).
+        a_both = angles.cardan_zxy_deg_from_matrix(np.concatenate((np.transpose(r_pel, (0, 2, 1)) @ r_fem, self._r_neutral_t @ r_pel)))
+        a_hip, a_pel = a_both[:n], a_both[n:]
         sgn = angles.side_sign(self.side)
         a_hip[:, 1:] *= sgn
         if self._seated_pending:
             self._watch_seated_neutral(t, a_hip)
-        a_pel = angles.cardan_zxy_deg_from_matrix(self._r_neutral_t @ r_pel)
         gap = gaps[0] | gaps[1]
         a_hip[long_gap] = np.nan
         a_pel[long_gap] = np.nan
@@ -1206,7 +1207,8 @@ class OnlinePipeline:
         phi_p = rate_p * (t - self._t_ref)
         phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
         self.diagnostics.heading_trend_deg_min = {"pelvis": float(np.degrees(rate_p) * 60), "thigh": float(np.degrees(rate_p + rel) * 60)}
-        return angles.heading_matrices(-phi_p), angles.heading_matrices(-phi_f)
+        h = angles.heading_matrices(np.concatenate((-phi_p, -phi_f)))  # one call for both (element-wise)
+        return h[: len(t)], h[len(t):]
 
     def _watch_seated_neutral(self, t: FloatArray, a_hip: FloatArray) -> None:
         """Live counterpart of the batch seated-neutral correction (see :func:`analyze_imu`).
