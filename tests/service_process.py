@@ -287,12 +287,14 @@ class FaultProxy:
                     status, data, ctype = 502, str(exc).encode(), "text/plain"
                 if is_write and status < 300:
                     proxy.forwarded_writes += 1
-                self.send_response(status)
-                if ctype:
-                    self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                # The service may have given up on a delayed request (write timeout): it is gone.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    if ctype:
+                        self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
 
             do_GET = do_POST = _handle
 
