@@ -101,6 +101,9 @@ class RecordType(IntEnum):
 
 MAX_NOTIFY_DATA_BYTES: Final = 0xFFFF
 """Largest notification payload stored (a BLE attribute value is at most 512 bytes)."""
+MAX_T_HOST_S: Final = 1e10
+"""Largest magnitude of a stored receive time (317 years of any hub clock). A file beyond it is damaged;
+replaying one would pace or report over an absurd span (``sensorhub replay`` would never finish)."""
 MAX_JSON_PAYLOAD_BYTES: Final = 16 * 1024 * 1024
 """Largest JSON record. A length above the limit of its type is corruption, not a cut-off tail."""
 
@@ -880,9 +883,10 @@ def _decode_notify(path: Path, rec: _RawRecord, n_sensors: int) -> tuple[int, fl
             f"NOTIFY payload of {len(rec.payload)} bytes; expected at least {_NOTIFY_HEADER.size} (u16 sensor index, f64 time)",
         )
     index, t_host_s = _NOTIFY_HEADER.unpack_from(rec.payload)
-    if not math.isfinite(t_host_s):
+    if not (math.isfinite(t_host_s) and abs(t_host_s) <= MAX_T_HOST_S):
         raise RecordPayloadError(
-            path, rec.offset, f"NOTIFY t_host_s is {t_host_s}; expected a finite hub receive time in seconds"
+            path, rec.offset, f"NOTIFY t_host_s is {t_host_s}; expected a finite hub receive time in seconds "
+            f"within ±{MAX_T_HOST_S:g}"
         )
     if index >= n_sensors:
         raise UndeclaredSensorError(

@@ -220,7 +220,7 @@ def check_recording_bytes(data: bytes, path: Path) -> None:
         return
     assert len(notes) == rec.n_notifications
     for n in notes:
-        assert math.isfinite(n.t_host_s), f"notification time {n.t_host_s} accepted"
+        assert math.isfinite(n.t_host_s) and abs(n.t_host_s) <= MAX_HOST_TIME_S, f"notification time {n.t_host_s} accepted"
     for m in rec.marks:
         assert math.isfinite(m.t_host_s), f"mark time {m.t_host_s} accepted"
 

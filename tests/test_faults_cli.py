@@ -121,6 +121,7 @@ RECORDING_CASES: dict[str, Damage] = {
     "notification of an undeclared sensor": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(7, 0.01))),
     "NaN notification time": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(0, float("nan")))),
     "infinite notification time": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(1, float("inf")))),
+    "notification time of -1e308 s": lambda raw: _insert_before_first_notify(raw, _record(NOTIFY, _notify_payload(0, -1e308))),
     "NaN in a mark": lambda raw: _insert_before_first_notify(raw, _record(MARK, b'{"t_host_s": NaN, "label": "rep"}')),
     "metadata is a JSON list": lambda raw: (replace_record(raw, HEADER_SIZE, _record(META, b"[1, 2]")), HEADER_SIZE),
     "metadata is not UTF-8": lambda raw: (replace_record(raw, HEADER_SIZE, _record(META, b'{"drill": "\xff"}')), HEADER_SIZE),
