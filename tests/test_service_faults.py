@@ -74,12 +74,17 @@ def wait_session_end_and_drain(svc: ServiceProcess, timeout_s: float = 40.0) -> 
     return svc.storage()
 
 
+MAX_FRAME_GAP_S = 1.5
+
+
 def assert_live_view_kept_going(watcher: LiveWatcher, since: float, until: float) -> None:
     rate = watcher.frame_rate_hz(since, until)
     gap = watcher.longest_frame_gap_s(since, until)
     print(f"live view during the fault: {rate:.1f} frame messages/s, longest gap {gap * 1e3:.0f} ms")
     assert rate >= MIN_RATE_FRACTION * DISPLAY_RATE_HZ, f"frames at {rate:.1f} Hz during the fault"
-    assert gap < 0.5, f"no frame for {gap:.2f} s during the fault"
+    # A write blocking the live path would freeze the view for the whole fault (the slow phase holds
+    # each write 2 s); the bound leaves room for scheduling stalls on a loaded CI machine.
+    assert gap < MAX_FRAME_GAP_S, f"no frame for {gap:.2f} s during the fault"
     assert watcher.closed_reason is None
 
 
