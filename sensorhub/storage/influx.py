@@ -49,7 +49,6 @@ from sensorhub.storage.base import (
     StorageUnavailableError,
     WeeklyTrend,
 )
-from sensorhub.storage.history import trend_window, weekly_trends
 from sensorhub.storage.model import (
     AngleFrame,
     ImuBlock,
@@ -439,12 +438,7 @@ class InfluxStore:
     def trend(
         self, athlete: str, drill: str, weeks: int = 12, until: float | None = None, tz: dt.tzinfo = dt.UTC
     ) -> list[WeeklyTrend]:
-        since, stop = trend_window(weeks, until, tz)
-        return weekly_trends(
-            self.index.sessions(athlete, drill, since, stop),
-            self.index.reps(athlete=athlete, drill=drill, since=since, until=stop),
-            tz,
-        )
+        return self.index.trend(athlete, drill, weeks, until, tz)
 
     def athletes(self) -> list[str]:
         return self.index.athletes()

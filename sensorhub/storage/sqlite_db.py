@@ -9,6 +9,7 @@ One connection in WAL mode, guarded by a lock: the writer thread writes, request
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import math
@@ -18,7 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sensorhub.storage.base import StorageError
+from sensorhub.storage.base import StorageError, WeeklyTrend
+from sensorhub.storage.history import trend_window, weekly_trends
 from sensorhub.storage.model import (
     AngleFrame,
     ImuBlock,
@@ -325,6 +327,17 @@ class SqliteDatabase:
             )
             for row in rows
         ]
+
+    def trend(
+        self, athlete: str, drill: str, weeks: int = 12, until: float | None = None, tz: dt.tzinfo = dt.UTC
+    ) -> list[WeeklyTrend]:
+        """Per-week summary of ``athlete`` in ``drill`` over the last ``weeks`` (see history.weekly_trends)."""
+        since, stop = trend_window(weeks, until, tz)
+        return weekly_trends(
+            self.sessions(athlete, drill, since, stop),
+            self.reps(athlete=athlete, drill=drill, since=since, until=stop),
+            tz,
+        )
 
     def athletes(self) -> list[str]:
         rows = self._query("SELECT athlete FROM sessions UNION SELECT athlete FROM reps ORDER BY athlete")

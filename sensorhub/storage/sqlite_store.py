@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Self
 
 from sensorhub.storage.base import StorageHealth, StorageState, WeeklyTrend
-from sensorhub.storage.history import trend_window, weekly_trends
 from sensorhub.storage.model import (
     AngleFrame,
     ImuBlock,
@@ -174,12 +173,7 @@ class SqliteStore:
     def trend(
         self, athlete: str, drill: str, weeks: int = 12, until: float | None = None, tz: dt.tzinfo = dt.UTC
     ) -> list[WeeklyTrend]:
-        since, stop = trend_window(weeks, until, tz)
-        return weekly_trends(
-            self.db.sessions(athlete, drill, since, stop),
-            self.db.reps(athlete=athlete, drill=drill, since=since, until=stop),
-            tz,
-        )
+        return self.db.trend(athlete, drill, weeks, until, tz)
 
     def athletes(self) -> list[str]:
         return self.db.athletes()
