@@ -32,6 +32,14 @@ from sensorhub.storage.schema import timestamp_ns
 
 logger = logging.getLogger(__name__)
 
+
+def _where(*conditions: tuple[str, object, str]) -> tuple[str, tuple[object, ...]]:
+    """``WHERE`` clause and parameters for the (column, value, operator) conditions whose value is set."""
+    used = [(column, op, value) for column, value, op in conditions if value is not None]
+    if not used:
+        return "", ()
+    return "WHERE " + " AND ".join(f"{column} {op} ?" for column, op, _ in used), tuple(v for *_, v in used)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY, athlete TEXT NOT NULL, drill TEXT NOT NULL, side TEXT NOT NULL,
@@ -238,18 +246,13 @@ class SqliteDatabase:
         since: float | None = None,
         until: float | None = None,
     ) -> list[SessionRecord]:
-        clauses, params = [], []
-        for column, value, op in (
+        where, params = _where(
             ("athlete", athlete, "="),
             ("drill", drill, "="),
             ("started_unix_s", since, ">="),
             ("started_unix_s", until, "<"),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._query(f"SELECT * FROM sessions {where} ORDER BY started_unix_s, id", tuple(params))
+        )
+        rows = self._query(f"SELECT * FROM sessions {where} ORDER BY started_unix_s, id", params)
         return [self._session(row) for row in rows]
 
     def session(self, session_id: str) -> SessionRecord | None:
@@ -277,19 +280,14 @@ class SqliteDatabase:
         since: float | None = None,
         until: float | None = None,
     ) -> list[RepRecord]:
-        clauses, params = [], []
-        for column, value, op in (
+        where, params = _where(
             ("session", session_id, "="),
             ("athlete", athlete, "="),
             ("drill", drill, "="),
             ("t_start_unix_s", since, ">="),
             ("t_start_unix_s", until, "<"),
-        ):
-            if value is not None:
-                clauses.append(f"{column} {op} ?")
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self._query(f"SELECT * FROM reps {where} ORDER BY t_start_unix_s, side, idx", tuple(params))
+        )
+        rows = self._query(f"SELECT * FROM reps {where} ORDER BY t_start_unix_s, side, idx", params)
         return [
             RepRecord(
                 athlete=row["athlete"],
