@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg import solveh_banded
 from scipy.ndimage import uniform_filter1d
 from scipy.spatial.transform import Rotation
 
@@ -70,6 +71,20 @@ BOW_MIN_COUNT = 3
 AXIS_MIN_CONSISTENCY = 0.90
 AXIS_MAX_TILT_DEG = 20.0
 POSTURE_MAX_CHANGE_DEG = 5.0
+#: A swing must reach this many times further into flexion than into extension (or the reverse) for
+#: the front of the thigh to be told from its back; swings are typically 30-45° forward, 10-20° back.
+SWING_MIN_REACH_RATIO = 1.2
+
+# The gap-aware segment angle (sagittal_angle_deg): one-sigma errors of its three measurements.
+#: Gyroscope increment between two measured samples (deg): after the still-phase bias, drift stays
+#: well under a degree over a protocol; the accelerometer only steers the angle's slow part.
+SIGMA_GYRO_STEP_DEG = 0.005
+#: Increment bridged across a gap (deg per grid step): a linearly interpolated rate can miss half a swing.
+SIGMA_GAP_STEP_DEG = 1.0
+#: Inclination from the accelerometer (deg), plus what the tangential acceleration can fake.
+SIGMA_ACC_DEG = 5.0
+#: Nominal distance (m) from the joint's axis to the sensor, to size the tangential acceleration.
+SWING_RADIUS_M = 0.25
 #: Data (s) the live calibration keeps while it waits for the first still phase.
 WAITING_BUFFER_S = 30.0
 
@@ -362,6 +377,63 @@ def _rotation_angle_deg(gyr_rad_s: FloatArray, axis: FloatArray, dt_s: float) ->
     return np.asarray(np.degrees(np.cumsum(gyr_rad_s @ axis) * dt_s))
 
 
+def sagittal_angle_deg(
+    gyr_rad_s: FloatArray,
+    acc_m_s2: FloatArray,
+    z_axis: FloatArray,
+    y_up: FloatArray,
+    dt_s: float,
+    in_gap: BoolArray | None = None,
+) -> FloatArray:
+    """Angle (deg) of a segment about its medio-lateral axis ``z_axis``, relative to neutral standing.
+
+    ``y_up`` is the segment's superior axis at neutral standing and ``z_axis`` its (functional)
+    medio-lateral axis, both in sensor coordinates; a positive angle is a positive rotation about
+    ``z_axis``. ``gyr_rad_s`` must be bias-free. ``in_gap`` flags samples that were interpolated
+    across lost packets.
+
+    Integrating the gyroscope alone (as :func:`_rotation_angle_deg` does) turns every gap into an
+    error that stays: at 13 samples per packet, 20 % loss leaves 0.13-0.7 s holes in swings of about
+    1.4 s, and the linearly bridged rate there lost 40° over the swings, enough to flip which way
+    the swing reached further (docs/reliability.md, M1). Here the angle is the least-squares fit of
+    two measurements: the gyroscope's increments between measured samples (tight, SIGMA_GYRO_STEP_DEG;
+    they carry the shape of every swing), the bridged increments across gaps (loose,
+    SIGMA_GAP_STEP_DEG) and, at every measured sample, the inclination the accelerometer sees in the
+    sagittal plane (gravity, loose: SIGMA_ACC_DEG plus the tilt the tangential acceleration
+    ``|dω/dt| · SWING_RADIUS_M`` can fake). The accelerometer thus only sets the slow part of the
+    angle — its zero, and the level of each stretch between gaps — which is what gaps destroy. The
+    normal equations are tridiagonal (one banded solve).
+    """
+    n = len(gyr_rad_s)
+    if n == 0:
+        return np.zeros(0)
+    y = _unit(y_up)
+    z = _unit(z_axis - np.dot(z_axis, y) * y)
+    x = np.cross(y, z)  # ISB: X = Y x Z
+    incl_deg = np.degrees(np.arctan2(acc_m_s2 @ x, acc_m_s2 @ y))
+    rate = gyr_rad_s @ z
+    if n == 1:
+        return np.asarray(incl_deg, dtype=np.float64)
+    gap = np.zeros(n, dtype=bool) if in_gap is None else np.asarray(in_gap, dtype=bool)
+    step_deg = np.degrees(0.5 * (rate[1:] + rate[:-1]) * dt_s)
+    step_measured = ~gap[1:] & ~gap[:-1]
+    s = np.where(step_measured, SIGMA_GYRO_STEP_DEG ** -2, SIGMA_GAP_STEP_DEG ** -2)
+    accel_rad_s2 = np.abs(np.gradient(rate, dt_s))
+    accel_rad_s2 = np.asarray(uniform_filter1d(accel_rad_s2, max(1, int(round(0.1 / dt_s))), mode="nearest"))
+    sigma_acc = SIGMA_ACC_DEG + np.degrees(np.arctan(accel_rad_s2 * SWING_RADIUS_M / 9.81))
+    w = np.where(gap, 0.0, sigma_acc ** -2) + 1e-9  # the tiny weight keeps the system regular
+    diag = w.copy()
+    diag[:-1] += s
+    diag[1:] += s
+    rhs = w * incl_deg
+    rhs[:-1] -= s * step_deg
+    rhs[1:] += s * step_deg
+    banded = np.zeros((2, n))
+    banded[0, 1:] = -s
+    banded[1] = diag
+    return np.asarray(solveh_banded(banded, rhs), dtype=np.float64)
+
+
 def _count_excursions(angle_deg: FloatArray, threshold_deg: float) -> int:
     """Number of excursions of ``angle_deg`` above ``threshold_deg`` (with hysteresis at half of it)."""
     count, above = 0, False
@@ -392,11 +464,27 @@ class _AxisResult:
     angle_deg: FloatArray
 
 
-def _functional_axis(gyr_rad_s: FloatArray, y_up: FloatArray, dt_s: float, *, flexion_dominant: bool) -> _AxisResult:
-    z, share = principal_axis(gyr_rad_s)
+def _functional_axis(
+    gyr_rad_s: FloatArray,
+    acc_m_s2: FloatArray,
+    in_gap: BoolArray,
+    y_up: FloatArray,
+    dt_s: float,
+    *,
+    flexion_dominant: bool,
+) -> _AxisResult:
+    """Medio-lateral axis of a hinge movement (swings or bows) with its sign fixed by anatomy.
+
+    The axis is the principal axis of the measured angular rate (samples bridged across gaps left
+    out). Its sign: a leg swing reaches further into flexion (positive about +Z, the knee forward)
+    than into extension; a bow tilts the pelvis forward (negative about +Z). Which way it reached is
+    read from :func:`sagittal_angle_deg`, whose zero is neutral standing (gravity) and which does not
+    drift across gaps.
+    """
+    measured = ~in_gap
+    z, share = principal_axis(gyr_rad_s[measured] if np.count_nonzero(measured) >= 3 else gyr_rad_s)
     tilt = float(abs(90.0 - np.degrees(np.arccos(np.clip(abs(np.dot(z, _unit(y_up))), 0.0, 1.0)))))
-    angle = _rotation_angle_deg(gyr_rad_s, z, dt_s)
-    # Flexion (positive about +Z) dominates a leg swing; a bow is a forward (negative) pelvis tilt.
+    angle = sagittal_angle_deg(gyr_rad_s, acc_m_s2, z, y_up, dt_s, in_gap)
     reach_pos, reach_neg = float(np.max(angle)), float(-np.min(angle))
     if (reach_pos < reach_neg) == flexion_dominant:
         z, angle = -z, -angle
@@ -464,7 +552,10 @@ def calibrate(
                              np.hstack((pelvis.gyr_rad_s[s1] - bias["pelvis"], thigh.gyr_rad_s[s1] - bias["thigh"])),
                              phases.still1.duration_s, STILL1_MIN_S))
 
-    thigh_axis = _functional_axis(thigh.gyr_rad_s[sw] - bias["thigh"], ups["thigh"], dt, flexion_dominant=True)
+    gaps = {name: np.zeros(len(t), dtype=bool) if smp.gap_before is None else np.asarray(smp.gap_before, dtype=bool)
+            for name, smp in (("pelvis", pelvis), ("thigh", thigh))}
+    thigh_axis = _functional_axis(thigh.gyr_rad_s[sw] - bias["thigh"], thigh.acc_m_s2[sw], gaps["thigh"][sw], ups["thigh"], dt,
+                                  flexion_dominant=True)
     amp = float(np.ptp(thigh_axis.angle_deg))
     n_swings = _count_excursions(thigh_axis.angle_deg - np.median(thigh_axis.angle_deg), 0.25 * amp)
     metrics = {"amplitude_deg": amp, "count": float(n_swings), "axis_consistency": thigh_axis.share, "axis_tilt_deg": thigh_axis.tilt_deg}
@@ -479,7 +570,8 @@ def calibrate(
     else:
         steps.append(StepReport("swings", True, metrics))
 
-    pelvis_axis = _functional_axis(pelvis.gyr_rad_s[bw] - bias["pelvis"], ups["pelvis"], dt, flexion_dominant=False)
+    pelvis_axis = _functional_axis(pelvis.gyr_rad_s[bw] - bias["pelvis"], pelvis.acc_m_s2[bw], gaps["pelvis"][bw], ups["pelvis"], dt,
+                                   flexion_dominant=False)
     depth = float(-np.min(pelvis_axis.angle_deg))
     n_bows = _count_excursions(-pelvis_axis.angle_deg, 0.5 * depth)
     metrics = {"depth_deg": depth, "count": float(n_bows), "axis_consistency": pelvis_axis.share, "axis_tilt_deg": pelvis_axis.tilt_deg}
