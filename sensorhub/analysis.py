@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from sensorhub.csv_import import read_imu_csv
 from sensorhub.drills import AngleTable, RepDetection, SessionSummary, compare_sides, detect_reps, get_drill, summarize
 from sensorhub.drills.summary import reps_document
-from sensorhub.errors import ConfigurationError
+from sensorhub.errors import ConfigurationError, SensorhubError
 from sensorhub.ingest import Ingest, assemble_batch
 from sensorhub.motion.calibration import Calibration
 from sensorhub.motion.pipeline import AngleSeries, analyze_imu
@@ -160,19 +162,46 @@ def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str =
                     calibration: Calibration | None = None, report: bool = True) -> list[LegResult]:
     """Analyse every leg; one leg writes into ``out_dir``, two legs into ``out_dir/left`` and ``out_dir/right``
     plus ``out_dir/symmetry.json``."""
-    get_drill(session.drill)  # fail early with the list of valid drills
+    with naming_input(session.source):
+        get_drill(session.drill)  # fail early with the list of valid drills
     out = Path(out_dir)
     results = []
     for leg in session.legs:
-        result = analyze_leg(leg, session.drill, method=method, offline=offline, calibration=calibration)
-        leg_dir = out if len(session.legs) == 1 else out / leg.side
-        write_outputs(result, session.drill, leg_dir, source=session.source, report=report)
+        with naming_input(session.source, f"{leg.side} leg"):
+            result = analyze_leg(leg, session.drill, method=method, offline=offline, calibration=calibration)
+            leg_dir = out if len(session.legs) == 1 else out / leg.side
+            write_outputs(result, session.drill, leg_dir, source=session.source, report=report)
         results.append(result)
     by_side = {r.side: r for r in results}
     if len(by_side) == 2:
         sym = compare_sides(by_side["left"].summary, by_side["right"].summary)
         (out / "symmetry.json").write_text(json.dumps(sym, indent=1, default=_dataclass_default) + "\n", encoding="utf-8")
     return results
+
+
+@contextmanager
+def naming_input(source: str, part: str | None = None) -> Iterator[None]:
+    """Make any error raised inside the block name the analysed input ``source`` (and ``part`` of it).
+
+    The stages after reading (motion, drills, outputs) know arrays, not files: their messages say what
+    went wrong and when ("no leg swings ... after t = 2.49 s"), not in which input. A
+    :class:`SensorhubError` gets ``"<source>: <part>: "`` put in front of its message unless the
+    message already names one of the input files (the readers' errors name file and byte or line);
+    any other exception keeps its message and gets a note naming the input, shown with its traceback.
+    """
+    try:
+        yield
+    except SensorhubError as exc:
+        where = f"{source}: {part}" if part else source
+        message = exc.args[0] if len(exc.args) == 1 and isinstance(exc.args[0], str) else None
+        if message is None:
+            exc.add_note(f"while analysing {where}")
+        elif not any(name.strip() and name.strip() in message for name in source.split(" + ")):
+            exc.args = (f"{where}: {message}",)
+        raise
+    except Exception as exc:
+        exc.add_note(f"while analysing {source}" + (f" ({part})" if part else ""))
+        raise
 
 
 def _dataclass_default(value: Any) -> Any:
