@@ -6,8 +6,8 @@ most ``settle_s`` after it crossed back inside ``exit_deg``); :func:`detect_reps
 over a whole :class:`~sensorhub.drills.table.AngleTable`, so live and batch give identical reps by
 construction. For speed the batch path (:meth:`RepDetector.update_table`) applies the stretches of
 samples that cannot change the state in bulk (the smoothing and the neutral tracker are linear
-filters there, run with ``scipy.signal.lfilter`` in the same floating-point arithmetic as the
-per-sample code) and sends every sample that may change it through :meth:`RepDetector.update`;
+filters there, run as plain recurrences in the same floating-point arithmetic as the per-sample
+code) and sends every sample that may change it through :meth:`RepDetector.update`;
 tests/test_reps_batch.py checks events and state against the sample-by-sample path.
 
 How a rep is found (angles relative to the athlete's neutral, see docs/drills.md):
@@ -44,7 +44,6 @@ from enum import Enum
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import butter, lfilter, lfilter_zi
 
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
 from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
@@ -258,9 +257,10 @@ class _Buffer:
 class _Gains:
     """Per-sample gains of the smoothing EMAs and of the neutral tracker for one sample interval.
 
-    Each first-order filter is written ``y = keep * y_prev + gain * x``: the exact arithmetic of
-    ``scipy.signal.lfilter([gain], [1, -keep], x, zi=[keep * y_prev])``, so the batch path can run a
-    stretch of samples through ``lfilter`` and get bit-identical values to the sample-by-sample path.
+    Each first-order filter is written ``y = keep * y_prev + gain * x`` (the arithmetic of
+    ``scipy.signal.lfilter([gain], [1, -keep], x, zi=[keep * y_prev])``); the batch path runs the
+    same expression over a stretch (:func:`_ema_pair`), so its values equal the sample-by-sample
+    path's to the bit.
     """
 
     ema: float
@@ -400,8 +400,8 @@ class RepDetector:
 
         Rows are handled in stretches between *decision rows* (a sample that may change the state:
         leaving neutral, crossing back, a timeout, a gap). Inside a stretch of uniformly sampled,
-        finite data the EMAs and the neutral tracker are linear filters (``scipy.signal.lfilter``)
-        and the state machine only needs the first row where a threshold is crossed (NumPy); every
+        finite data the EMAs and the neutral tracker are linear filters (run as one recurrence per
+        stretch, :func:`_ema_pair`) and the state machine only needs the first row where a threshold is crossed (NumPy); every
         decision row then goes through :meth:`update` itself, so both paths share one rule book.
         """
         cols = np.column_stack([getattr(table, name) for name in _ROW_COLUMNS]).astype(np.float64, copy=False)
@@ -460,9 +460,7 @@ class RepDetector:
 
     def _run(self, cols: FloatArray, r0: int, r1: int, gains: _Gains) -> list[RepEvent]:
         """Rows ``r0:r1`` of ``cols``: finite, each right after a finite row, one sample interval."""
-        b, a = [gains.ema], [1.0, -gains.ema_keep]
-        ema1 = lfilter(b, a, cols[r0:r1, 1], zi=[gains.ema_keep * self._ema1])[0]
-        ema2 = lfilter(b, a, ema1, zi=[gains.ema_keep * self._ema2])[0]
+        ema1, ema2 = _ema_pair(cols[r0:r1, 1], gains.ema, gains.ema_keep, self._ema1, self._ema2)
         events: list[RepEvent] = []
         k = r0
         while k < r1:
@@ -504,14 +502,11 @@ class RepDetector:
                 n_ok = int(np.argmax(decide)) if decide.any() else m
                 quiet_x = x[:n_ok]
             else:
-                # Resting: the neutral tracker is a linear filter of ema2 as long as |x| stays below enter_deg.
-                neutral = lfilter([gains.neutral], [1.0, -gains.neutral_keep], e2, zi=[gains.neutral_keep * self._neutral])[0]
-                x = e2 - np.concatenate(([self._neutral], neutral[:-1]))
-                decide = np.abs(x) >= cfg.enter_deg
-                n_ok = int(np.argmax(decide)) if decide.any() else m
-                if n_ok:
-                    self._neutral = float(neutral[n_ok - 1])
-                quiet_x = x[:n_ok]
+                # Resting: the neutral tracker follows ema2 as long as |x| stays below enter_deg; the
+                # recurrence runs row by row (the per-sample expression) and stops at the first row
+                # that leaves neutral.
+                n_ok, self._neutral, quiet_x = _track_neutral(e2[:m], self._neutral, gains.neutral, gains.neutral_keep,
+                                                              cfg.enter_deg)
             if n_ok:
                 self._buffer.extend(cols[k : k + n_ok])
                 self._t_last = self._t_last_valid = float(t[n_ok - 1])
@@ -612,16 +607,148 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
     return np.interp(t, t[ok], x[ok])
 
 
+def _ema_pair(x: FloatArray, gain: float, keep: float, y1: float, y2: float) -> tuple[FloatArray, FloatArray]:
+    """Two cascaded EMAs of ``x`` continuing from ``y1``, ``y2``: each ``y = keep * y_prev + gain * x``.
+
+    The per-sample expression of :meth:`RepDetector.update`, evaluated in the same order, so the
+    values are the same to the bit (which a vectorised filter would not guarantee).
+    """
+    out1: list[float] = []
+    out2: list[float] = []
+    add1, add2 = out1.append, out2.append
+    for v in x.tolist():
+        y1 = keep * y1 + gain * v
+        y2 = keep * y2 + gain * y1
+        add1(y1)
+        add2(y2)
+    return np.array(out1), np.array(out2)
+
+
+def _track_neutral(ema2: FloatArray, neutral: float, gain: float, keep: float, enter_deg: float) -> tuple[int, float, FloatArray]:
+    """The resting neutral tracker over ``ema2`` up to the first row with ``|ema2 - neutral| >= enter_deg``.
+
+    Returns (rows taken, the neutral after them, ``ema2 - neutral`` of those rows); the update is
+    :meth:`RepDetector.update`'s ``neutral = keep * neutral + gain * ema2``.
+    """
+    xs: list[float] = []
+    add = xs.append
+    for v in ema2.tolist():
+        x = v - neutral
+        if abs(x) >= enter_deg:
+            break
+        add(x)
+        neutral = keep * neutral + gain * v
+    return len(xs), neutral, np.array(xs)
+
+
+#: Block length of the second-order recurrence in :func:`_lfilter2`: the response inside a block is
+#: one matrix product, the carry between blocks a short loop.
+_IIR_BLOCK = 64
+
+
 @functools.lru_cache(maxsize=64)
 def _butter_ba(cutoff_hz: float, fs_hz: float) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """2nd-order Butterworth low-pass and its steady-state initial conditions, cached per rate.
+    """2nd-order Butterworth low-pass ``(b, a)`` and its steady-state initial conditions, cached per rate.
 
-    Transfer-function form is well conditioned at 2nd order for any cut-off used here (>= 1 % of the
-    sample rate). A rep's window always has the stream's rate, so the design and ``lfilter_zi`` are
-    computed once instead of for every rep while a live stream waits for the score.
+    The design ``scipy.signal.butter(2, cutoff_hz, fs=fs_hz)`` makes (bilinear transform with the
+    cut-off pre-warped, ``K = tan(π·fc/fs)``), written out; ``zi`` is ``scipy.signal.lfilter_zi``'s
+    solution of ``(I - Aᵀ) zi = b[1:] - a[1:]·b[0]`` for the 2 x 2 companion matrix ``A``, here
+    solved in closed form.
+    Transfer-function form is well conditioned at 2nd order for any cut-off used here (>= 1 % of
+    the sample rate). tests/test_reps.py compares all three with SciPy's.
     """
-    b, a = butter(2, cutoff_hz, fs=fs_hz)
-    return np.asarray(b, dtype=np.float64), np.asarray(a, dtype=np.float64), np.asarray(lfilter_zi(b, a), dtype=np.float64)
+    k = math.tan(math.pi * cutoff_hz / fs_hz)
+    kk = k * k
+    norm = 1.0 / (1.0 + math.sqrt(2.0) * k + kk)
+    b0 = kk * norm
+    b = np.array([b0, 2.0 * b0, b0])
+    a = np.array([1.0, 2.0 * (kk - 1.0) * norm, (1.0 - math.sqrt(2.0) * k + kk) * norm])
+    # Numerator and denominator cancel to a few digits at low cut-offs: summed exactly (fsum).
+    b0, b1, b2, a1, a2 = (float(c) for c in (b[0], b[1], b[2], a[1], a[2]))
+    zi0 = math.fsum((b1, -a1 * b0, b2, -a2 * b0)) / math.fsum((1.0, a1, a2))
+    zi = np.array([zi0, math.fsum((b2, -a2 * b0, -a2 * zi0))])
+    return b, a, zi
+
+
+@functools.lru_cache(maxsize=64)
+def _block_responses(a1: float, a2: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """For ``y[n] = v[n] - a1·y[n-1] - a2·y[n-2]`` over one block of :data:`_IIR_BLOCK` samples:
+
+    the lower-triangular matrix ``H`` with ``y = H @ v`` from rest, and without input the responses
+    ``g_level`` to ``y[-1] = y[-2] = 1`` and ``g_step`` to ``y[-1] = 0, y[-2] = 1``. The carry into
+    a block is ``y[-1]·g_level - (y[-1] - y[-2])·g_step``: for a low cut-off the two last outputs
+    are nearly equal and the single responses large and of opposite sign, and this split keeps the
+    cancellation out of the sum.
+    """
+    n = _IIR_BLOCK
+    h, g_level, g_step = [0.0] * n, [0.0] * n, [0.0] * n
+    h_1 = h_2 = 0.0
+    l1, l2 = 1.0, 1.0  # g_level's y[-1], y[-2]
+    s1, s2 = 0.0, 1.0  # g_step's
+    for j in range(n):
+        hj = (1.0 if j == 0 else 0.0) - a1 * h_1 - a2 * h_2
+        h[j], h_1, h_2 = hj, hj, h_1
+        gj = -a1 * l1 - a2 * l2
+        g_level[j], l1, l2 = gj, gj, l1
+        gj = -a1 * s1 - a2 * s2
+        g_step[j], s1, s2 = gj, gj, s1
+    hv = np.array(h)
+    lag = np.arange(n)[:, None] - np.arange(n)[None, :]
+    mat = np.where(lag >= 0, hv[np.clip(lag, 0, n - 1)], 0.0)
+    return mat, np.array(g_level), np.array(g_step)
+
+
+@functools.lru_cache(maxsize=256)
+def _carry_matrix(a1: float, a2: float, n_blocks: int) -> FloatArray:
+    """Block-end states from the blocks' own (from rest) ends: ``s = T @ e`` for :func:`_lfilter2`.
+
+    The state after block ``k`` is its last output ``L`` and ``D = L - (the output before)``;
+    ``s_k = N s_(k-1) + e_k`` with ``N`` from the block responses of :func:`_block_responses`
+    (``L_k = e_L + L·g_level[-1] - D·g_step[-1]``, the same with ``g[-2]`` for the output before),
+    so ``T`` holds the powers ``N^(k-j)`` below its diagonal.
+    """
+    _, g_level, g_step = _block_responses(a1, a2)
+    n_mat = np.array([[g_level[-1], -g_step[-1]],
+                      [g_level[-1] - g_level[-2], -(g_step[-1] - g_step[-2])]])
+    powers = [np.eye(2)]
+    for _ in range(1, n_blocks):
+        powers.append(n_mat @ powers[-1])
+    out = np.zeros((2 * n_blocks, 2 * n_blocks))
+    for k in range(n_blocks):
+        for j in range(k + 1):
+            out[2 * k : 2 * k + 2, 2 * j : 2 * j + 2] = powers[k - j]
+    return out
+
+
+def _lfilter2(b: FloatArray, a: FloatArray, x: FloatArray, zi: FloatArray) -> FloatArray:
+    """``scipy.signal.lfilter(b, a, x, axis=-1, zi=zi)[0]`` for a 2nd-order filter (``a[0] = 1``) on rows ``x`` (r, n).
+
+    Same values to about 1e-14 of the signal's scale (tests/test_reps.py checks against SciPy):
+    the moving-average part is three vector operations, the recursive part is evaluated per block
+    of :data:`_IIR_BLOCK` samples as one matrix product plus the carry of the last two outputs from
+    block to block, instead of a sample-by-sample loop.
+    """
+    r, n = x.shape
+    nb = -(-n // _IIR_BLOCK)
+    v = np.zeros((r, nb * _IIR_BLOCK))
+    v[:, :n] = b[0] * x
+    v[:, 1:n] += b[1] * x[:, :-1]
+    v[:, 2:n] += b[2] * x[:, :-2]
+    v[:, 0] += zi[:, 0]
+    if n > 1:
+        v[:, 1] += zi[:, 1]
+    mat, g_level, g_step = _block_responses(float(a[1]), float(a[2]))
+    forced = (v.reshape(r * nb, _IIR_BLOCK) @ mat.T).reshape(r, nb, _IIR_BLOCK)
+    # Each block's last output and its difference to the one before, with the carries from all
+    # earlier blocks, are one more matrix product (:func:`_carry_matrix`); every block then gets
+    # the carry of the block before it added at once.
+    ends = np.empty((r, nb, 2))
+    ends[:, :, 0] = forced[:, :, -1]
+    ends[:, :, 1] = forced[:, :, -1] - forced[:, :, -2]
+    state = (ends.reshape(r, 2 * nb) @ _carry_matrix(float(a[1]), float(a[2]), nb).T).reshape(r, nb, 2)
+    y = forced
+    y[:, 1:] += state[:, :-1, :1] * g_level - state[:, :-1, 1:] * g_step
+    return y.reshape(r, nb * _IIR_BLOCK)[:, :n]
 
 
 def _filtfilt_rows(b: FloatArray, a: FloatArray, zi: FloatArray, x: FloatArray, padlen: int) -> FloatArray:
@@ -634,8 +761,8 @@ def _filtfilt_rows(b: FloatArray, a: FloatArray, zi: FloatArray, x: FloatArray, 
         ext = np.concatenate((2.0 * x[:, :1] - x[:, padlen:0:-1], x, 2.0 * x[:, -1:] - x[:, -2 : -(padlen + 2) : -1]), axis=1)
     else:
         ext = x
-    y = lfilter(b, a, ext, axis=-1, zi=zi[None, :] * ext[:, :1])[0]
-    y = lfilter(b, a, y[:, ::-1], axis=-1, zi=zi[None, :] * y[:, -1:])[0][:, ::-1]
+    y = _lfilter2(b, a, ext, zi[None, :] * ext[:, :1])
+    y = _lfilter2(b, a, y[:, ::-1], zi[None, :] * y[:, -1:])[:, ::-1]
     return np.asarray(y[:, padlen:-padlen] if padlen > 0 else y, dtype=np.float64)
 
 
