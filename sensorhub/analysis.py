@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sensorhub.csv_import import read_imu_csv
 from sensorhub.drills import AngleTable, RepDetection, SessionSummary, compare_sides, detect_reps, get_drill, summarize
@@ -26,6 +26,9 @@ from sensorhub.motion.calibration import Calibration
 from sensorhub.motion.pipeline import AngleSeries, analyze_imu
 from sensorhub.recording import Recording, open_recording
 from sensorhub.samples import ImuSamples
+
+if TYPE_CHECKING:
+    from sensorhub.workers import ForkedWorker
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +68,15 @@ def _check_side(side: str | None) -> str:
     return side
 
 
-def load_recording_input(path: str | Path, *, drill: str | None = None, side: str | None = None) -> SessionInput:
-    """Assemble a recording's sensors by segment: one pelvis sensor and one thigh sensor per side."""
+def load_recording_input(path: str | Path, *, drill: str | None = None, side: str | None = None,
+                         workers: int = 1) -> SessionInput:
+    """Assemble a recording's sensors by segment: one pelvis sensor and one thigh sensor per side.
+
+    ``workers`` > 1 lets the ingest assemble sensors in forked processes (:func:`assemble_batch`).
+    """
     rec: Recording = open_recording(path)
     ingest = Ingest()
-    samples = assemble_batch(rec.iter_notifications(), ingest)  # == assemble(), in bulk
+    samples = assemble_batch(rec.iter_notifications(), ingest, workers=workers)  # == assemble(), in bulk
     pelvis = [s for s in rec.sensors if s.segment == "pelvis"]
     thighs = [s for s in rec.sensors if s.segment == "thigh"]
     if len(pelvis) != 1:
@@ -128,10 +135,20 @@ def analyze_leg(leg: LegInput, drill: str, *, method: str = "vqf", offline: bool
     return LegResult(leg.side, angles, table, detection, summary)
 
 
-def write_outputs(result: LegResult, drill: str, out_dir: Path, *, source: str, report: bool = True) -> dict[str, Path]:
-    """Write angles.csv, reps.json (with the analysis diagnostics), calibration.json and report.png."""
+def write_outputs(result: LegResult, drill: str, out_dir: Path, *, source: str, report: bool = True,
+                  reporter: ForkedWorker | None = None) -> dict[str, Path]:
+    """Write angles.csv, reps.json (with the analysis diagnostics), calibration.json and report.png.
+
+    With a ``reporter`` (see :func:`analyze_session`) the report is handed to that worker process
+    first and drawn there while this process writes the rest; the caller collects its result.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"angles": out_dir / "angles.csv", "reps": out_dir / "reps.json"}
+    report_job = (result.table, result.detection.reps, drill, result.side, out_dir / "report.png")
+    report_options = {"summary": result.summary, "incomplete": result.detection.incomplete}
+    if report and reporter is not None:
+        reporter.submit(_render_report, *report_job, **report_options)
+        paths["report"] = report_job[-1]
     result.angles.write_csv(paths["angles"])
     doc = reps_document(result.detection.reps, result.summary, result.detection.incomplete)
     doc["analysis"] = {"source": source, "side": result.side, "drill": drill, **result.angles.diagnostics.to_dict()}
@@ -142,12 +159,21 @@ def write_outputs(result: LegResult, drill: str, out_dir: Path, *, source: str, 
     if cal is not None:
         paths["calibration"] = out_dir / "calibration.json"
         cal.save(paths["calibration"])
-    if report:
-        from sensorhub.drills.report import render_report  # matplotlib only when a report is wanted
-
-        paths["report"] = render_report(result.table, result.detection.reps, drill, result.side, out_dir / "report.png",
-                                        summary=result.summary, incomplete=result.detection.incomplete)
+    if report and reporter is None:
+        paths["report"] = _render_report(*report_job, **report_options)
     return paths
+
+
+def _render_report(*args: Any, **kwargs: Any) -> Path:
+    """:func:`sensorhub.drills.report.render_report`, importing matplotlib only when a report is wanted."""
+    from sensorhub.drills.report import render_report
+
+    return render_report(*args, **kwargs)
+
+
+def _load_report_module() -> None:
+    """Import the report module (matplotlib): a report worker's first call, made while the parent computes."""
+    import sensorhub.drills.report  # noqa: F401
 
 
 def _json_default(value: Any) -> Any:
@@ -159,24 +185,48 @@ def _json_default(value: Any) -> Any:
 
 
 def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str = "vqf", offline: bool | None = None,
-                    calibration: Calibration | None = None, report: bool = True) -> list[LegResult]:
+                    calibration: Calibration | None = None, report: bool = True, workers: int = 1) -> list[LegResult]:
     """Analyse every leg; one leg writes into ``out_dir``, two legs into ``out_dir/left`` and ``out_dir/right``
-    plus ``out_dir/symmetry.json``."""
+    plus ``out_dir/symmetry.json``.
+
+    With ``workers`` > 1 and a process that may fork (:func:`sensorhub.workers.can_fork`), report.png is
+    drawn in a forked worker process: it imports matplotlib while this process runs the motion stage,
+    and draws each leg's report while this process writes that leg's other files and goes on to the
+    next leg. The outputs are the same files; every report is finished when this function returns.
+    """
     with naming_input(session.source):
         get_drill(session.drill)  # fail early with the list of valid drills
     out = Path(out_dir)
-    results = []
-    for leg in session.legs:
-        with naming_input(session.source, f"{leg.side} leg"):
-            result = analyze_leg(leg, session.drill, method=method, offline=offline, calibration=calibration)
-            leg_dir = out if len(session.legs) == 1 else out / leg.side
-            write_outputs(result, session.drill, leg_dir, source=session.source, report=report)
-        results.append(result)
-    by_side = {r.side: r for r in results}
-    if len(by_side) == 2:
-        sym = compare_sides(by_side["left"].summary, by_side["right"].summary)
-        (out / "symmetry.json").write_text(json.dumps(sym, indent=1, default=_dataclass_default) + "\n", encoding="utf-8")
+    results: list[LegResult] = []
+    reporter = _start_reporter() if report and workers > 1 else None
+    try:
+        for leg in session.legs:
+            with naming_input(session.source, f"{leg.side} leg"):
+                result = analyze_leg(leg, session.drill, method=method, offline=offline, calibration=calibration)
+                leg_dir = out if len(session.legs) == 1 else out / leg.side
+                write_outputs(result, session.drill, leg_dir, source=session.source, report=report, reporter=reporter)
+            results.append(result)
+        by_side = {r.side: r for r in results}
+        if len(by_side) == 2:
+            sym = compare_sides(by_side["left"].summary, by_side["right"].summary)
+            (out / "symmetry.json").write_text(json.dumps(sym, indent=1, default=_dataclass_default) + "\n", encoding="utf-8")
+        if reporter is not None:
+            with naming_input(session.source, "report"):
+                reporter.result()  # the import
+            for result in results:
+                with naming_input(session.source, f"{result.side} leg"):
+                    reporter.result()
+    finally:
+        if reporter is not None:
+            reporter.close()
     return results
+
+
+def _start_reporter() -> ForkedWorker | None:
+    """A worker process for report.png that starts importing matplotlib; None where forking is unsafe."""
+    from sensorhub.workers import ForkedWorker, can_fork
+
+    return ForkedWorker("report.png", (_load_report_module, (), {})) if can_fork() else None
 
 
 @contextmanager

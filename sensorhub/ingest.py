@@ -29,7 +29,8 @@ epoch, confirmed by the next packet continuing it (then: the old epoch's held pa
 the clock map is re-anchored with its drift kept, and the next sample is marked as a gap) or
 dropped as an inconsistent packet when the next packet continues the old epoch.
 
-This module does no I/O; it logs gaps, reboots and malformed payloads at debug/warning level.
+This module does no I/O; it logs gaps, reboots and malformed payloads at debug/warning level. Only
+:func:`assemble_batch` with ``workers`` > 1 starts processes (through :mod:`sensorhub.workers`).
 """
 
 from __future__ import annotations
@@ -588,6 +589,11 @@ class _DeferredSensorStream(SensorStream):
     def _merge(blocks: list[ImuSamples]) -> list[ImuSamples]:
         return []  # nothing is released block by block; see collect()
 
+    def release_output(self) -> None:
+        """Drop the packets kept for :meth:`collect` (after it): the stream then holds only its state
+        and counters, small enough to hand to another process for :meth:`stats`."""
+        self._out_packets, self._out_t_first_us, self._out_states, self._out_shift_s, self._out_gap = [], [], [], [], []
+
     def collect(self) -> ImuSamples:
         """All samples released so far, as :func:`assemble` would concatenate them."""
         packets = self._out_packets
@@ -621,7 +627,12 @@ class _DeferredSensorStream(SensorStream):
 _NO_BLOCK = ImuSamples(np.zeros(0), np.zeros((0, 3)), np.zeros((0, 3)), None, np.zeros(0, dtype=bool))
 
 
-def assemble_batch(notifications: Iterable[Notification], ingest: Ingest | None = None) -> dict[str, ImuSamples]:
+_SensorJob = tuple[str, list[Notification], StreamConfig, Decoder]
+
+
+def assemble_batch(
+    notifications: Iterable[Notification], ingest: Ingest | None = None, *, workers: int = 1
+) -> dict[str, ImuSamples]:
     """:func:`assemble` for a whole recording at once, several times faster, with the same result.
 
     Each sensor's payloads are decoded in bulk (:func:`sensorhub.protocol.data.decode_packets`),
@@ -630,6 +641,11 @@ def assemble_batch(notifications: Iterable[Notification], ingest: Ingest | None 
     one vectorised pass at the end. Samples, times, gap flags and :meth:`Ingest.stats` are
     bit-identical to :func:`assemble`. Only for complete batches: nothing is released before the
     end, so the live service and ``sensorhub replay`` keep using :class:`Ingest`.
+
+    Sensors are independent of each other, so with ``workers`` > 1 (and a process that may fork,
+    :func:`sensorhub.workers.can_fork`) up to ``workers - 1`` forked child processes assemble some of
+    the sensors while this process assembles the rest: the same code on the same data, so the same
+    result, in about half the wall time on two cores.
 
     ``ingest`` (to read its stats afterwards) must not have seen notifications yet. The result's keys
     are in order of each sensor's first notification (:func:`assemble`: of its first released block).
@@ -642,21 +658,67 @@ def assemble_batch(notifications: Iterable[Notification], ingest: Ingest | None 
     by_sensor: dict[str, list[Notification]] = {}
     for notification in notifications:
         by_sensor.setdefault(notification.sensor_id, []).append(notification)
+    jobs = [(sid, notes, ingest.config, ingest._decode) for sid, notes in by_sensor.items()]
+    done = _assemble_in_parallel(jobs, workers) if workers > 1 and len(jobs) > 1 else _assemble_sensors(jobs)
     out: dict[str, ImuSamples] = {}
-    for sid, notes in by_sensor.items():
-        stream = _DeferredSensorStream(sid, ingest.config, ingest._decode)
-        ingest.streams[sid] = stream
+    for sid in by_sensor:
+        ingest.streams[sid], out[sid] = done[sid]
+    return out
+
+
+def _assemble_in_parallel(jobs: list[_SensorJob], workers: int) -> dict[str, tuple[SensorStream, ImuSamples]]:
+    """:func:`_assemble_sensors` of ``jobs`` shared out over this process and ``workers - 1`` forked ones."""
+    from sensorhub.workers import ForkedWorker, can_fork  # process handling only where asked for
+
+    if not can_fork():
+        return _assemble_sensors(jobs)
+    # Greedy split into groups of about equal notification counts; group 0 stays in this process.
+    groups: list[list[_SensorJob]] = [[] for _ in range(min(workers, len(jobs)))]
+    loads = [0] * len(groups)
+    for job in sorted(jobs, key=lambda j: -len(j[1])):
+        k = loads.index(min(loads))
+        groups[k].append(job)
+        loads[k] += len(job[1])
+    children = [ForkedWorker(f"ingest of {', '.join(j[0] for j in group)}", (_assemble_sensors_in_child, (group,), {}))
+                for group in groups[1:]]
+    try:
+        done = _assemble_sensors(groups[0])
+        for child in children:
+            done.update(child.result())
+    finally:
+        for child in children:
+            child.close()
+    for sid, _, _, decode in jobs:
+        done[sid][0]._decode = decode  # see _assemble_sensors_in_child
+    return done
+
+
+def _assemble_sensors_in_child(jobs: list[_SensorJob]) -> dict[str, tuple[SensorStream, ImuSamples]]:
+    """:func:`_assemble_sensors` whose streams can be pickled: the decoder (perhaps a closure, which
+    pickle refuses) does not travel back; the parent puts it back in."""
+    done = _assemble_sensors(jobs)
+    for stream, _ in done.values():
+        stream._decode = decode_packet
+    return done
+
+
+def _assemble_sensors(jobs: list[_SensorJob]) -> dict[str, tuple[SensorStream, ImuSamples]]:
+    """Batch-assemble each sensor of ``jobs``: its stream (for the stats) and its samples."""
+    done: dict[str, tuple[SensorStream, ImuSamples]] = {}
+    for sid, notes, config, decode in jobs:
+        stream = _DeferredSensorStream(sid, config, decode)
         payloads = [n.payload for n in notes]
         decoded: list[DataPacket | ProtocolError]
-        if ingest._decode is decode_packet:
+        if decode is decode_packet:
             decoded = decode_packets(payloads)
         else:
-            decoded = [_decode_or_error(ingest._decode, p) for p in payloads]
+            decoded = [_decode_or_error(decode, p) for p in payloads]
         for note, packet in zip(notes, decoded, strict=True):
             stream.push_decoded(note.t_host_s, packet)
         stream.flush()
-        out[sid] = stream.collect()
-    return out
+        done[sid] = (stream, stream.collect())
+        stream.release_output()
+    return done
 
 
 def _decode_or_error(decode: Decoder, payload: bytes) -> DataPacket | ProtocolError:

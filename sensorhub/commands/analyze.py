@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -35,7 +36,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--online", dest="offline", action="store_false", help="causal VQF as used live, for comparison")
     p.add_argument("--calibration", metavar="FILE", help="apply a stored calibration.json instead of finding the protocol")
     p.add_argument("--no-report", action="store_true", help="skip report.png")
+    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+                   help="processes to use: with 2 or more, the sensors are ingested and report.png is drawn in "
+                        "forked child processes alongside the main one; 1 runs everything in one process "
+                        "(default: the number of CPUs, here %(default)s). The outputs are the same either way.")
     p.set_defaults(func=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.recording:
         if not Path(args.recording).exists():
             raise ConfigurationError(f"recording not found: {args.recording}")
-        session = load_recording_input(args.recording, drill=args.drill, side=args.side)
+        session = load_recording_input(args.recording, drill=args.drill, side=args.side, workers=args.jobs)
     elif args.pelvis and args.thigh:
         if not args.side or not args.drill:
             raise ConfigurationError("CSV input needs --side left|right and --drill DRILL")
@@ -56,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigurationError("give a recording, or both --pelvis P.csv and --thigh T.csv")
     calibration = Calibration.load(args.calibration) if args.calibration else None
     results = analyze_session(session, args.out, method=args.method, offline=args.offline,
-                              calibration=calibration, report=not args.no_report)
+                              calibration=calibration, report=not args.no_report, workers=args.jobs)
     for r in results:
         s = r.summary
         ir = f"{s.internal.max_deg:.1f}" if s.internal else "-"

@@ -1,0 +1,233 @@
+"""``sensorhub analyze`` on two cores: forked workers give the same results as one process, and fail cleanly.
+
+The batch ingest can assemble sensors in forked processes (``assemble_batch(workers=2)``) and
+``analyze_session(workers=2)`` draws report.png in a forked worker. These tests hold both to the
+single-process results (to the bit, and byte for byte in the files) and check the worker's failure
+modes: exceptions come back with their type and message, a dead child is an error naming the
+worker, and no child outlives its parent's call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPLAY_DATA
+from test_ingest_batch import _faults, session  # noqa: F401 - fixture used below
+
+from sensorhub import workers as workers_module
+from sensorhub.analysis import analyze_session, load_recording_input
+from sensorhub.cli import main
+from sensorhub.errors import CalibrationError, SensorhubError
+from sensorhub.ingest import Ingest, assemble_batch
+from sensorhub.notification import Notification
+from sensorhub.protocol import decode_packet
+from sensorhub.recording import RecordCrcError, open_recording
+from sensorhub.sim import SimulatedSession
+from sensorhub.workers import ForkedWorker, WorkerError, can_fork
+
+RECORDINGS = sorted(REPLAY_DATA.glob("*.shr"))
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork and a single-threaded test process")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs() -> Iterator[None]:
+    logger = logging.getLogger("sensorhub")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(previous)
+
+
+def _children() -> set[int]:
+    """Process ids of this process's live children (from /proc)."""
+    me = str(os.getpid())
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def _assert_same(notes: list[Notification]) -> None:
+    one, two = Ingest(), Ingest()
+    ref = assemble_batch(notes, one)
+    got = assemble_batch(notes, two, workers=2)
+    assert list(got) == list(ref)
+    for sid, a in ref.items():
+        b = got[sid]
+        for name in ("t_s", "acc_m_s2", "gyr_rad_s", "gap_before"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), (sid, name)
+        assert (a.mag_uT is None) == (b.mag_uT is None)
+        if a.mag_uT is not None:
+            assert np.array_equal(a.mag_uT, b.mag_uT, equal_nan=True)
+    assert list(two.stats()) == list(one.stats())
+    for sid, st in one.stats().items():
+        assert two.stats()[sid].to_json() == st.to_json(), sid
+
+
+# ---------------------------------------------------------------------------------------- ingest
+
+
+@pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
+@pytest.mark.parametrize("path", RECORDINGS, ids=lambda p: Path(p).stem)
+def test_parallel_ingest_equals_one_process_on_replay_data(path: Path) -> None:
+    _assert_same(list(open_recording(path).iter_notifications()))
+    assert not _children()
+
+
+def test_parallel_ingest_equals_one_process_on_fault_injected_streams(session: SimulatedSession) -> None:  # noqa: F811
+    for name, notes in _faults(session).items():
+        try:
+            _assert_same(notes)
+        except AssertionError as exc:
+            raise AssertionError(f"fault {name!r}: {exc}") from exc
+
+
+def test_parallel_ingest_keeps_a_custom_decoder(session: SimulatedSession) -> None:  # noqa: F811
+    def strict(payload: bytes):  # type: ignore[no-untyped-def] - a closure: pickle cannot send it back
+        return decode_packet(payload)
+
+    ingest = Ingest(decode=strict)
+    samples = assemble_batch(session.notifications[:800], ingest, workers=2)
+    assert len(samples) == 2
+    assert all(stream._decode is strict for stream in ingest.streams.values())
+
+
+# --------------------------------------------------------------------------------------- workers
+
+
+def _boom(kind: str) -> None:
+    if kind == "calibration":
+        raise CalibrationError("no still span")
+    if kind == "crc":
+        raise RecordCrcError("x.shr", 40, "bad CRC")  # its __init__ takes 3 arguments: not unpicklable as is
+    if kind == "exit":
+        os._exit(7)
+    raise ValueError("plain")
+
+
+def test_worker_returns_results_in_order_and_reraises_exceptions_with_their_type() -> None:
+    with ForkedWorker("test", (pow, (2, 10), {})) as worker:
+        worker.submit(pow, 3, 2)
+        worker.submit(_boom, "calibration")
+        worker.submit(_boom, "plain")
+        worker.submit(_boom, "crc")
+        assert worker.result() == 1024
+        assert worker.result() == 9
+        with pytest.raises(CalibrationError) as info:
+            worker.result()
+        assert str(info.value) == "no still span"
+        assert any("raised in a worker process" in note for note in info.value.__notes__)
+        with pytest.raises(ValueError) as plain:
+            worker.result()
+        assert str(plain.value) == "plain"
+        # Cannot be rebuilt from its args: a SensorhubError with the same message (same exit code in the CLI).
+        with pytest.raises(SensorhubError) as crc:
+            worker.result()
+        assert str(crc.value) == "x.shr: byte 40: bad CRC"
+    assert not _children()
+
+
+def test_dead_worker_is_an_error_naming_it() -> None:
+    with ForkedWorker("test worker", (_boom, ("exit",), {})) as worker, pytest.raises(WorkerError, match=r"test worker: .*exit code 7"):
+        worker.result()
+    assert not _children()
+
+
+def test_idle_worker_exits_when_its_parent_closes_or_dies() -> None:
+    worker = ForkedWorker("idle")
+    pid = worker._process.pid
+    assert pid in _children()
+    worker.close()
+    assert pid not in _children()
+    # A parent killed with SIGKILL closes nothing: the child must see the end of the pipe by itself.
+    script = (
+        "import os, signal, sys\n"
+        "from sensorhub.workers import ForkedWorker\n"
+        "w = ForkedWorker('idle')\n"
+        "print(w._process.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    proc = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    orphan = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 10.0
+    while _alive(orphan):
+        assert time.monotonic() < deadline, f"worker {orphan} outlived its killed parent"
+        time.sleep(0.02)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has exited; only its parent (now init) has yet to reap it
+
+
+def test_no_fork_with_threads_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers_module.threading, "active_count", lambda: 2)
+    assert not can_fork()
+    notes = list(open_recording(RECORDINGS[0]).iter_notifications())
+    assert len(assemble_batch(notes, Ingest(), workers=2)) == 2  # in this process, without a child
+    assert not _children()
+
+
+# ------------------------------------------------------------------------------------------ analyze
+
+
+@pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
+def test_analyze_with_two_jobs_writes_the_same_files(tmp_path: Path) -> None:
+    rec = REPLAY_DATA / "seated_right_9axis.shr"
+    assert main(["analyze", str(rec), "--out", str(tmp_path / "one"), "--jobs", "1"]) == 0
+    assert main(["analyze", str(rec), "--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    assert not _children()
+    for name in ("angles.csv", "report.png"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    for name in ("reps.json", "calibration.json"):  # equal but for the moment they were written
+        one, two = ([line for line in (tmp_path / d / name).read_text().splitlines() if '"created"' not in line]
+                    for d in ("one", "two"))
+        assert one == two, name
+
+
+@pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
+def test_report_failure_in_the_worker_names_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    import sensorhub.drills.report as report
+
+    def broken(*args: object, **kwargs: object) -> Path:
+        raise CalibrationError("cannot draw")  # any SensorhubError raised while drawing
+
+    monkeypatch.setattr(report, "render_report", broken)  # the forked worker inherits the patch
+    rec = REPLAY_DATA / "seated_right_9axis.shr"
+    assert main(["analyze", str(rec), "--out", str(tmp_path), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"sensorhub analyze: error: {rec}: right leg: cannot draw" in err, err
+    assert (tmp_path / "angles.csv").exists() and (tmp_path / "reps.json").exists()  # written meanwhile
+    assert not _children()
+
+
+@pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
+def test_motion_failure_stops_the_report_worker(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.shr"
+    cut.write_bytes((REPLAY_DATA / "seated_right_9axis.shr").read_bytes()[:60_000])
+    session_input = load_recording_input(cut, workers=2)
+    with pytest.raises(CalibrationError, match=f"^{cut}: right leg: "):
+        analyze_session(session_input, tmp_path / "out", workers=2)
+    assert not _children()
