@@ -36,12 +36,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import solveh_banded
+from scipy import sparse
 from scipy.ndimage import uniform_filter1d
+from scipy.sparse.linalg import spsolve
 from scipy.spatial.transform import Rotation
 
 from sensorhub.errors import CalibrationError, ImportFormatError
-from sensorhub.motion import quat
+from sensorhub.motion import heading, quat
 from sensorhub.samples import ImuSamples
 
 log = logging.getLogger(__name__)
@@ -74,13 +75,17 @@ POSTURE_MAX_CHANGE_DEG = 5.0
 #: A swing must reach this many times further into flexion than into extension (or the reverse) for
 #: the front of the thigh to be told from its back; swings are typically 30-45° forward, 10-20° back.
 SWING_MIN_REACH_RATIO = 1.2
+#: With magnetometers: the two segments' anterior axes at neutral standing, projected on the
+#: horizontal plane, must point within this of each other by the compass (a flipped frame: ~180°).
+COMPASS_MAX_FRONT_DIFFERENCE_DEG = 90.0
 
 # The gap-aware segment angle (sagittal_angle_deg): one-sigma errors of its three measurements.
 #: Gyroscope increment between two measured samples (deg): after the still-phase bias, drift stays
 #: well under a degree over a protocol; the accelerometer only steers the angle's slow part.
 SIGMA_GYRO_STEP_DEG = 0.005
-#: Increment bridged across a gap (deg per grid step): a linearly interpolated rate can miss half a swing.
-SIGMA_GAP_STEP_DEG = 1.0
+#: Inside a gap: deviation of the angle's second difference (deg per grid step squared) from that of
+#: the rate interpolated across it; 0.05 at 100 Hz is 500 deg/s² of angular acceleration.
+SIGMA_GAP_CURVATURE_DEG = 0.05
 #: Inclination from the accelerometer (deg), plus what the tangential acceleration can fake.
 SIGMA_ACC_DEG = 5.0
 #: Nominal distance (m) from the joint's axis to the sensor, to size the tangential acceleration.
@@ -389,49 +394,73 @@ def sagittal_angle_deg(
 
     ``y_up`` is the segment's superior axis at neutral standing and ``z_axis`` its (functional)
     medio-lateral axis, both in sensor coordinates; a positive angle is a positive rotation about
-    ``z_axis``. ``gyr_rad_s`` must be bias-free. ``in_gap`` flags samples that were interpolated
-    across lost packets.
+    ``z_axis``. ``gyr_rad_s`` must be bias-free, on a uniform grid of period ``dt_s``. ``in_gap``
+    flags grid points that were interpolated across lost packets.
 
     Integrating the gyroscope alone (as :func:`_rotation_angle_deg` does) turns every gap into an
     error that stays: at 13 samples per packet, 20 % loss leaves 0.13-0.7 s holes in swings of about
     1.4 s, and the linearly bridged rate there lost 40° over the swings, enough to flip which way
     the swing reached further (docs/reliability.md, M1). Here the angle is the least-squares fit of
-    two measurements: the gyroscope's increments between measured samples (tight, SIGMA_GYRO_STEP_DEG;
-    they carry the shape of every swing), the bridged increments across gaps (loose,
-    SIGMA_GAP_STEP_DEG) and, at every measured sample, the inclination the accelerometer sees in the
-    sagittal plane (gravity, loose: SIGMA_ACC_DEG plus the tilt the tangential acceleration
-    ``|dω/dt| · SWING_RADIUS_M`` can fake). The accelerometer thus only sets the slow part of the
-    angle — its zero, and the level of each stretch between gaps — which is what gaps destroy. The
-    normal equations are tridiagonal (one banded solve).
+
+    * the gyroscope's increment between two measured samples (tight, SIGMA_GYRO_STEP_DEG: it carries
+      the shape of every swing);
+    * inside a gap, only the change of the increment, from the rate interpolated across it (loose,
+      SIGMA_GAP_CURVATURE_DEG): the angle bends smoothly from the rate before the gap to the rate
+      after it, but how far it travels in the gap is left to the two ends;
+    * at every measured sample, the inclination the accelerometer sees in the sagittal plane
+      (gravity; SIGMA_ACC_DEG plus the tilt the tangential acceleration ``|dω/dt| · SWING_RADIUS_M``
+      can fake).
+
+    The accelerometer thus only sets the slow part of the angle — its zero and the level of each
+    stretch between gaps — which is what gaps destroy. Give the whole protocol, still phases
+    included, so that no stretch ends in a gap with nothing after it.
     """
     n = len(gyr_rad_s)
-    if n == 0:
-        return np.zeros(0)
     y = _unit(y_up)
     z = _unit(z_axis - np.dot(z_axis, y) * y)
     x = np.cross(y, z)  # ISB: X = Y x Z
     incl_deg = np.degrees(np.arctan2(acc_m_s2 @ x, acc_m_s2 @ y))
-    rate = gyr_rad_s @ z
-    if n == 1:
+    if n < 3:
         return np.asarray(incl_deg, dtype=np.float64)
+    rate = gyr_rad_s @ z
     gap = np.zeros(n, dtype=bool) if in_gap is None else np.asarray(in_gap, dtype=bool)
     step_deg = np.degrees(0.5 * (rate[1:] + rate[:-1]) * dt_s)
-    step_measured = ~gap[1:] & ~gap[:-1]
-    s = np.where(step_measured, SIGMA_GYRO_STEP_DEG ** -2, SIGMA_GAP_STEP_DEG ** -2)
+    measured_step = ~gap[1:] & ~gap[:-1]
     accel_rad_s2 = np.abs(np.gradient(rate, dt_s))
     accel_rad_s2 = np.asarray(uniform_filter1d(accel_rad_s2, max(1, int(round(0.1 / dt_s))), mode="nearest"))
     sigma_acc = SIGMA_ACC_DEG + np.degrees(np.arctan(accel_rad_s2 * SWING_RADIUS_M / 9.81))
-    w = np.where(gap, 0.0, sigma_acc ** -2) + 1e-9  # the tiny weight keeps the system regular
-    diag = w.copy()
-    diag[:-1] += s
-    diag[1:] += s
-    rhs = w * incl_deg
-    rhs[:-1] -= s * step_deg
-    rhs[1:] += s * step_deg
-    banded = np.zeros((2, n))
-    banded[0, 1:] = -s
-    banded[1] = diag
-    return np.asarray(solveh_banded(banded, rhs), dtype=np.float64)
+
+    rows: list[FloatArray] = []
+    cols: list[FloatArray] = []
+    vals: list[FloatArray] = []
+    rhs: list[FloatArray] = []
+    n_rows = 0
+
+    def add(idx: list[FloatArray], coef: list[float], target: FloatArray, sigma: FloatArray | float) -> None:
+        nonlocal n_rows
+        k = len(target)
+        weight = np.broadcast_to(1.0 / np.asarray(sigma, dtype=np.float64), (k,))
+        r = n_rows + np.arange(k)
+        for i, c in zip(idx, coef):
+            rows.append(r)
+            cols.append(np.asarray(i))
+            vals.append(c * weight)
+        rhs.append(target * weight)
+        n_rows += k
+
+    i = np.flatnonzero(measured_step)
+    add([i + 1, i], [1.0, -1.0], step_deg[i], SIGMA_GYRO_STEP_DEG)
+    # Curvature where a step on either side is bridged (i - 1 -> i or i -> i + 1).
+    j = np.flatnonzero(~measured_step[1:] | ~measured_step[:-1]) + 1
+    add([j + 1, j, j - 1], [1.0, -2.0, 1.0], step_deg[j] - step_deg[j - 1], SIGMA_GAP_CURVATURE_DEG)
+    m = np.flatnonzero(~gap)
+    add([m], [1.0], incl_deg[m], sigma_acc[m])
+    # A whisper of the inclination everywhere keeps the system regular (e.g. data that is all gap).
+    every = np.arange(n)
+    add([every], [1.0], incl_deg, 1e4)
+    a = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n))
+    theta = spsolve((a.T @ a).tocsc(), a.T @ np.concatenate(rhs))
+    return np.asarray(theta, dtype=np.float64)
 
 
 def _count_excursions(angle_deg: FloatArray, threshold_deg: float) -> int:
@@ -468,6 +497,7 @@ def _functional_axis(
     gyr_rad_s: FloatArray,
     acc_m_s2: FloatArray,
     in_gap: BoolArray,
+    in_step: BoolArray,
     y_up: FloatArray,
     dt_s: float,
     *,
@@ -475,16 +505,17 @@ def _functional_axis(
 ) -> _AxisResult:
     """Medio-lateral axis of a hinge movement (swings or bows) with its sign fixed by anatomy.
 
-    The axis is the principal axis of the measured angular rate (samples bridged across gaps left
-    out). Its sign: a leg swing reaches further into flexion (positive about +Z, the knee forward)
-    than into extension; a bow tilts the pelvis forward (negative about +Z). Which way it reached is
+    The arrays cover the whole protocol; ``in_step`` marks the swings or the bows. The axis is the
+    principal axis of the angular rate measured there (samples bridged across gaps left out). Its
+    sign: a leg swing reaches further into flexion (positive about +Z, the knee forward) than into
+    extension; a bow tilts the pelvis forward (negative about +Z). How far it reached each way is
     read from :func:`sagittal_angle_deg`, whose zero is neutral standing (gravity) and which does not
-    drift across gaps.
+    drift across gaps. The returned ``angle_deg`` covers the step only.
     """
-    measured = ~in_gap
-    z, share = principal_axis(gyr_rad_s[measured] if np.count_nonzero(measured) >= 3 else gyr_rad_s)
+    measured = in_step & ~in_gap
+    z, share = principal_axis(gyr_rad_s[measured] if np.count_nonzero(measured) >= 3 else gyr_rad_s[in_step])
     tilt = float(abs(90.0 - np.degrees(np.arccos(np.clip(abs(np.dot(z, _unit(y_up))), 0.0, 1.0)))))
-    angle = sagittal_angle_deg(gyr_rad_s, acc_m_s2, z, y_up, dt_s, in_gap)
+    angle = sagittal_angle_deg(gyr_rad_s, acc_m_s2, z, y_up, dt_s, in_gap)[in_step]
     reach_pos, reach_neg = float(np.max(angle)), float(-np.min(angle))
     if (reach_pos < reach_neg) == flexion_dominant:
         z, angle = -z, -angle
@@ -500,6 +531,38 @@ def _still_step(name: str, label: str, acc: FloatArray, gyr_rad_s: FloatArray, d
     if duration_s < min_s - 0.3:
         return StepReport(name, False, metrics, f"{label} still phase too short ({duration_s:.1f} s): stand still {min_s:g} s")
     return StepReport(name, True, metrics)
+
+
+def _compass_front_difference_deg(
+    pelvis: ImuSamples,
+    thigh: ImuSamples,
+    still: BoolArray,
+    ups: dict[str, FloatArray],
+    q_seg: dict[str, FloatArray],
+    mag_ref: dict[str, dict[str, float]],
+) -> float | None:
+    """Compass heading of the thigh's anterior axis minus the pelvis's (deg, -180..180) at neutral standing.
+
+    Standing, the front of the thigh and the front of the pelvis face the same way; a thigh frame
+    whose flexion sign came out wrong faces backwards (about 180°). Only a check: the compass is
+    not trusted to set the frame (a residual hard iron turns it). None without magnetometers, or
+    when the two sensors do not see the same field there (one of them in a disturbance).
+    """
+    if pelvis.mag_uT is None or thigh.mag_uT is None or "pelvis" not in mag_ref or "thigh" not in mag_ref:
+        return None
+    rp, rt = mag_ref["pelvis"], mag_ref["thigh"]
+    if (abs(rp["norm_uT"] - rt["norm_uT"]) > heading.MAG_AGREE_NORM_TOL * rp["norm_uT"]
+            or abs(rp["dip_deg"] - rt["dip_deg"]) > heading.MAG_AGREE_DIP_DEG):
+        return None
+    out = []
+    for name, smp in (("pelvis", pelvis), ("thigh", thigh)):
+        assert smp.mag_uT is not None
+        up = _unit(ups[name])
+        m = smp.mag_uT[still].mean(axis=0)
+        x = quat.to_rotation(q_seg[name]).as_matrix()[0]  # the segment's X in sensor coordinates
+        m_h, x_h = m - np.dot(m, up) * up, x - np.dot(x, up) * up
+        out.append(float(np.degrees(np.arctan2(np.dot(np.cross(m_h, x_h), up), np.dot(m_h, x_h)))))
+    return float((out[1] - out[0] + 180.0) % 360.0 - 180.0)
 
 
 def calibrate(
@@ -554,13 +617,34 @@ def calibrate(
 
     gaps = {name: np.zeros(len(t), dtype=bool) if smp.gap_before is None else np.asarray(smp.gap_before, dtype=bool)
             for name, smp in (("pelvis", pelvis), ("thigh", thigh))}
-    thigh_axis = _functional_axis(thigh.gyr_rad_s[sw] - bias["thigh"], thigh.acc_m_s2[sw], gaps["thigh"][sw], ups["thigh"], dt,
-                                  flexion_dominant=True)
+    protocol = Interval(phases.still1.start_s, phases.still2.end_s).mask(t)
+    thigh_axis = _functional_axis(thigh.gyr_rad_s[protocol] - bias["thigh"], thigh.acc_m_s2[protocol], gaps["thigh"][protocol],
+                                  sw[protocol], ups["thigh"], dt, flexion_dominant=True)
+    pelvis_axis = _functional_axis(pelvis.gyr_rad_s[protocol] - bias["pelvis"], pelvis.acc_m_s2[protocol], gaps["pelvis"][protocol],
+                                   bw[protocol], ups["pelvis"], dt, flexion_dominant=False)
+    q_seg["thigh"] = _segment_rotation(ups["thigh"], thigh_axis.z)
+    q_seg["pelvis"] = _segment_rotation(ups["pelvis"], pelvis_axis.z)
+
     amp = float(np.ptp(thigh_axis.angle_deg))
+    reach_flex, reach_ext = float(np.max(thigh_axis.angle_deg)), float(-np.min(thigh_axis.angle_deg))
+    reach_ratio = reach_flex / max(reach_ext, 1.0)
     n_swings = _count_excursions(thigh_axis.angle_deg - np.median(thigh_axis.angle_deg), 0.25 * amp)
-    metrics = {"amplitude_deg": amp, "count": float(n_swings), "axis_consistency": thigh_axis.share, "axis_tilt_deg": thigh_axis.tilt_deg}
+    metrics = {"amplitude_deg": amp, "count": float(n_swings), "axis_consistency": thigh_axis.share, "axis_tilt_deg": thigh_axis.tilt_deg,
+               "flexion_reach_deg": reach_flex, "extension_reach_deg": reach_ext}
+    front_diff = _compass_front_difference_deg(pelvis, thigh, s1t | s2t, ups, q_seg, mag_ref)
+    if front_diff is not None:
+        metrics["compass_front_difference_deg"] = front_diff
     if amp < SWING_MIN_AMPLITUDE_DEG:
         steps.append(StepReport("swings", False, metrics, f"swings too small ({amp:.0f}°): swing at least {SWING_MIN_AMPLITUDE_DEG:.0f}°"))
+    elif front_diff is not None and abs(front_diff) > COMPASS_MAX_FRONT_DIFFERENCE_DEG:
+        steps.append(StepReport("swings", False, metrics,
+                                f"the front of the thigh found from the swings points {abs(front_diff):.0f}° away from the front of the pelvis "
+                                f"by the compass (the thigh frame may be flipped): redo the swings, further forward than back, "
+                                f"and stand still away from metal"))
+    elif reach_ratio < SWING_MIN_REACH_RATIO:
+        steps.append(StepReport("swings", False, metrics,
+                                f"swings reached about as far back ({reach_ext:.0f}°) as forward ({reach_flex:.0f}°), so the front of the "
+                                f"thigh is uncertain: redo the swings, further forward than back"))
     elif thigh_axis.share < AXIS_MIN_CONSISTENCY:
         steps.append(StepReport("swings", False, metrics, f"swings not in one plane (axis consistency {thigh_axis.share:.2f}): swing the leg straight forward and back, knee straight"))
     elif thigh_axis.tilt_deg > AXIS_MAX_TILT_DEG:
@@ -570,8 +654,6 @@ def calibrate(
     else:
         steps.append(StepReport("swings", True, metrics))
 
-    pelvis_axis = _functional_axis(pelvis.gyr_rad_s[bw] - bias["pelvis"], pelvis.acc_m_s2[bw], gaps["pelvis"][bw], ups["pelvis"], dt,
-                                   flexion_dominant=False)
     depth = float(-np.min(pelvis_axis.angle_deg))
     n_bows = _count_excursions(-pelvis_axis.angle_deg, 0.5 * depth)
     metrics = {"depth_deg": depth, "count": float(n_bows), "axis_consistency": pelvis_axis.share, "axis_tilt_deg": pelvis_axis.tilt_deg}
@@ -595,8 +677,6 @@ def calibrate(
         still2 = StepReport("still2", False, still2.metrics, f"standing posture differed by {change:.0f}° between the two still phases: stand upright the same way both times")
     steps.append(still2)
 
-    q_seg["thigh"] = _segment_rotation(ups["thigh"], thigh_axis.z)
-    q_seg["pelvis"] = _segment_rotation(ups["pelvis"], pelvis_axis.z)
     quality = CalibrationQuality(tuple(steps))
     if not quality.ok:
         msg = "; ".join(quality.advice)
