@@ -779,7 +779,7 @@ class LiveCalibration:
         """Forget everything and start again at STILL1."""
         self.step = CalibrationStep.STILL1
         self._t: list[FloatArray] = []
-        self._blocks: dict[str, list[tuple[FloatArray, FloatArray, FloatArray | None]]] = {"pelvis": [], "thigh": []}
+        self._blocks: dict[str, list[tuple[FloatArray, FloatArray, FloatArray | None, BoolArray]]] = {"pelvis": [], "thigh": []}
         self._hist = np.zeros((0, 2))
         self._run_start: float | None = None
         self._run_end = -np.inf
@@ -809,8 +809,10 @@ class LiveCalibration:
         if self.step in (CalibrationStep.DONE, CalibrationStep.FAILED) or len(pelvis) == 0:
             return self._status()
         self._t.append(pelvis.t_s)
-        self._blocks["pelvis"].append((pelvis.acc_m_s2, pelvis.gyr_rad_s, pelvis.mag_uT))
-        self._blocks["thigh"].append((thigh.acc_m_s2, thigh.gyr_rad_s, thigh.mag_uT))
+        for name, block in (("pelvis", pelvis), ("thigh", thigh)):
+            # Keep the gap flags: calibrate() reads the swing and bow angles around bridged samples.
+            gap = np.zeros(len(block), dtype=bool) if block.gap_before is None else np.asarray(block.gap_before, dtype=bool)
+            self._blocks[name].append((block.acc_m_s2, block.gyr_rad_s, block.mag_uT, gap))
         if self.step is CalibrationStep.STILL1 and self._t[-1][-1] - self._t[0][0] > 2 * WAITING_BUFFER_S:
             # Waiting for the protocol to start: old data will never be part of it.
             keep = next(i for i, tb in enumerate(self._t) if tb[-1] >= self._t[-1][-1] - WAITING_BUFFER_S)
@@ -920,7 +922,7 @@ class LiveCalibration:
         self.step = CalibrationStep.DONE
 
     def buffered(self) -> tuple[ImuSamples, ImuSamples] | None:
-        """The grid samples fed so far (pelvis, thigh), e.g. to warm up filters after calibration."""
+        """The grid samples fed so far (pelvis, thigh) with their gap flags, e.g. to warm up filters after calibration."""
         if not self._t:
             return None
         t = np.concatenate(self._t)
@@ -929,5 +931,6 @@ class LiveCalibration:
             mags = [b[2] for b in self._blocks[name]]
             mag = np.concatenate([m for m in mags if m is not None]) if all(m is not None for m in mags) else None
             out.append(ImuSamples(t, np.concatenate([b[0] for b in self._blocks[name]]),
-                                  np.concatenate([b[1] for b in self._blocks[name]]), mag))
+                                  np.concatenate([b[1] for b in self._blocks[name]]), mag,
+                                  np.concatenate([b[3] for b in self._blocks[name]])))
         return out[0], out[1]
