@@ -106,12 +106,29 @@ def load_recording_input(path: str | Path, *, drill: str | None = None, side: st
     )
 
 
-def load_csv_input(pelvis_csv: str | Path, thigh_csv: str | Path, *, side: str, drill: str) -> SessionInput:
-    return SessionInput(
-        drill=drill,
-        legs=[LegInput(_check_side(side), read_imu_csv(pelvis_csv), read_imu_csv(thigh_csv))],
-        source=f"{pelvis_csv} + {thigh_csv}",
-    )
+def load_csv_input(pelvis_csv: str | Path, thigh_csv: str | Path, *, side: str, drill: str,
+                   workers: int = 1) -> SessionInput:
+    """One leg from a pelvis and a thigh IMU CSV file; ``workers`` > 1 reads the pelvis file in a forked process."""
+    side = _check_side(side)
+    if workers > 1 and _can_fork():
+        from sensorhub.workers import ForkedWorker
+
+        with ForkedWorker(f"reading {pelvis_csv}", (read_imu_csv, (pelvis_csv,), {})) as child:
+            try:
+                thigh = read_imu_csv(thigh_csv)
+            except Exception:
+                child.result()  # two bad files: report the pelvis file's error first, as read in order
+                raise
+            pelvis = child.result()
+    else:
+        pelvis, thigh = read_imu_csv(pelvis_csv), read_imu_csv(thigh_csv)
+    return SessionInput(drill=drill, legs=[LegInput(side, pelvis, thigh)], source=f"{pelvis_csv} + {thigh_csv}")
+
+
+def _can_fork() -> bool:
+    from sensorhub.workers import can_fork
+
+    return can_fork()
 
 
 def to_table(angles: AngleSeries) -> AngleTable:
@@ -224,9 +241,9 @@ def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str =
 
 def _start_reporter() -> ForkedWorker | None:
     """A worker process for report.png that starts importing matplotlib; None where forking is unsafe."""
-    from sensorhub.workers import ForkedWorker, can_fork
+    from sensorhub.workers import ForkedWorker
 
-    return ForkedWorker("report.png", (_load_report_module, (), {})) if can_fork() else None
+    return ForkedWorker("report.png", (_load_report_module, (), {})) if _can_fork() else None
 
 
 @contextmanager

@@ -20,7 +20,7 @@ import re
 import warnings
 from collections.abc import Generator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -76,6 +76,10 @@ class CsvFormatError(ImportFormatError):
         if column is not None:
             where += f", column '{column}'"
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields (the default would pass the one message): it can cross a pipe.
+        return type(self), (self.path, self.line, self.column, self.problem), self.__dict__
 
 
 class CsvEmptyError(CsvFormatError):

@@ -128,6 +128,10 @@ class RecordingFormatError(RecordingError):
         self.problem = problem
         super().__init__(f"{path}: byte {offset}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its three fields (the default would pass the one message): it can cross a pipe.
+        return type(self), (self.path, self.offset, self.problem), self.__dict__
+
 
 class BadMagicError(RecordingFormatError):
     """The file does not start with the recording signature (or is shorter than the file header)."""

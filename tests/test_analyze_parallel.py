@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -24,8 +25,9 @@ from conftest import REPLAY_DATA
 from test_ingest_batch import _faults, session  # noqa: F401 - fixture used below
 
 from sensorhub import workers as workers_module
-from sensorhub.analysis import analyze_session, load_recording_input
+from sensorhub.analysis import analyze_session, load_csv_input, load_recording_input
 from sensorhub.cli import main
+from sensorhub.csv_import import CsvColumnCountError, CsvValueError
 from sensorhub.errors import CalibrationError, SensorhubError
 from sensorhub.ingest import Ingest, assemble_batch
 from sensorhub.notification import Notification
@@ -111,11 +113,17 @@ def test_parallel_ingest_keeps_a_custom_decoder(session: SimulatedSession) -> No
 # --------------------------------------------------------------------------------------- workers
 
 
+class _Unpicklable(SensorhubError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.handle = lambda: None  # pickle refuses lambdas
+
+
 def _boom(kind: str) -> None:
     if kind == "calibration":
         raise CalibrationError("no still span")
-    if kind == "crc":
-        raise RecordCrcError("x.shr", 40, "bad CRC")  # its __init__ takes 3 arguments: not unpicklable as is
+    if kind == "unpicklable":
+        raise _Unpicklable("x.shr: byte 40: bad CRC")
     if kind == "exit":
         os._exit(7)
     raise ValueError("plain")
@@ -126,7 +134,7 @@ def test_worker_returns_results_in_order_and_reraises_exceptions_with_their_type
         worker.submit(pow, 3, 2)
         worker.submit(_boom, "calibration")
         worker.submit(_boom, "plain")
-        worker.submit(_boom, "crc")
+        worker.submit(_boom, "unpicklable")
         assert worker.result() == 1024
         assert worker.result() == 9
         with pytest.raises(CalibrationError) as info:
@@ -231,3 +239,37 @@ def test_motion_failure_stops_the_report_worker(tmp_path: Path) -> None:
     with pytest.raises(CalibrationError, match=f"^{cut}: right leg: "):
         analyze_session(session_input, tmp_path / "out", workers=2)
     assert not _children()
+
+
+def test_csv_pair_read_in_two_processes_equals_one(examples_dir: Path) -> None:
+    ex = examples_dir / "seated_right_9axis"
+    one = load_csv_input(ex / "pelvis.csv", ex / "thigh.csv", side="right", drill="seated_rotation")
+    two = load_csv_input(ex / "pelvis.csv", ex / "thigh.csv", side="right", drill="seated_rotation", workers=2)
+    for a, b in ((one.legs[0].pelvis, two.legs[0].pelvis), (one.legs[0].thigh, two.legs[0].thigh)):
+        for name in ("t_s", "acc_m_s2", "gyr_rad_s", "mag_uT"):
+            assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert not _children()
+
+
+def test_csv_errors_cross_the_pipe_with_their_type_and_pelvis_first(examples_dir: Path, tmp_path: Path) -> None:
+    good = examples_dir / "seated_right_9axis" / "thigh.csv"
+    bad_pelvis, bad_thigh = tmp_path / "p.csv", tmp_path / "t.csv"
+    bad_pelvis.write_text("t,ax,ay,az,gx,gy,gz\n0,1,2,3,4,5\n")
+    bad_thigh.write_text("t,ax,ay,az,gx,gy,gz\n0,1,2,3,4,5,x\n")
+    with pytest.raises(CsvColumnCountError) as info:  # raised in the child
+        load_csv_input(bad_pelvis, good, side="right", drill="seated_rotation", workers=2)
+    assert (info.value.path, info.value.line, str(info.value)) == (
+        bad_pelvis, 2, f"{bad_pelvis}, line 2: 6 fields; expected 7 (t,ax,ay,az,gx,gy,gz)")
+    with pytest.raises(CsvColumnCountError, match=f"^{bad_pelvis}, line 2"):  # both bad: the pelvis file's error
+        load_csv_input(bad_pelvis, bad_thigh, side="right", drill="seated_rotation", workers=2)
+    with pytest.raises(CsvValueError, match=f"^{bad_thigh}, line 2, column 'gz'"):
+        load_csv_input(good, bad_thigh, side="right", drill="seated_rotation", workers=2)
+    assert not _children()
+
+
+def test_reader_errors_pickle_with_their_fields() -> None:
+    for exc in (RecordCrcError("x.shr", 40, "bad CRC"), CsvValueError("a.csv", 3, "gx", "'x' is not a number")):
+        exc.add_note("a note")
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc) and back.__notes__ == ["a note"]
+        assert vars(back) == vars(exc)

@@ -37,8 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--calibration", metavar="FILE", help="apply a stored calibration.json instead of finding the protocol")
     p.add_argument("--no-report", action="store_true", help="skip report.png")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
-                   help="processes to use: with 2 or more, the sensors are ingested and report.png is drawn in "
-                        "forked child processes alongside the main one; 1 runs everything in one process "
+                   help="processes to use: with 2 or more, the sensors are ingested (or the two CSV files read) and "
+                        "report.png is drawn in forked child processes alongside the main one; 1 runs everything in one process "
                         "(default: the number of CPUs, here %(default)s). The outputs are the same either way.")
     p.set_defaults(func=run)
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.pelvis and args.thigh:
         if not args.side or not args.drill:
             raise ConfigurationError("CSV input needs --side left|right and --drill DRILL")
-        session = load_csv_input(args.pelvis, args.thigh, side=args.side, drill=args.drill)
+        session = load_csv_input(args.pelvis, args.thigh, side=args.side, drill=args.drill, workers=args.jobs)
     else:
         raise ConfigurationError("give a recording, or both --pelvis P.csv and --thigh T.csv")
     calibration = Calibration.load(args.calibration) if args.calibration else None
