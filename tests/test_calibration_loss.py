@@ -12,15 +12,18 @@ Two kinds of data:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fault_injection import drop, packet_loss
 from scipy.spatial.transform import Rotation
 
+from sensorhub.cli import main as sensorhub_main
 from sensorhub.ingest import Ingest, assemble
 from sensorhub.motion import align, quat
 from sensorhub.motion.calibration import Calibration, calibrate, sagittal_angle_deg
@@ -136,7 +139,7 @@ def test_loss_in_bursts_never_flips_the_thigh_frame(session: SimulatedSession, c
 def _swing_peak_times_s(session: SimulatedSession, cal: Calibration) -> list[float]:
     """Times of the flexion peaks of the swings, from the loss-free data."""
     assert cal.phases is not None
-    pelvis, thigh = _grid(session, list(session.notifications))
+    _, thigh = _grid(session, list(session.notifications))
     m = cal.phases.swings.mask(thigh.t_s)
     r = quat.to_rotation(cal.q_segment_sensor["thigh"]).as_matrix()
     angle = sagittal_angle_deg(thigh.gyr_rad_s[m] - cal.gyr_bias_rad_s["thigh"], thigh.acc_m_s2[m], r[2], r[1], 0.01)
@@ -265,3 +268,35 @@ def test_a_flipped_thigh_frame_is_caught_by_the_compass() -> None:
     assert abs(swings.metrics["compass_front_difference_deg"]) == pytest.approx(180.0, abs=2.0)
     assert "may be flipped" in swings.advice and "redo the swings, further forward than back" in swings.advice
     assert all(s.ok for s in cal.quality.steps if s.step != "swings")
+
+
+def _write_csv(path: Path, smp: ImuSamples, still_after_s: float) -> None:
+    """The samples, then ``still_after_s`` of standing as the last sample, in the IMU CSV format."""
+    dt = float(np.median(np.diff(smp.t_s)))
+    k = round(still_after_s / dt)
+    t = np.concatenate((smp.t_s, smp.t_s[-1] + dt * np.arange(1, k + 1)))
+    assert smp.mag_uT is not None
+    cols = [np.vstack((v, np.repeat(v[-1:], k, axis=0))) for v in (smp.acc_m_s2, np.zeros_like(smp.gyr_rad_s), smp.mag_uT)]
+    cols[1][: len(smp)] = smp.gyr_rad_s
+    np.savetxt(path, np.column_stack((t, *cols)), delimiter=",", header="t,ax,ay,az,gx,gy,gz,mx,my,mz", comments="", fmt="%.6f")
+
+
+def test_analyze_reports_a_poor_calibration_with_what_to_redo(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`sensorhub analyze` on a session whose thigh frame the swings flipped: the run completes, the
+    warning names the leg and the step to redo, and reps.json carries the failed verdict."""
+    pelvis, thigh, _ = _synthetic(Protocol(flexion_deg=12.0, extension_deg=35.0))
+    _write_csv(tmp_path / "pelvis.csv", pelvis, 10.0)
+    _write_csv(tmp_path / "thigh.csv", thigh, 10.0)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="sensorhub"):
+        code = sensorhub_main(["analyze", "--pelvis", str(tmp_path / "pelvis.csv"), "--thigh", str(tmp_path / "thigh.csv"),
+                               "--side", "right", "--drill", "seated_rotation", "--out", str(out), "--no-report"])
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "sensorhub.motion.calibration" and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "calibration of the right leg" in warnings[0] and "is poor" in warnings[0]
+    assert "thigh frame may be flipped" in warnings[0] and "redo the swings" in warnings[0]
+    quality = json.loads((out / "reps.json").read_text())["analysis"]["calibration"]["quality"]
+    assert quality["ok"] is False
+    assert [s["step"] for s in quality["steps"] if not s["ok"]] == ["swings"]
+    assert json.loads((out / "calibration.json").read_text())["quality"]["ok"] is False

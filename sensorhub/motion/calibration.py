@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+IndexArray = NDArray[np.signedinteger[Any]]
 
 SEGMENTS = ("pelvis", "thigh")
 SIDES = ("left", "right")
@@ -427,16 +428,16 @@ def sagittal_angle_deg(
     step_deg = np.degrees(0.5 * (rate[1:] + rate[:-1]) * dt_s)
     measured_step = ~gap[1:] & ~gap[:-1]
     accel_rad_s2 = np.abs(np.gradient(rate, dt_s))
-    accel_rad_s2 = np.asarray(uniform_filter1d(accel_rad_s2, max(1, int(round(0.1 / dt_s))), mode="nearest"))
+    accel_rad_s2 = np.asarray(uniform_filter1d(accel_rad_s2, max(1, round(0.1 / dt_s)), mode="nearest"))
     sigma_acc = SIGMA_ACC_DEG + np.degrees(np.arctan(accel_rad_s2 * SWING_RADIUS_M / 9.81))
 
-    rows: list[FloatArray] = []
-    cols: list[FloatArray] = []
+    rows: list[IndexArray] = []
+    cols: list[IndexArray] = []
     vals: list[FloatArray] = []
     rhs: list[FloatArray] = []
     n_rows = 0
 
-    def add(idx: list[FloatArray], coef: list[float], target: FloatArray, sigma: FloatArray | float) -> None:
+    def add(idx: list[IndexArray], coef: list[float], target: FloatArray, sigma: FloatArray | float) -> None:
         nonlocal n_rows
         k = len(target)
         weight = np.broadcast_to(1.0 / np.asarray(sigma, dtype=np.float64), (k,))
@@ -682,7 +683,9 @@ def calibrate(
         msg = "; ".join(quality.advice)
         if strict:
             raise CalibrationQualityError(f"calibration between t = {phases.still1.start_s:.2f} s and {phases.end_s:.2f} s is poor: {msg}")
-        log.warning("calibration quality is poor: %s", msg)
+        # The one message `sensorhub analyze` and the service log show about it: say which leg, where, what to redo.
+        log.warning("calibration of the %s leg (protocol at t = %.1f-%.1f s) is poor, angles from it may be wrong: %s",
+                    side, round(phases.still1.start_s, 1) + 0.0, phases.end_s, msg)
     return Calibration(
         q_segment_sensor=q_seg,
         side=side,
