@@ -47,13 +47,15 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 log = logging.getLogger(__name__)
+
+_BIN_CAPACITY = 256
+"""Initial room for bin minima (2 min at 0.5-s bins); grows by doubling, compacting the dropped ones away."""
 
 FloatArray = NDArray[np.float64]
 
@@ -121,7 +123,12 @@ class ClockMapper:
         self._a = 0.0
         self._b = self._prior_drift
         self._n_fit = 0
-        self._bins: deque[tuple[float, float]] = deque()
+        # Closed bin minima of the epoch in two growing arrays; the window is [_lo, _n), and slot _n
+        # takes the open bin's minimum at a refit, so the fit reads contiguous views, not a copy.
+        self._bin_x = np.empty(_BIN_CAPACITY)
+        self._bin_y = np.empty(_BIN_CAPACITY)
+        self._lo = 0
+        self._n = 0
         self._bin_index: int | None = None
         self._bin_min: tuple[float, float] = (math.nan, math.inf)
         # Slew state: correction c(x) = c_anchor decaying towards 0 from x_anchor at slew_rate.
@@ -167,7 +174,7 @@ class ClockMapper:
             self._bin_index = index
             self._bin_min = (x, y)
         elif index > self._bin_index:
-            self._bins.append(self._bin_min)
+            self._close_bin()
             self._bin_index = index
             self._bin_min = (x, y)
             self._refit()
@@ -179,13 +186,30 @@ class ClockMapper:
         if (self._a, self._b) != (old_a, old_b):
             self._keep_output_continuous(old_a, old_b)
 
+    def _close_bin(self) -> None:
+        """Append the open bin's minimum to the closed bins (room is kept for one more, the open bin)."""
+        if self._n + 2 > len(self._bin_x):
+            keep = slice(self._lo, self._n)
+            size = max(_BIN_CAPACITY, 2 * (self._n - self._lo + 2))
+            bin_x, bin_y = np.empty(size), np.empty(size)
+            bin_x[: self._n - self._lo], bin_y[: self._n - self._lo] = self._bin_x[keep], self._bin_y[keep]
+            self._bin_x, self._bin_y, self._n, self._lo = bin_x, bin_y, self._n - self._lo, 0
+        self._bin_x[self._n], self._bin_y[self._n] = self._bin_min
+        self._n += 1
+
+    def _window(self) -> tuple[FloatArray, FloatArray]:
+        """x and y of the window's closed bins and the open bin, x ascending (views, valid until the next bin)."""
+        x_last = self._bin_min[0]
+        lo, n, bin_x = self._lo, self._n, self._bin_x
+        while lo < n and x_last - bin_x[lo] > self.config.window_s:
+            lo += 1
+        self._lo = lo
+        bin_x[n], self._bin_y[n] = self._bin_min
+        return bin_x[lo : n + 1], self._bin_y[lo : n + 1]
+
     def _refit(self) -> None:
         cfg = self.config
-        x_last = self._bin_min[0]
-        while self._bins and x_last - self._bins[0][0] > cfg.window_s:
-            self._bins.popleft()
-        pts = np.array([*self._bins, self._bin_min], dtype=np.float64)
-        xs, ys = pts[:, 0], pts[:, 1]
+        xs, ys = self._window()
         if len(xs) >= 3 and xs[-1] - xs[0] >= cfg.min_fit_span_s:
             b = self._fit_slope(xs, ys)
             limit = cfg.max_drift_ppm * 1e-6
@@ -320,34 +344,36 @@ class WindowHullClockMapper(ClockMapper):
     def _reset_epoch(self) -> None:
         super()._reset_epoch()
         self._hull: list[tuple[float, float]] = []
-        """Lower hull of the closed bins in ``_bins`` (x ascending)."""
+        """Lower hull of the window's closed bins (x ascending)."""
 
     def _window_hull_slope(self, xs: FloatArray, ys: FloatArray, x_mean: float) -> float | None:
-        bins, hull = self._bins, self._hull
+        hull = self._hull
+        # Python floats from here on (element access to NumPy arrays is slow); the last point is the open bin.
+        pts_x, pts_y = xs.tolist(), ys.tolist()
+        n_closed = len(pts_x) - 1
         # Bins closed since the last fit (x beyond the kept hull's last vertex; usually one).
         x_synced = hull[-1][0] if hull else -math.inf
-        new: list[tuple[float, float]] = []
-        for p in reversed(bins):
-            if p[0] <= x_synced:
-                break
-            new.append(p)
+        k = n_closed
+        while k > 0 and pts_x[k - 1] > x_synced:
+            k -= 1
+        new = list(zip(pts_x[k:n_closed], pts_y[k:n_closed]))
         # Bins the window dropped: rebuild the hull's start up to its first surviving vertex.
-        if not bins:
+        if not n_closed:
             hull = []
-        elif hull and hull[0][0] < bins[0][0]:
+        elif hull and hull[0][0] < pts_x[0]:
             keep = 0
-            while keep < len(hull) and hull[keep][0] < bins[0][0]:
+            while keep < len(hull) and hull[keep][0] < pts_x[0]:
                 keep += 1
             rest = hull[keep:]
             hull = []
             if rest:  # else every earlier bin is gone and only the new ones remain
-                for p in bins:
+                for p in zip(pts_x[:n_closed], pts_y[:n_closed]):
                     if p[0] >= rest[0][0]:
                         break
                     self._chain_push(hull, p)
                 self._chain_push(hull, rest[0])
                 hull += rest[1:]
-        for p in reversed(new):
+        for p in new:
             self._chain_push(hull, p)
         self._hull = hull
         # The open bin on top, without changing the kept hull.
