@@ -107,13 +107,15 @@ def resample_vec(t_s: FloatArray, v: FloatArray, t_grid_s: FloatArray) -> FloatA
     return np.stack([np.interp(t_grid_s, t_s, v[:, j]) for j in range(v.shape[1])], axis=1)
 
 
-def resample_samples(samples: ImuSamples, t_grid_s: FloatArray) -> ImuSamples:
+def resample_samples(samples: ImuSamples, t_grid_s: FloatArray, in_gap: BoolArray | None = None) -> ImuSamples:
     """Raw samples linearly interpolated onto the grid, with ``gap_before`` marking gap points.
 
     Used for calibration and quality checks, which need accelerometer and gyroscope on one time
     base; orientation itself is computed at the native rate and slerped (see :func:`resample_quat`).
+    ``in_gap``: :func:`gap_mask`'s first result for these samples and grid, if the caller has it.
     """
-    in_gap, _ = gap_mask(samples, t_grid_s)
+    if in_gap is None:
+        in_gap, _ = gap_mask(samples, t_grid_s)
     return ImuSamples(
         t_s=t_grid_s,
         acc_m_s2=resample_vec(samples.t_s, samples.acc_m_s2, t_grid_s),
@@ -155,6 +157,72 @@ def to_uniform_rate(samples: ImuSamples, rate_hz: float | None = None) -> ImuSam
         gyr_rad_s=fill(samples.gyr_rad_s),
         mag_uT=None if samples.mag_uT is None else fill(samples.mag_uT),
         gap_before=in_gap,
+    )
+
+
+def fill_gaps(samples: ImuSamples, rate_hz: float | None = None, *, gap_factor: float = 1.5,
+              max_gap_s: float = np.inf) -> ImuSamples:
+    """One sensor's samples with the lost ones put back (Akima), the received samples left as they are.
+
+    For the orientation filter, which integrates the gyroscope at a fixed period: across a gap
+    (an interval longer than ``gap_factor`` periods) ``round(interval / period) - 1`` samples are
+    inserted, evenly spaced, with values from the Akima spline through the neighbours (the spline
+    :func:`to_uniform_rate` uses); ``gap_before`` marks them. Unlike :func:`to_uniform_rate` the
+    received samples are not moved onto a new grid: a sensor samples at the steady rate of its own
+    clock, and the mapped time stamps wander around that rate by a fraction of a period (clock
+    refits, up to ±3 samples over 30 minutes), so re-sampling them onto an exactly uniform grid only
+    interpolates between measurements that were already taken one period apart. The times stay
+    those of the samples; orientations computed on them are placed on the common grid by their
+    own time stamps (:func:`resample_quat`). Intervals longer than ``max_gap_s`` are left open
+    (a caller that restarts its filter there). Without gaps to fill this returns ``samples`` itself.
+    """
+    rate = samples.rate_hz if rate_hz is None else rate_hz
+    if not np.isfinite(rate) or rate <= 0.0:
+        raise AlignmentError(f"cannot determine a sample rate from {len(samples)} samples")
+    t = samples.t_s
+    d = np.diff(t)
+    missing = np.where((d > gap_factor / rate) & (d <= max_gap_s), np.maximum(np.rint(d * rate).astype(np.int64) - 1, 1), 0)
+    gaps = np.flatnonzero(missing)
+    if not gaps.size:
+        return samples
+    if len(samples) < 4:
+        return to_uniform_rate(samples, rate)
+    counts = missing[gaps]
+    total = int(counts.sum())
+    # Inserted times: j / (m + 1) of the way through each gap interval, j = 1..m.
+    owner = np.repeat(gaps, counts)
+    j = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+    t_fill = t[owner] + d[owner] * (j / (np.repeat(counts, counts) + 1.0))
+    # The spline on a gap interval depends only on the samples from three before to three after it:
+    # evaluate it on those windows alone (one series of the windows joined; the joins are at least
+    # three samples away from any gap interval, so they do not reach the slopes used there).
+    near = np.unique(np.clip((gaps[:, None] + np.arange(-3, 5)[None, :]).ravel(), 0, len(t) - 1))
+    t_near = t[near]
+
+    def fill(v: FloatArray) -> FloatArray:
+        return akima_at(t_near, v[near], t_fill)
+
+    pos = np.arange(len(t)) + np.concatenate(([0], np.cumsum(missing)))
+    n_out = len(t) + total
+    out_t = np.empty(n_out)
+    out_t[pos] = t
+    fill_pos = np.setdiff1d(np.arange(n_out), pos, assume_unique=True)
+    out_t[fill_pos] = t_fill
+
+    def merged(v: FloatArray) -> FloatArray:
+        out = np.empty((n_out, v.shape[1]))
+        out[pos] = v
+        out[fill_pos] = fill(v)
+        return out
+
+    gap_before = np.zeros(n_out, dtype=bool)
+    gap_before[fill_pos] = True
+    return ImuSamples(
+        t_s=out_t,
+        acc_m_s2=merged(samples.acc_m_s2),
+        gyr_rad_s=merged(samples.gyr_rad_s),
+        mag_uT=None if samples.mag_uT is None else merged(samples.mag_uT),
+        gap_before=gap_before,
     )
 
 

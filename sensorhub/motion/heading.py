@@ -243,8 +243,8 @@ def segment_heading_rad(q_earth_segment: FloatArray, mask: BoolArray | None = No
     over ``mask`` — X for a standing segment, Y for a thigh lying on a chair — and marks samples
     where that axis is more than 30° out of the horizontal plane as invalid.
     """
-    vx = quat.rotate(q_earth_segment, np.array([1.0, 0.0, 0.0]))
-    vy = quat.rotate(q_earth_segment, np.array([0.0, 1.0, 0.0]))
+    vx = quat.rotate_axis(q_earth_segment, 0)
+    vy = quat.rotate_axis(q_earth_segment, 1)
     m = np.ones(len(vx), dtype=bool) if mask is None or not np.any(mask) else mask
     v = vx if np.nanmean(np.abs(vx[m, 2])) <= np.nanmean(np.abs(vy[m, 2])) else vy
     ok = np.abs(v[:, 2]) < 0.5

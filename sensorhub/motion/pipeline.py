@@ -69,11 +69,27 @@ ANGLE_COLUMNS = ("t", "hip_flexion", "hip_adduction", "hip_rotation", "pelvis_ti
 #: (about 0.3-1 deg/s) is not taken as rest and absorbed into the bias estimate (NOTES.md).
 VQF_PARAMS: dict[str, Any] = {"biasSigmaInit": 0.05, "restThGyr": 0.5}
 
-#: Batch default: VQF's non-causal offline variant for each sensor's 6D orientation. Its inclination
-#: is better during the reps, which matters beyond tilt: the magnetic heading taken in the 6D frame
-#: turns by about tan(dip) ≈ 2x any inclination error. On the development set the worst seated 9-axis
-#: adduction RMSE fell from 2.7° to 0.8° and the mean of every angle's RMSE fell (docs/accuracy.md).
-BATCH_OFFLINE_VQF = True
+#: Batch default: VQF's causal filter, as live (``True``: the non-causal offline variant). The offline
+#: variant's inclination is better during the reps (the magnetic heading taken in the 6D frame turns
+#: by about tan(dip) ≈ 2x any inclination error), and with the whole recording re-sampled onto a
+#: uniform grid it was needed to meet the targets. Since the filter gets the received samples as they
+#: are (BATCH_FILL_GAPS_ONLY) and restarts after long gaps (BATCH_CAUSAL_RESTART), the causal filter
+#: meets every target on the fixed and held-out sets at 0.4 of the offline filter's cost; the mean
+#: errors are somewhat larger (docs/accuracy.md, "Fourth round").
+BATCH_OFFLINE_VQF = False
+
+#: Batch: give the orientation filter each sensor's received samples as they are and put back only
+#: the lost ones (align.fill_gaps), instead of re-sampling the whole recording onto an exactly
+#: uniform grid (align.to_uniform_rate, 0.08 s per sensor and 30 minutes). See docs/accuracy.md.
+BATCH_FILL_GAPS_ONLY = True
+
+#: Batch with the causal filter: after a gap longer than align.DEFAULT_MAX_BRIDGE_S a new filter
+#: takes over (its inclination comes from the accelerometer at once, as in OnlinePipeline), its
+#: heading turned onto the bridged filter's. Integrating an interpolated gyroscope through such a gap
+#: during fast rotation left the thigh up to 7° off for several seconds (tests/test_faults_stream.py);
+#: continuing the last heading instead (as live) lost the turn during the gap (a 3.4° peak error on
+#: the fixed set's 6-axis burst-loss session).
+BATCH_CAUSAL_RESTART = True
 
 #: Largest thigh-mount correction (deg) the magnetometers may make at neutral standing; a larger
 #: disagreement means one of the two is wrong and the swing axis is kept.
@@ -227,14 +243,38 @@ def _first_still_span(t_s: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, min
 
 def _fuse_6d(samples: ImuSamples, bias_rad_s: FloatArray | None, method: str, offline: bool,
              params: Mapping[str, Any] | None) -> tuple[FloatArray, ImuSamples]:
-    """6D orientation of one sensor at its own uniform rate, gyroscope bias removed first."""
-    uni = align.to_uniform_rate(samples)
+    """6D orientation of one sensor at its own sample rate, gyroscope bias removed first.
+
+    The filter runs at the sensor's median rate on its samples with lost ones filled
+    (:data:`BATCH_FILL_GAPS_ONLY`), or on the samples re-sampled onto a uniform grid; the returned
+    samples carry the times the orientations belong to.
+    """
+    imu6 = ImuSamples(samples.t_s, samples.acc_m_s2, samples.gyr_rad_s, None, samples.gap_before)
+    uni = align.fill_gaps(imu6) if BATCH_FILL_GAPS_ONLY else align.to_uniform_rate(imu6)
     gyr = uni.gyr_rad_s - (0.0 if bias_rad_s is None else bias_rad_s)
-    corrected = ImuSamples(uni.t_s, uni.acc_m_s2, gyr, uni.mag_uT, uni.gap_before)
+    corrected = ImuSamples(uni.t_s, uni.acc_m_s2, gyr, None, uni.gap_before)
     p = dict(VQF_PARAMS if method == "vqf" else {})
     p.update(params or {})
-    res = fuse(corrected, method, offline=offline, use_mag=False, rate_hz=uni.rate_hz, params=p)
-    return res.q_earth_sensor, uni
+    rate = samples.rate_hz if BATCH_FILL_GAPS_ONLY else uni.rate_hz
+    q = fuse(corrected, method, offline=offline, use_mag=False, rate_hz=rate, params=p).q_earth_sensor
+    long_gaps = np.flatnonzero(np.diff(samples.t_s) > align.DEFAULT_MAX_BRIDGE_S)
+    if offline or not BATCH_CAUSAL_RESTART or not BATCH_FILL_GAPS_ONLY or not long_gaps.size or len(samples) < 4:
+        return q, uni
+    # After each long gap a new filter takes over up to the next one: its inclination comes from the
+    # accelerometer at once, where the bridged filter needs seconds to recover from integrating an
+    # interpolated gyroscope through fast rotation. Its heading is turned onto the bridged filter's at
+    # the gap's end, which keeps the rotation integrated across the gap (better than none at all).
+    assert uni.gap_before is not None  # fill_gaps flags the inserted samples, and only those
+    received = np.flatnonzero(~uni.gap_before)
+    q = q.copy()
+    starts = received[long_gaps + 1].tolist()
+    ends = [*received[long_gaps[1:]].tolist(), received[-1]]
+    for a, b in zip(starts, ends):
+        q_seg = fuse(align.slice_samples(corrected, a, b + 1), method, offline=False, use_mag=False, rate_hz=rate,
+                     params=p).q_earth_sensor
+        d = quat.multiply(q[a], quat.conjugate(q_seg[0]))
+        q[a : b + 1] = quat.turn_heading(2.0 * np.arctan2(d[3], d[0]), q_seg)
+    return q, uni
 
 
 def analyze_imu(
@@ -274,10 +314,10 @@ def analyze_imu(
     diag = Diagnostics()
     grid = align.common_grid(pelvis.t_s, thigh.t_s, rate_hz)
     t = grid.t_s
-    pg = align.resample_samples(pelvis, t)
-    tg = align.resample_samples(thigh, t)
-    _, long_p = align.gap_mask(pelvis, t)
-    _, long_t = align.gap_mask(thigh, t)
+    in_p, long_p = align.gap_mask(pelvis, t)
+    in_t, long_t = align.gap_mask(thigh, t)
+    pg = align.resample_samples(pelvis, t, in_p)
+    tg = align.resample_samples(thigh, t, in_t)
     gap = np.asarray(pg.gap_before, dtype=bool) | np.asarray(tg.gap_before, dtype=bool)
     diag.gap_fraction = float(np.mean(gap))
 
@@ -346,7 +386,7 @@ def analyze_imu(
     for ev in diag.disturbance_events:
         log.info("%s", ev.describe())
     delta = heading.batch_relative_heading(t, delta_mag, valid, delta0, nm)
-    q_earth_femur = quat.multiply(quat.heading_rotation(delta), q_earth_femur)
+    q_earth_femur = quat.turn_heading(delta, q_earth_femur)
     hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
 
     # Uncertainty (1σ, deg) of the thigh mount about the femur axis so far: the swing axis alone, or
@@ -378,9 +418,9 @@ def analyze_imu(
                 q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), gamma), q_mount)
                 total += gamma
                 d0 = heading.neutral_heading_offset(q_earth_pelvis[nm], angles.segment_orientation(q6["thigh"][nm], q_mount))
-                q_fem_sm = quat.multiply(quat.heading_rotation(delta[sm] - delta0 + d0), angles.segment_orientation(q6["thigh"][sm], q_mount))
+                q_fem_sm = quat.turn_heading(delta[sm] - delta0 + d0, angles.segment_orientation(q6["thigh"][sm], q_mount))
                 rot_sm = angles.hip_angles_deg(q_earth_pelvis[sm], q_fem_sm, side)[:, 2]
-            q_earth_femur = quat.multiply(quat.heading_rotation(delta - delta0 + d0), angles.segment_orientation(q6["thigh"], q_mount))
+            q_earth_femur = quat.turn_heading(delta - delta0 + d0, angles.segment_orientation(q6["thigh"], q_mount))
             hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
             calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_mount})
             diag.calibration = calibration
@@ -425,7 +465,7 @@ def _magnetic_heading(
         m = mags[name]
         norm = np.linalg.norm(m, axis=1)
         ref_norm = float(np.median(norm[nm]))
-        up = quat.rotate(quat.conjugate(q6[name]), np.array([0.0, 0.0, 1.0]))
+        up = quat.rotate_axis(quat.conjugate(q6[name]), 2)
         h = heading.estimate_hard_iron(m, up, np.abs(norm - ref_norm) < 0.1 * ref_norm)
         mags[name] = m - h
         diag.hard_iron_uT[name] = [float(x) for x in h]
@@ -522,7 +562,7 @@ def _remove_heading_trends(
     t_ref = 0.5 * (neutral.start_s + neutral.end_s)
 
     def turn(q: FloatArray, rate: float) -> FloatArray:
-        return quat.multiply(quat.heading_rotation(-rate * (t - t_ref)), q)
+        return quat.turn_heading(-rate * (t - t_ref), q)
 
     rate_p = heading.heading_trend_rad_s(t, q_earth_pelvis, drill)
     q_earth_pelvis = turn(q_earth_pelvis, rate_p)
@@ -558,9 +598,9 @@ def _remove_heading_trends(
         source = (f"joint fit over {curve.n_rest_used} neutral rests and both still phases "
                   f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
         rate_t = curve.mean_rate_rad_s()
-        turn_f = quat.heading_rotation(-curve(t))
-        q_earth_femur = quat.multiply(turn_f, q_earth_femur)
-        q6 = {**q6, "thigh": quat.multiply(turn_f, q6["thigh"])}
+        drift = -curve(t)
+        q_earth_femur = quat.turn_heading(drift, q_earth_femur)
+        q6 = {**q6, "thigh": quat.turn_heading(drift, q6["thigh"])}
     elif source != "none":
         q_earth_femur = turn(q_earth_femur, rate_t)
         q6 = {**q6, "thigh": turn(q6["thigh"], rate_t)}
@@ -585,9 +625,9 @@ def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: 
     femur is upright (standing: hip rotation) and of its long axis while it lies flat (seated:
     adduction, independent of the rotation about the long axis). Each posture has its own level.
     """
-    vx = quat.rotate(q_earth_femur, np.array([1.0, 0.0, 0.0]))
-    vy = quat.rotate(q_earth_femur, np.array([0.0, 1.0, 0.0]))
-    px = quat.rotate(q_earth_pelvis, np.array([1.0, 0.0, 0.0]))
+    vx = quat.rotate_axis(q_earth_femur, 0)
+    vy = quat.rotate_axis(q_earth_femur, 1)
+    px = quat.rotate_axis(q_earth_pelvis, 0)
     h_p = np.arctan2(px[:, 1], px[:, 0])
     upright = np.abs(vy[:, 2]) > 0.7
     flat = np.abs(vy[:, 2]) < 0.4

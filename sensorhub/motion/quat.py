@@ -146,6 +146,43 @@ def heading_rotation(delta_rad: ArrayLike) -> FloatArray:
     return from_axis_angle(np.array([0.0, 0.0, 1.0]), delta_rad)
 
 
+def turn_heading(delta_rad: ArrayLike, q: ArrayLike) -> FloatArray:
+    """``multiply(heading_rotation(delta_rad), q)``: ``q`` turned about the earth's vertical, bit for bit.
+
+    The heading rotation has only ``w`` and ``z`` components, so the Hamilton product reduces to
+    two products per component; the terms the general product multiplies by those zeros add
+    exactly nothing, which is why the result is identical (tests/test_quat.py).
+    """
+    half = 0.5 * np.asarray(delta_rad, dtype=np.float64)
+    c, s = np.cos(half), np.sin(half)
+    b = as_quat(q)
+    w2, x2, y2, z2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    out = np.empty(np.broadcast_shapes(np.shape(half) + (4,), b.shape))
+    out[..., 0] = c * w2 - s * z2
+    out[..., 1] = c * x2 - s * y2
+    out[..., 2] = c * y2 + s * x2
+    out[..., 3] = c * z2 + s * w2
+    return out
+
+
+def rotate_axis(q: ArrayLike, axis: int) -> FloatArray:
+    """``rotate(q, e)`` for the unit vector ``e`` along sensor axis ``axis`` (0 = x, 1 = y, 2 = z), bit for bit.
+
+    :func:`rotate`'s expansion with the zero components of ``e`` left out (they contribute exact
+    zeros there); the column ``axis`` of the rotation matrix, in a third of the operations.
+    """
+    qa = as_quat(q)
+    w, u = qa[..., 0], (qa[..., 1], qa[..., 2], qa[..., 3])
+    i, j, k = axis, (axis + 1) % 3, (axis + 2) % 3
+    ui, uj, uk = u[i], u[j], u[k]
+    # u × e_i = (0, u_k, -u_j) in the (i, j, k) cyclic frame; u × (u × e_i) = (-(u_j² + u_k²), u_i u_j, u_i u_k).
+    out = np.empty(qa.shape[:-1] + (3,))
+    out[..., i] = 1.0 + 2.0 * (uj * -uj - uk * uk)
+    out[..., j] = 2.0 * w * uk + 2.0 * (ui * uj)
+    out[..., k] = 2.0 * w * -uj + 2.0 * (ui * uk)
+    return out
+
+
 def heading_rad(q_earth_sensor: ArrayLike, axis: ArrayLike = (1.0, 0.0, 0.0)) -> FloatArray:
     """Heading of a sensor axis projected onto the horizontal ENU plane, in rad.
 
