@@ -82,17 +82,24 @@ from sensorhub.storage import RepRecord, SensorStatus, SessionRecord, Store
 log = logging.getLogger(__name__)
 
 SIDES = ("left", "right")
-#: Most notifications the consumer takes in one batch (bounds the time between two pushes).
+#: Most queued items the consumer takes in one turn.
 MAX_BATCH = 512
-#: A stream may be pushed again this fraction of the display interval after its last push; the
-#: first new frame after that triggers the push, so the average rate comes out near the display rate.
-DUE_FRACTION = 0.8
+#: Display pacing per stream: each push moves the stream's due time one display interval on from
+#: the previous due time (credit for at most one interval, after a pause), but at least this
+#: fraction of an interval past the push itself. The first frame completed once the stream is due is
+#: pushed, so pushes land on the moments frames complete while the long-run rate stays at
+#: ``display_rate_hz`` (a memoryless "0.8 interval after the last push" made frames completed every
+#: 30 ms, with a little jitter, skip every other push); the floor bounds pipeline runs per second
+#: when the hub works off a backlog.
+MIN_PUSH_GAP_FRACTION = 0.5
 #: Longest time a stream's blocks wait for its next pipeline run (rep detection stays timely).
 MAX_HOLD_S = 0.1
-#: A due stream holding one segment's block waits this long for the other's before it runs anyway.
-PAIR_WAIT_S = 0.02
 #: Longest block handed to the pipeline in one push (samples); real-time runs hold 10-30.
 MAX_PIECE_SAMPLES = 32
+#: Ended sessions kept in memory (newest first); older ones are answered from the store, where each
+#: session was written when it ended. A looped replay ends a session per pass: unbounded, they grew
+#: the process by ~70 kB each.
+ENDED_SESSIONS_KEPT = 16
 
 
 def split_at_gaps(block: ImuSamples) -> list[ImuSamples]:
@@ -118,6 +125,27 @@ def split_at_gaps(block: ImuSamples) -> list[ImuSamples]:
                    None if mag is None else mag[a:b], gap[a:b])
         for a, b in itertools.pairwise(bounds)
     ]
+
+
+def completed_at(held: dict[str, list[tuple[ImuSamples, float]]], t_frame_s: float) -> float:
+    """Hub entry time of the notification that completed the frame at ``t_frame_s``.
+
+    A frame exists once both sensors have samples at or past its time; per segment the first held
+    block reaching ``t_frame_s`` is the one it needed, and the later of those two notifications is
+    the one the frame waited for. A segment whose needed block was handed over in an earlier run
+    arrived earlier and does not count. This is where the latency of a displayed frame starts
+    (``sensorhub_pipeline_latency_seconds``); should no held block reach the frame, the earliest
+    held one is taken, which can only overstate the latency.
+    """
+    needed = []
+    earliest = math.inf
+    for parts in held.values():
+        for block, t_enter in parts:
+            earliest = min(earliest, t_enter)
+            if len(block) and block.t_s[-1] >= t_frame_s:
+                needed.append(t_enter)
+                break
+    return max(needed) if needed else earliest
 
 
 class HubError(SensorhubError):
@@ -219,21 +247,47 @@ class StreamRuntime:
     frames: int = 0
     last_frame: AngleFrame | None = None
     frames_counter: Any = None
-    held: dict[str, list[ImuSamples]] = field(default_factory=dict)
-    """Blocks waiting for the stream's next pipeline run, per segment."""
+    held: dict[str, list[tuple[ImuSamples, float]]] = field(default_factory=dict)
+    """Blocks waiting for the stream's next pipeline run, per segment, each with the hub entry time
+    (``perf_counter``) of the notification that released it."""
     held_since: float = math.inf
-    held_entered: float = 0.0
+    newest_t_s: dict[str, float] = field(default_factory=dict)
+    """Per segment, the newest sample time handed to this stream (held or run)."""
 
     def hold(self, segment: str, block: ImuSamples, entered_s: float) -> None:
         if not self.held:
             self.held_since = time.perf_counter()
-        self.held.setdefault(segment, []).append(block)
-        self.held_entered = entered_s
+        self.held.setdefault(segment, []).append((block, entered_s))
+        if len(block):
+            self.newest_t_s[segment] = max(self.newest_t_s.get(segment, -math.inf), float(block.t_s[-1]))
 
-    def take_held(self) -> tuple[dict[str, list[ImuSamples]], float]:
+    @property
+    def frames_end_s(self) -> float:
+        """Up to where frames can be computed: a frame needs both sensors' samples at or past its time."""
+        return min(self.newest_t_s.values()) if len(self.newest_t_s) == 2 else -math.inf
+
+    def makes_new_frame(self, end_before_s: float, frame_interval_s: float) -> bool:
+        """Whether the blocks held since :attr:`frames_end_s` was ``end_before_s`` complete a new frame.
+
+        Only a block of the segment that is behind moves the end; one of the segment ahead would
+        only re-run the pipeline to show a frame that was complete earlier (and has waited since).
+        """
+        end_s = self.frames_end_s
+        if not end_s > end_before_s:
+            return False
+        if self.last_frame is None:
+            return True
+        # Frames lie on the pipeline's grid (the last frame's time plus whole frame intervals):
+        # the newest grid point reachable now must be new and must not have been reachable before.
+        t0_s = self.last_frame.t_s
+        k_now = math.floor((end_s - t0_s) / frame_interval_s + 1e-9)
+        k_before = math.floor((end_before_s - t0_s) / frame_interval_s + 1e-9) if math.isfinite(end_before_s) else 0
+        return k_now >= 1 and k_now > k_before
+
+    def take_held(self) -> dict[str, list[tuple[ImuSamples, float]]]:
         held, self.held = self.held, {}
         self.held_since = math.inf
-        return held, self.held_entered
+        return held
 
     @property
     def key(self) -> str:
@@ -289,6 +343,8 @@ class Hub:
         self._push_interval_s = 1.0 / settings.display_rate_hz
         self._message_interval_s = 1.0 / settings.max_message_rate_hz
         self._last_push: dict[str, float] = {}
+        self._due_at: dict[str, float] = {}
+        """Per stream, when its next frame may be pushed (see :data:`MIN_PUSH_GAP_FRACTION`)."""
         self._last_message = -math.inf
         self._fresh: set[str] = set()
         self._push_timer: asyncio.TimerHandle | None = None
@@ -303,7 +359,7 @@ class Hub:
         self._tasks = [
             asyncio.create_task(self._consume(), name="hub-consumer"),
             asyncio.create_task(self._periodic(self.settings.status_interval_s, self._status_tick), name="hub-status"),
-            asyncio.create_task(self._periodic(0.25, self._watchdog_tick), name="hub-watchdog"),
+            asyncio.create_task(self._watchdog(0.25), name="hub-watchdog"),
         ]
         if self.source is not None:
             self._tasks.append(asyncio.create_task(self._run_source(self.source), name=f"source-{self.source.name}"))
@@ -456,6 +512,12 @@ class Hub:
     # == consumer ================================================================================
 
     async def _consume(self) -> None:
+        """Take whatever is queued, ingest it, then run the streams it made ready, pushing as they go.
+
+        Ingest is cheap (tens of microseconds per notification), a pipeline run is not: taking the
+        queued notifications together lets a stream that fell behind catch up in one run instead of
+        one per notification, so a backlog shrinks instead of feeding itself.
+        """
         queue = self._queue
         while True:
             batch = [await queue.get()]
@@ -464,66 +526,102 @@ class Hub:
                     batch.append(queue.get_nowait())
                 except asyncio.QueueEmpty:
                     break
+            ready: dict[str, StreamRuntime] = {}
+            for item in batch:
+                try:
+                    if isinstance(item, _Control):
+                        # In order with the data: what the items before it made ready runs first.
+                        for stream in ready.values():
+                            if stream.held:
+                                self._run_stream(stream)
+                        ready.clear()
+                        item.run()
+                        continue
+                    for stream in self._take_in(*item):
+                        ready.setdefault(stream.key, stream)
+                except Exception:
+                    # Never let one bad item stop the service; its data is lost.
+                    self.metrics.processing_errors.inc()
+                    log.exception("hub: processing %s failed", "a control action" if isinstance(item, _Control) else "a notification")
+            if ready:
+                await self._run_ready(list(ready.values()))
+
+    async def _run_ready(self, ready: list[StreamRuntime]) -> None:
+        """Run the pipelines of ``ready`` one stream at a time, letting every message out at once.
+
+        A message published here is only *sent* when the event loop gets to the clients' sender
+        tasks; yielding right after each publish keeps a pushed frame from waiting for whatever
+        the hub does next.
+        """
+        for stream in ready:
+            if self.streams.get(stream.key) is not stream or not stream.held:
+                continue  # erased or reset while this task yielded
             try:
-                self._process(batch)
+                self._run_stream(stream)
             except Exception:
-                # Never let one bad batch stop the service; the data of that batch is lost.
                 self.metrics.processing_errors.inc()
-                log.exception("hub: batch of %d items failed", len(batch))
-            self._maybe_push()
+                log.exception("hub: pipeline run of %s failed", stream.key)
+            if self._maybe_push():
+                await asyncio.sleep(0)
 
-    def _process(self, batch: list[tuple[Notification, float] | _Control]) -> None:
+    def _take_in(self, note: Notification, t_enter: float) -> list[StreamRuntime]:
+        """Ingest one notification; return the streams it made ready to run."""
+        sid = note.sensor_id
+        if self._unix_origin_s is None:
+            self._unix_origin_s = time.time() - note.t_host_s
+        self._latest_t_host_s = max(self._latest_t_host_s, note.t_host_s)
+        state = self.sensors.get(sid) or self._sensor(sid)
+        if not state.connected:
+            state.connected = True
+        if state.lost:
+            self._mark_back(state)
+        state.notifications_counter.inc()
+        released = self.ingest.push(note)
+        if not released:
+            return []
         blocks: dict[str, list[ImuSamples]] = {}
-        entered: dict[str, float] = {}
-        for item in batch:
-            if isinstance(item, _Control):
-                self._process_blocks(blocks, entered)
-                blocks, entered = {}, {}
-                item.run()
-                continue
-            note, t_enter = item
-            sid = note.sensor_id
-            if self._unix_origin_s is None:
-                self._unix_origin_s = time.time() - note.t_host_s
-            self._latest_t_host_s = max(self._latest_t_host_s, note.t_host_s)
-            state = self.sensors.get(sid) or self._sensor(sid)
-            if not state.connected:
-                state.connected = True
-            if state.lost:
-                self._mark_back(state)
-            state.notifications_counter.inc()
-            for bsid, block in self.ingest.push(note):
-                blocks.setdefault(bsid, []).append(block)
-                entered[bsid] = t_enter
-        self._process_blocks(blocks, entered)
+        for bsid, block in released:
+            blocks.setdefault(bsid, []).append(block)
+        return self._process_blocks(blocks, {bsid: [t_enter] * len(parts) for bsid, parts in blocks.items()})
 
-    def _process_blocks(self, blocks: dict[str, list[ImuSamples]], entered: dict[str, float], *,
-                        sweep: bool = False, flush_all: bool = False) -> None:
-        """Hand released blocks to their streams; run the pipelines of the streams that are due."""
+    def _process_blocks(self, blocks: dict[str, list[ImuSamples]], entered: dict[str, list[float]], *,
+                        sweep: bool = False, flush_all: bool = False) -> list[StreamRuntime]:
+        """Hand released blocks to their streams; return the streams whose pipelines should run now.
+
+        ``entered``: per sensor, the hub entry time of each block's notification.
+        """
         touched: dict[str, StreamRuntime] = {}
+        end_before_s: dict[str, float] = {}
         for sid, parts in blocks.items():
-            block = parts[0] if len(parts) == 1 else concat_samples(parts)
             state = self.sensors.get(sid) or self._sensor(sid)
-            state.samples_counter.inc(len(block))
+            state.samples_counter.inc(sum(len(b) for b in parts))
             if state.assignment is None:
                 continue  # counted, not processed: nobody is wearing it yet
-            for stream, segment in self._targets(state.assignment):
-                stream.hold(segment, block, entered[sid])
-                touched[stream.key] = stream
+            targets = self._targets(state.assignment)
+            for block, t_enter in zip(parts, entered[sid], strict=True):
+                for stream, segment in targets:
+                    if stream.key not in touched:
+                        touched[stream.key] = stream
+                        end_before_s[stream.key] = stream.frames_end_s
+                    stream.hold(segment, block, t_enter)
         now = time.perf_counter()
-        due_after = DUE_FRACTION * self._push_interval_s
+        frame_interval_s = 1.0 / self.settings.angle_rate_hz
+        ready: list[StreamRuntime] = []
         for stream in (self.streams.values() if flush_all or sweep else touched.values()):
             if not stream.held:
                 continue
-            # Run the pipeline when the stream is due for display (its new frame goes out at once)
-            # or its data has waited long enough; in between, blocks accumulate, which saves whole
-            # pipeline runs (the per-block cost is mostly per call, not per sample).
-            held_s = now - stream.held_since
-            due = now - self._last_push.get(stream.key, -math.inf) >= due_after
-            # Frames need both sensors: when due, wait (briefly) for the other segment's block too.
-            complete = len(stream.held) == 2 or held_s >= PAIR_WAIT_S
-            if flush_all or not stream.calibrated or (due and complete) or held_s >= MAX_HOLD_S:
-                self._run_stream(stream)
+            # Run the pipeline when the stream is due for display and the blocks just taken in
+            # complete a new frame (it goes out at once, so it has waited only for its own
+            # processing), or when its data has waited long enough; in between, blocks accumulate,
+            # which saves whole pipeline runs (the per-block cost is mostly per call, not per
+            # sample). A frame completed before the stream was due is not run for when the partner
+            # sensor's block arrives: the next completed frame is shown instead, fresh, so pushes
+            # settle on the moments frames complete.
+            if flush_all or not stream.calibrated or now - stream.held_since >= MAX_HOLD_S or (
+                    now >= self._due_at.get(stream.key, -math.inf)
+                    and stream.makes_new_frame(end_before_s.get(stream.key, math.inf), frame_interval_s)):
+                ready.append(stream)
+        return ready
 
     def _targets(self, a: Assignment) -> list[tuple[StreamRuntime, str]]:
         if a.segment == "pelvis":
@@ -532,10 +630,10 @@ class Hub:
         return [] if stream is None else [(stream, "thigh")]
 
     def _run_stream(self, stream: StreamRuntime) -> None:
-        held, t_enter = stream.take_held()
+        held = stream.take_held()
         frames: list[AngleFrame] = []
         for segment, parts in held.items():
-            block = parts[0] if len(parts) == 1 else concat_samples(parts)
+            block = parts[0][0] if len(parts) == 1 else concat_samples([b for b, _ in parts])
             for piece in split_at_gaps(block):
                 try:
                     frames += stream.pipeline.push(segment, piece)
@@ -545,7 +643,7 @@ class Hub:
         if not stream.calibration_reported:
             self._check_calibration(stream)
         if frames:
-            self._on_frames(stream, frames, t_enter)
+            self._on_frames(stream, frames, completed_at(held, frames[-1].t_s))
 
     def _check_calibration(self, stream: StreamRuntime) -> None:
         pipe = stream.pipeline
@@ -651,7 +749,9 @@ class Hub:
             (s.key for s in self.streams.values() if s.athlete == state.assignment.athlete), None)
 
     def _new_pipeline(self, side: str) -> OnlinePipeline:
-        return OnlinePipeline(side, rate_hz=self.settings.angle_rate_hz)
+        # The hub forwards frames as they come and never reads OnlinePipeline.series(): keeping no
+        # frame history saves about 6 kB/s per stream (20 MB per stream-hour).
+        return OnlinePipeline(side, rate_hz=self.settings.angle_rate_hz, history_s=0.0)
 
     def _ensure_stream(self, athlete: str, side: str) -> StreamRuntime:
         key = f"{athlete}/{side}"
@@ -684,6 +784,18 @@ class Hub:
             self.store.write_session(session.record())
         log.info("session %s stopped: %d reps", session.id, len(session.reps))
         self.emit("session_stopped", session.key, session=session.to_json())
+        self._forget_ended_sessions()
+
+    def _forget_ended_sessions(self) -> None:
+        """Keep the newest :data:`ENDED_SESSIONS_KEPT` ended sessions; the store has the others.
+
+        A stream's last session stays reachable through the stream (its rep count and maxima are
+        shown until the next session starts). Without a store, forgotten sessions are gone.
+        """
+        ended = [s for s in self.sessions.values() if not s.active]
+        for old in sorted(ended, key=lambda s: s.ended or 0.0)[:max(0, len(ended) - ENDED_SESSIONS_KEPT)]:
+            del self.sessions[old.id]
+            log.debug("session %s ended at %s: no longer kept in memory", old.id, old.ended)
 
     def _apply_plan(self, plan: SessionPlan) -> None:
         """A replay pass begins: (re)start its session on a fresh calibration."""
@@ -703,7 +815,8 @@ class Hub:
 
     def _finish_source(self) -> None:
         """The source ended: release what ingest holds, end sessions, sensors disconnected."""
-        self._process_blocks(*self._flush_ingest(), flush_all=True)
+        for stream in self._process_blocks(*self._flush_ingest(), flush_all=True):
+            self._run_stream(stream)
         for session in list(self.sessions.values()):
             if session.active:
                 self._end_session(session)
@@ -713,12 +826,12 @@ class Hub:
         self.source_done.set()
         log.info("source %s finished", self.mode)
 
-    def _flush_ingest(self) -> tuple[dict[str, list[ImuSamples]], dict[str, float]]:
+    def _flush_ingest(self) -> tuple[dict[str, list[ImuSamples]], dict[str, list[float]]]:
         blocks: dict[str, list[ImuSamples]] = {}
         now = time.perf_counter()
         for sid, block in self.ingest.flush():
             blocks.setdefault(sid, []).append(block)
-        return blocks, {sid: now for sid in blocks}
+        return blocks, {sid: [now] * len(parts) for sid, parts in blocks.items()}
 
     def _mark_lost(self, state: SensorState, reason: str) -> None:
         if state.lost:
@@ -749,33 +862,32 @@ class Hub:
         self.recent_events.append(message)
         self.broadcaster.publish(message)
 
-    def _maybe_push(self) -> None:
+    def _maybe_push(self) -> bool:
         """Push the streams that just got a new frame and are due; arm the timer for the others.
 
-        A stream is due :data:`DUE_FRACTION` ``/ display_rate_hz`` after its previous push and is
-        pushed by the first *new* frame arriving after that, so what it shows has waited only for
-        its own processing; frames arrive every few milliseconds, so pushes average about
-        ``display_rate_hz``. Should no new frame come for two intervals, the timer pushes what is
+        A stream is pushed by the first frame completed once it is due (pacing:
+        :data:`MIN_PUSH_GAP_FRACTION`), so what it shows has waited only for its own processing,
+        and pushes average at most ``display_rate_hz``. Should no new frame come for two
+        intervals, the timer pushes what is
         pending. Messages (each carrying every stream pushed at that moment) go out at most
-        ``max_message_rate_hz`` times a second.
+        ``max_message_rate_hz`` times a second. True when a message was published.
         """
         if not self._fresh:
-            return
+            return False
         now = time.perf_counter()
-        if now - self._last_message >= self._message_interval_s:
-            self._push_due(now)
+        pushed = now - self._last_message >= self._message_interval_s and self._push_due(now)
         self._arm_timer(now)
+        return pushed
 
-    def _push_due(self, now: float) -> None:
-        """One message with every fresh stream that is due and every stale one."""
-        due_after = DUE_FRACTION * self._push_interval_s
+    def _push_due(self, now: float) -> bool:
+        """One message with every fresh stream that is due and every stale one (True if published)."""
         stale_after = 2.0 * self._push_interval_s - 1e-3
         keys = [k for k in self._decimator.keys()  # noqa: SIM118 - FrameDecimator.keys(), not a dict
-                if now - self._last_push.get(k, -math.inf) >= (due_after if k in self._fresh else stale_after)]
+                if ((now >= self._due_at.get(k, -math.inf)) if k in self._fresh
+                    else now - self._last_push.get(k, -math.inf) >= stale_after)]
         # A fresh frame that is not due yet is no longer fresh when its stream becomes due.
         self._fresh.clear()
-        if keys:
-            self._push_frames(keys, now)
+        return bool(keys) and self._push_frames(keys, now)
 
     def _arm_timer(self, now: float) -> None:
         if self._push_timer is not None or self._loop is None:
@@ -796,12 +908,15 @@ class Hub:
             self._push_due(now)
         self._arm_timer(now)
 
-    def _push_frames(self, keys: list[str], now: float) -> None:
+    def _push_frames(self, keys: list[str], now: float) -> bool:
         self._last_message = now
         streams: list[dict[str, Any]] = []
         entered: list[float] = []
         for key, (f, lo, hi, n, t_enter) in self._decimator.take(keys).items():
             self._last_push[key] = now
+            interval_s = self._push_interval_s
+            base_s = max(self._due_at.get(key, -math.inf), now - interval_s)
+            self._due_at[key] = max(base_s + interval_s, now + MIN_PUSH_GAP_FRACTION * interval_s)
             stream = self.streams.get(key)
             if stream is None:
                 continue
@@ -822,9 +937,11 @@ class Hub:
                 "calibrated": stream.calibrated, "gap": f.gap, "n": n,
             })
             entered.append(t_enter)
-        if streams:
-            self.metrics.frame_pushes.inc()
-            self.broadcaster.publish(dumps({"type": "frame", "t": time.time(), "streams": streams}), entered)
+        if not streams:
+            return False
+        self.metrics.frame_pushes.inc()
+        self.broadcaster.publish(dumps({"type": "frame", "t": time.time(), "streams": streams}), entered)
+        return True
 
     def _status_tick(self) -> None:
         self.metrics.clients.set(len(self.broadcaster))
@@ -840,7 +957,20 @@ class Hub:
         if len(self.broadcaster):
             self.broadcaster.publish({"type": "status", **self.status_json(sensors)})
 
-    def _watchdog_tick(self) -> None:
+    async def _watchdog(self, interval_s: float) -> None:
+        """Every ``interval_s``: lost sensors, overdue reordered packets, blocks held too long."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                ready = self._watchdog_tick()
+            except Exception:
+                log.exception("hub watchdog failed")
+                continue
+            await self._run_ready(ready)
+            self._maybe_push()
+
+    def _watchdog_tick(self) -> list[StreamRuntime]:
+        """Mark silent sensors lost; return the streams whose held blocks must run now."""
         now = time.perf_counter()
         limit = self.settings.sensor_lost_after_s
         for state in self.sensors.values():
@@ -854,8 +984,7 @@ class Hub:
             for sid, block in self.ingest.poll(self._latest_t_host_s):
                 blocks.setdefault(sid, []).append(block)
         # Blocks held too long (their partner sensor went quiet) run now.
-        self._process_blocks(blocks, {sid: now for sid in blocks}, sweep=True)
-        self._maybe_push()
+        return self._process_blocks(blocks, {sid: [now] * len(parts) for sid, parts in blocks.items()}, sweep=True)
 
     # == views ===================================================================================
 
