@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Final, Literal
+from typing import Any, BinaryIO, Final, Literal, NamedTuple
 
 from sensorhub.errors import RecordingError
 from sensorhub.notification import Notification
@@ -108,10 +108,15 @@ MAX_JSON_PAYLOAD_BYTES: Final = 16 * 1024 * 1024
 """Largest JSON record. A length above the limit of its type is corruption, not a cut-off tail."""
 
 
+# Plain ints for the per-record comparisons: reading an IntEnum member off its class costs as much
+# as the rest of a NOTIFY record's handling.
+_NOTIFY: Final = int(RecordType.NOTIFY)
+_MARK: Final = int(RecordType.MARK)
+_MAX_NOTIFY_PAYLOAD: Final = _NOTIFY_HEADER.size + MAX_NOTIFY_DATA_BYTES
+
+
 def _max_payload(rtype: int) -> int:
-    if rtype == RecordType.NOTIFY:
-        return _NOTIFY_HEADER.size + MAX_NOTIFY_DATA_BYTES
-    return MAX_JSON_PAYLOAD_BYTES
+    return _MAX_NOTIFY_PAYLOAD if rtype == _NOTIFY else MAX_JSON_PAYLOAD_BYTES
 
 
 # --------------------------------------------------------------------------------------------------
@@ -740,8 +745,7 @@ class RecordingWriter:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _RawRecord:
+class _RawRecord(NamedTuple):
     offset: int
     rtype: int
     payload: bytes
@@ -791,16 +795,26 @@ def _iter_raw(f: BinaryIO, path: Path, state: _ScanState, stop: int | None = Non
     A tail counts as cut off (``state.truncated``) when the last record is incomplete, or when a record
     fails its CRC or has type 0 and nothing but zero bytes follows it (a power loss can leave a
     zero-filled or half-written last block). Anything else that is wrong raises.
+
+    The file is read in blocks of :data:`_SCAN_BLOCK` bytes and the records are cut out of them (two
+    small reads per record cost more than everything else a record needs); memory stays bounded by
+    the block and the largest record.
     """
     offset = f.tell()
+    buf = b""
+    pos = 0  # buf[pos] is the byte at `offset`
+    eof = False
+    header_size, crc_size = _RECORD_HEADER.size, _CRC.size
+    unpack_header, unpack_crc, crc32 = _RECORD_HEADER.unpack_from, _CRC.unpack_from, zlib.crc32
     while stop is None or offset < stop:
-        head = f.read(_RECORD_HEADER.size)
-        if not head:
+        if len(buf) - pos < header_size and not eof:
+            buf, pos, eof = _refill(f, buf, pos, header_size)
+        if pos == len(buf):
             break
-        if len(head) < _RECORD_HEADER.size:
-            state.truncated, state.tail_problem = True, f"record header cut off after {len(head)} bytes"
+        if len(buf) - pos < header_size:
+            state.truncated, state.tail_problem = True, f"record header cut off after {len(buf) - pos} bytes"
             break
-        rtype, length = _RECORD_HEADER.unpack(head)
+        rtype, length = unpack_header(buf, pos)
         if rtype not in _KNOWN_TYPES and not rtype & OPTIONAL_TYPE_BIT:
             if _rest_is_zero(f, offset):
                 state.truncated, state.tail_problem = True, "zero-filled tail"
@@ -809,32 +823,55 @@ def _iter_raw(f: BinaryIO, path: Path, state: _ScanState, stop: int | None = Non
                 path, offset, f"unknown record type 0x{rtype:02x}; expected one of "
                 + ", ".join(f"{t.name}=0x{t.value:02x}" for t in RecordType)
             )
-        if length > _max_payload(rtype):
+        if length > (_MAX_NOTIFY_PAYLOAD if rtype == _NOTIFY else MAX_JSON_PAYLOAD_BYTES):
             raise RecordLengthError(
                 path, offset + 1, f"record type 0x{rtype:02x} announces {length} payload bytes; "
                 f"expected at most {_max_payload(rtype)}"
             )
-        body = f.read(length + _CRC.size)
-        if len(body) < length + _CRC.size:
+        size = header_size + length + crc_size
+        if len(buf) - pos < size and not eof:
+            buf, pos, eof = _refill(f, buf, pos, size)
+        if len(buf) - pos < size:
             state.truncated = True
             state.tail_problem = (
-                f"{_type_name(rtype)} record cut off after {len(head) + len(body)} of {length + RECORD_OVERHEAD} bytes"
+                f"{_type_name(rtype)} record cut off after {len(buf) - pos} of {length + RECORD_OVERHEAD} bytes"
             )
             break
-        payload = body[:length]
-        (stored_crc,) = _CRC.unpack_from(body, length)
-        if zlib.crc32(payload, zlib.crc32(head)) != stored_crc:
+        payload = buf[pos + header_size : pos + header_size + length]
+        (stored_crc,) = unpack_crc(buf, pos + header_size + length)
+        computed = crc32(payload, crc32(buf[pos : pos + header_size]))
+        if computed != stored_crc:
             if _rest_is_zero(f, offset + RECORD_OVERHEAD + length):
                 state.truncated, state.tail_problem = True, f"last {_type_name(rtype)} record fails its CRC (partly written)"
                 break
             raise RecordCrcError(
                 path, offset, f"{_type_name(rtype)} record of {length} payload bytes fails its CRC-32 check "
-                f"(stored 0x{stored_crc:08x}, computed 0x{zlib.crc32(payload, zlib.crc32(head)):08x}) "
+                f"(stored 0x{stored_crc:08x}, computed 0x{computed:08x}) "
                 "and is followed by more data; expected an intact record"
             )
         yield _RawRecord(offset, rtype, payload)
-        offset += RECORD_OVERHEAD + length
+        pos += size
+        offset += size
         state.end_offset = offset
+
+
+_SCAN_BLOCK: Final = 1 << 20
+
+
+def _refill(f: BinaryIO, buf: bytes, pos: int, need: int) -> tuple[bytes, int, bool]:
+    """``buf[pos:]`` with more of the file appended until it holds ``need`` bytes or the file ends.
+
+    Returns the new buffer, the new position (0) and whether the end of the file was reached.
+    """
+    parts = [buf[pos:]]
+    have = len(parts[0])
+    while have < need:
+        chunk = f.read(max(_SCAN_BLOCK, need - have))
+        if not chunk:
+            return b"".join(parts), 0, True
+        parts.append(chunk)
+        have += len(chunk)
+    return b"".join(parts), 0, False
 
 
 _KNOWN_TYPES: Final = frozenset(int(t) for t in RecordType)
@@ -971,10 +1008,10 @@ class Recording:
         """Notifications and marks in file order (the order the hub saw them), streamed from disk."""
         sensor_ids = [s.sensor_id for s in self.sensors]
         for rec in self._iter_raw():
-            if rec.rtype == RecordType.NOTIFY:
+            if rec.rtype == _NOTIFY:
                 index, t, data = _decode_notify(self.path, rec, len(sensor_ids))
                 yield Notification(sensor_ids[index], t, data)
-            elif rec.rtype == RecordType.MARK:
+            elif rec.rtype == _MARK:
                 yield _decode_mark(self.path, rec)
 
     def iter_notifications(self, sensor_id: str | None = None) -> Iterator[Notification]:
@@ -1048,12 +1085,12 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
                 )
             if meta is None and rec.rtype != RecordType.META:
                 raise RecordOrderError(path, rec.offset, f"{_type_name(rec.rtype)} record; expected the META record first")
-            if rec.rtype == RecordType.NOTIFY:
+            if rec.rtype == _NOTIFY:
                 index, t, _ = _decode_notify(path, rec, len(sensors))
                 counts[index] += 1
                 t_first = t if t_first is None else min(t_first, t)
                 t_last = t if t_last is None else max(t_last, t)
-            elif rec.rtype == RecordType.MARK:
+            elif rec.rtype == _MARK:
                 mark = _decode_mark(path, rec)
                 marks.append(mark)
                 t_first = mark.t_host_s if t_first is None else min(t_first, mark.t_host_s)
