@@ -133,3 +133,34 @@ def test_causal_batch_filter_restarts_after_a_long_gap(monkeypatch: pytest.Monke
 
 def heading_wrap(a: float) -> float:
     return float(np.angle(np.exp(1j * a)))
+
+
+def test_nlerp_resampling_is_within_a_thousandth_of_a_degree_of_slerp() -> None:
+    rng = np.random.default_rng(21)
+    n = 5000
+    t = np.cumsum(np.full(n, 0.01) + rng.normal(0.0, 2e-5, n))
+    # Up to ~400°/s: several degrees between neighbouring samples.
+    rate = np.cumsum(rng.normal(0.0, 0.3, (n, 3)), axis=0)
+    rate = 7.0 * rate / np.max(np.linalg.norm(rate, axis=1))
+    q = np.empty((n, 4))
+    q[0] = quat.IDENTITY
+    for k in range(1, n):
+        q[k] = quat.multiply(q[k - 1], quat.from_axis_angle(rate[k], np.linalg.norm(rate[k]) * 0.01))
+    q[::7] *= -1.0  # either sign of the same rotation
+    grid = np.arange(t[0] - 0.05, t[-1] + 0.05, 0.01)
+    got = align.resample_quat(t, q, grid, nlerp=True)
+    want = align.resample_quat(t, q, grid)
+    assert np.max(np.degrees(quat.relative_angle_rad(got, want))) < 1e-3
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-12)
+
+
+def test_shared_interpolation_weights_equal_np_interp() -> None:
+    smp, _, _ = _lossy_samples(9)
+    grid = np.arange(smp.t_s[0] - 0.02, smp.t_s[-1] + 0.02, 0.01)
+    got = align.resample_samples(smp, grid, shared_weights=True)
+    want = align.resample_samples(smp, grid)
+    for a, b in ((got.acc_m_s2, want.acc_m_s2), (got.gyr_rad_s, want.gyr_rad_s), (got.mag_uT, want.mag_uT)):
+        assert a is not None and b is not None
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
+    assert got.gap_before is not None and want.gap_before is not None
+    np.testing.assert_array_equal(got.gap_before, want.gap_before)

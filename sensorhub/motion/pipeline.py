@@ -316,8 +316,8 @@ def analyze_imu(
     t = grid.t_s
     in_p, long_p = align.gap_mask(pelvis, t)
     in_t, long_t = align.gap_mask(thigh, t)
-    pg = align.resample_samples(pelvis, t, in_p)
-    tg = align.resample_samples(thigh, t, in_t)
+    pg = align.resample_samples(pelvis, t, in_p, shared_weights=True)
+    tg = align.resample_samples(thigh, t, in_t, shared_weights=True)
     gap = np.asarray(pg.gap_before, dtype=bool) | np.asarray(tg.gap_before, dtype=bool)
     diag.gap_fraction = float(np.mean(gap))
 
@@ -355,7 +355,7 @@ def analyze_imu(
     uni = {}
     for name, smp in (("pelvis", pelvis), ("thigh", thigh)):
         q_native, uni[name] = _fuse_6d(smp, bias.get(name), method, offline, fusion_params)
-        q6[name] = align.resample_quat(uni[name].t_s, q_native, t)
+        q6[name] = align.resample_quat(uni[name].t_s, q_native, t, nlerp=True)
     q_earth_pelvis = angles.segment_orientation(q6["pelvis"], calibration.q_segment_sensor["pelvis"])
     q_earth_femur = angles.segment_orientation(q6["thigh"], calibration.q_segment_sensor["thigh"])
 
