@@ -251,6 +251,8 @@ class StreamRuntime:
     """Blocks waiting for the stream's next pipeline run, per segment, each with the hub entry time
     (``perf_counter``) of the notification that released it."""
     held_since: float = math.inf
+    unrecorded: list[tuple[LiveSession | None, list[AngleFrame]]] = field(default_factory=list)
+    """Frames shown but not yet through rep detection and storage, with the session they belong to."""
     newest_t_s: dict[str, float] = field(default_factory=dict)
     """Per segment, the newest sample time handed to this stream (held or run)."""
 
@@ -557,12 +559,18 @@ class Hub:
             if self.streams.get(stream.key) is not stream or not stream.held:
                 continue  # erased or reset while this task yielded
             try:
-                self._run_stream(stream)
+                self._run_stream(stream, record=False)
             except Exception:
                 self.metrics.processing_errors.inc()
                 log.exception("hub: pipeline run of %s failed", stream.key)
             if self._maybe_push():
                 await asyncio.sleep(0)
+            # Rep detection (a completed rep is scored here, ~1 ms) and storage after the frame left.
+            try:
+                self._record_frames(stream)
+            except Exception:
+                self.metrics.processing_errors.inc()
+                log.exception("hub: rep detection or storage of %s failed", stream.key)
 
     def _take_in(self, note: Notification, t_enter: float) -> list[StreamRuntime]:
         """Ingest one notification; return the streams it made ready to run."""
@@ -629,7 +637,12 @@ class Hub:
         stream = self.streams.get(f"{a.athlete}/{a.side}")
         return [] if stream is None else [(stream, "thigh")]
 
-    def _run_stream(self, stream: StreamRuntime) -> None:
+    def _run_stream(self, stream: StreamRuntime, *, record: bool = True) -> None:
+        """Run the stream's pipeline on its held blocks and hand the new frames to the display.
+
+        With ``record=False`` the frames wait in ``stream.unrecorded`` for :meth:`_record_frames`
+        (rep detection, storage), so the caller can get the frame out to the browsers first.
+        """
         held = stream.take_held()
         frames: list[AngleFrame] = []
         for segment, parts in held.items():
@@ -643,7 +656,11 @@ class Hub:
         if not stream.calibration_reported:
             self._check_calibration(stream)
         if frames:
-            self._on_frames(stream, frames, completed_at(held, frames[-1].t_s))
+            self._show_frames(stream, frames, completed_at(held, frames[-1].t_s))
+            session = stream.session
+            stream.unrecorded.append((session if session is not None and session.active else None, frames))
+        if record:
+            self._record_frames(stream)
 
     def _check_calibration(self, stream: StreamRuntime) -> None:
         pipe = stream.pipeline
@@ -665,24 +682,35 @@ class Hub:
             q = pipe.calibration.quality
             self.emit("calibration_done", stream.key, ok=q.ok, quality=views.clean(q.to_dict()), advice=q.advice)
 
-    def _on_frames(self, stream: StreamRuntime, frames: list[AngleFrame], t_enter: float) -> None:
+    def _show_frames(self, stream: StreamRuntime, frames: list[AngleFrame], t_enter: float) -> None:
         stream.frames += len(frames)
         stream.last_frame = frames[-1]
         if stream.frames_counter is None:
             stream.frames_counter = self.metrics.frames.labels(stream.key)
         stream.frames_counter.inc(len(frames))
-        session = stream.session
-        if session is not None and session.active:
+        self._decimator.add(stream.key, frames, t_enter)
+        self._fresh.add(stream.key)
+
+    def _record_frames(self, stream: StreamRuntime) -> None:
+        """Rep detection and storage of the stream's frames not recorded yet, in order.
+
+        Each batch belongs to the session that was running when its frames were made; a session
+        stopped since still gets them stored, but its detector has already finished.
+        """
+        pending, stream.unrecorded = stream.unrecorded, []
+        for session, frames in pending:
+            if session is None:
+                continue
             detector = session.detector
-            assert detector is not None  # an active session has its detector
-            for f in frames:
-                events = detector.update(
-                    f.t_s, f.hip_rotation_deg, hip_flexion=f.hip_flexion_deg, hip_adduction=f.hip_adduction_deg,
-                    pelvis_tilt=f.pelvis_tilt_deg, pelvis_obliquity=f.pelvis_obliquity_deg,
-                    pelvis_rotation=f.pelvis_rotation_deg,
-                )
-                for ev in events:
-                    self._on_rep_event(stream, session, ev)
+            if detector is not None:
+                for f in frames:
+                    events = detector.update(
+                        f.t_s, f.hip_rotation_deg, hip_flexion=f.hip_flexion_deg, hip_adduction=f.hip_adduction_deg,
+                        pelvis_tilt=f.pelvis_tilt_deg, pelvis_obliquity=f.pelvis_obliquity_deg,
+                        pelvis_rotation=f.pelvis_rotation_deg,
+                    )
+                    for ev in events:
+                        self._on_rep_event(stream, session, ev)
             if self.store is not None:
                 origin = self._unix_origin_s or 0.0
                 self.store.write_frames([
@@ -691,8 +719,6 @@ class Hub:
                                 f.pelvis_tilt_deg, f.pelvis_obliquity_deg, f.pelvis_rotation_deg)
                     for f in frames
                 ])
-        self._decimator.add(stream.key, frames, t_enter)
-        self._fresh.add(stream.key)
 
     def _on_rep_event(self, stream: StreamRuntime, session: LiveSession, ev: RepEvent) -> None:
         if isinstance(ev, RepIncomplete):
@@ -771,8 +797,11 @@ class Hub:
 
     def _end_session(self, session: LiveSession) -> None:
         stream = self.streams.get(session.key)
-        if stream is not None and stream.held and stream.session is session:
-            self._run_stream(stream)  # the session's last samples count
+        if stream is not None and stream.session is session:
+            # The session's last samples count: frames not recorded yet, then what is held.
+            self._record_frames(stream)
+            if stream.held:
+                self._run_stream(stream)
         if session.detector is not None:
             for ev in session.detector.finish():
                 if stream is not None:

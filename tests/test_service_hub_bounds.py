@@ -1,0 +1,146 @@
+"""The hub's display pacing decisions and its bounded memory.
+
+* :func:`~sensorhub.service.hub.completed_at` and :meth:`StreamRuntime.makes_new_frame` on
+  hand-built blocks: where a displayed frame's latency starts, and which arriving block completes
+  a new frame (the one of the sensor that is behind).
+* Ended sessions: only the newest :data:`~sensorhub.service.hub.ENDED_SESSIONS_KEPT` stay in
+  memory, the others are answered from the store with the summary they ended with.
+* A looped replay (a session per pass, as ``sensorhub serve --replay F --loop`` runs for days): the
+  hub's sessions, streams and recent events stay bounded, and pipelines keep no frame history.
+  Counts only; timings are in ``benchmarks/soak.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from sensorhub.motion.pipeline import AngleFrame, OnlinePipeline
+from sensorhub.samples import ImuSamples
+from sensorhub.service import ServiceSettings, create_app
+from sensorhub.service import hub as hub_module
+from sensorhub.service.athletes import AthleteRegistry
+from sensorhub.service.broadcast import Broadcaster
+from sensorhub.service.hub import ENDED_SESSIONS_KEPT, Hub, StreamRuntime, completed_at
+from sensorhub.service.metrics import LiveMetrics
+from sensorhub.service.sources import ReplayNotificationSource
+from sensorhub.storage import StorageSettings
+
+REPLAY = Path(__file__).resolve().parent.parent / "replay_data"
+
+
+def _block(t0_s: float, n: int, rate_hz: float = 100.0) -> ImuSamples:
+    t = t0_s + np.arange(n) / rate_hz
+    return ImuSamples(t, np.zeros((n, 3)), np.zeros((n, 3)), None, np.zeros(n, dtype=bool))
+
+
+def _frame(t_s: float) -> AngleFrame:
+    return AngleFrame(t_s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, False)
+
+
+# -- where latency starts, and which block completes a frame ----------------------------------------
+
+
+def test_completed_at_is_the_later_of_the_two_blocks_the_frame_needed() -> None:
+    # Pelvis blocks entered at 1.0 (samples to 0.12) and 2.0 (to 0.15); thigh at 1.5 (to 0.13).
+    held = {"pelvis": [(_block(0.10, 3), 1.0), (_block(0.13, 3), 2.0)], "thigh": [(_block(0.11, 3), 1.5)]}
+    # The frame at 0.12 needed the first pelvis block and the thigh block: the thigh came later.
+    assert completed_at(held, 0.12) == 1.5
+    # At 0.13 the pelvis needed its second block (the first ends at 0.12), entered at 2.0.
+    assert completed_at(held, 0.13) == 2.0
+    # A segment whose needed block went to the pipeline in an earlier run does not count.
+    assert completed_at({"thigh": [(_block(0.20, 3), 4.0)], "pelvis": [(_block(0.30, 2), 5.0)]}, 0.21) == 5.0
+    # No held block reaches the frame: the earliest entry, which can only overstate the latency.
+    assert completed_at({"pelvis": [(_block(0.0, 2), 7.0)], "thigh": [(_block(0.0, 2), 6.0)]}, 0.5) == 6.0
+
+
+def test_only_the_block_of_the_sensor_behind_makes_a_new_frame() -> None:
+    stream = StreamRuntime("a", "right", OnlinePipeline("right", history_s=0.0))
+    dt = 0.01
+    stream.hold("pelvis", _block(0.00, 3), 1.0)  # pelvis to 0.02
+    assert stream.frames_end_s == -math.inf  # no thigh yet: no frame possible
+    end0 = stream.frames_end_s
+    stream.hold("thigh", _block(0.00, 2), 1.1)  # thigh to 0.01
+    assert stream.frames_end_s == pytest.approx(0.01)
+    assert stream.makes_new_frame(end0, dt)  # no frame shown yet: any end is new
+    stream.last_frame = _frame(0.01)
+    # The pelvis (ahead, at 0.02) sends more: frames still end at the thigh's 0.01.
+    end1 = stream.frames_end_s
+    stream.hold("pelvis", _block(0.03, 3), 1.2)
+    assert stream.frames_end_s == pytest.approx(0.01) and not stream.makes_new_frame(end1, dt)
+    # The thigh (behind) reaches 0.035: a frame at 0.02 and 0.03 become possible.
+    end2 = stream.frames_end_s
+    stream.hold("thigh", _block(0.015, 3), 1.3)
+    assert stream.frames_end_s == pytest.approx(0.035) and stream.makes_new_frame(end2, dt)
+    # Moving the end within one frame interval (0.035 -> 0.0375) completes no grid point.
+    stream.last_frame = _frame(0.03)
+    end3 = stream.frames_end_s
+    stream.hold("thigh", _block(0.0375, 1), 1.4)
+    assert not stream.makes_new_frame(end3, dt)
+
+
+# -- ended sessions ----------------------------------------------------------------------------------
+
+
+def test_only_the_newest_ended_sessions_stay_in_memory_the_store_answers_for_the_rest(tmp_path: Path) -> None:
+    settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+    runs = ENDED_SESSIONS_KEPT + 5
+    with TestClient(create_app(settings)) as api:
+        hub: Hub = api.app.state.hub  # type: ignore[attr-defined]
+        assert api.post("/api/athletes", json={"id": "ana", "name": "Ana"}).status_code == 201
+        ids = []
+        for _ in range(runs):
+            session = api.post("/api/sessions", json={"athlete": "ana", "side": "left", "drill": "seated_rotation"}).json()
+            assert api.post(f"/api/sessions/{session['id']}/stop").status_code == 200
+            ids.append(session["id"])
+        running = api.post("/api/sessions", json={"athlete": "ana", "side": "left", "drill": "seated_rotation"}).json()
+        # The newest ended ones and the running one are in memory; the oldest five are not.
+        assert set(hub.sessions) == {*ids[-ENDED_SESSIONS_KEPT:], running["id"]}
+        assert hub.store is not None and hub.store.flush(10.0)
+        oldest = api.get(f"/api/sessions/{ids[0]}")
+        assert oldest.status_code == 200
+        body = oldest.json()
+        assert body["id"] == ids[0] and body["active"] is False and body["athlete"] == "ana"
+        assert api.get(f"/api/sessions/{ids[0]}/reps").json() == []
+        listed = [s["id"] for s in api.get("/api/sessions", params={"athlete": "ana"}).json()]
+        assert sorted(listed) == sorted([*ids, running["id"]])  # every session, from memory or the store
+
+
+# -- a looped replay ---------------------------------------------------------------------------------
+
+
+def test_looped_replay_keeps_sessions_streams_and_pipelines_bounded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(hub_module, "ENDED_SESSIONS_KEPT", 2)
+    passes = 5
+    source = ReplayNotificationSource(REPLAY / "standing_left_6axis.shr", speed=None, loop=True, loop_gap_s=0.0)
+
+    async def scenario() -> Hub:
+        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None),
+                  source=source)
+        await hub.start()
+        while source.passes < passes:
+            await asyncio.sleep(0.05)
+        await hub.stop()
+        return hub
+
+    hub = asyncio.run(asyncio.wait_for(scenario(), 120.0))
+    # One session per pass was started; at most the newest two ended ones and the current one stay.
+    assert len(hub.sessions) <= 3
+    assert len(hub.streams) == 1
+    (stream,) = hub.streams.values()
+    assert stream.frames > 0  # (a new pass may have just begun: its calibration runs again)
+    assert len(stream.pipeline.series()) == 0  # history_s=0: the hub keeps no frame history
+    assert stream.unrecorded == [] and not stream.held
+    # Every complete pass kept in memory found the recording's reps (the last session was ended by
+    # stop() right after its pass began).
+    truth = json.loads((REPLAY / "standing_left_6axis.reps.json").read_text())
+    complete = sorted((s for s in hub.sessions.values() if not s.active), key=lambda s: s.started)[:-1]
+    assert complete and all(len(s.reps) == len(truth) for s in complete)
+    assert len(hub.recent_events) <= hub.recent_events.maxlen  # type: ignore[operator]
