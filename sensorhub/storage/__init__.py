@@ -17,6 +17,7 @@ ingest); it only knows the records in :mod:`sensorhub.storage.model`.
 from __future__ import annotations
 
 from sensorhub.storage.base import (
+    ErasureIncompleteError,
     SideTrend,
     StorageError,
     StorageHealth,
@@ -56,6 +57,7 @@ def open_store(settings: StorageSettings | None = None) -> Store:
 
 __all__ = [
     "AngleFrame",
+    "ErasureIncompleteError",
     "ImuBlock",
     "RepRecord",
     "SensorStatus",

@@ -34,6 +34,14 @@ class StorageUnavailableError(StorageError):
     """The database cannot be reached right now (retry later; nothing was lost)."""
 
 
+class ErasureIncompleteError(StorageError):
+    """Deleting an athlete could not be verified: the database still shows the athlete's id.
+
+    The message says what is still visible (series, or only the id in the tag index) and what the
+    operator must do before repeating the deletion (it is idempotent).
+    """
+
+
 class StorageState(str, enum.Enum):
     OK = "ok"
     """Writes reach the database; nothing waits in the spool."""

@@ -43,6 +43,7 @@ from influxdb_client.rest import ApiException
 from urllib3.util.retry import Retry
 
 from sensorhub.storage.base import (
+    ErasureIncompleteError,
     StorageError,
     StorageHealth,
     StorageState,
@@ -77,11 +78,30 @@ INDEX_FILENAME = "influx_index.sqlite3"
 RETRYABLE_STATUS = (429, 500, 502, 503, 504)
 REJECTED_STATUS = (400, 413, 422)
 DROP_ALERT_HOLD_S = 30.0
+#: DROP SERIES + verification rounds when erasing an athlete over InfluxQL, and the pause between them.
+ERASE_ROUNDS = 3
+ERASE_ROUND_DELAY_S = 0.2
+#: Where the 1.x in-memory index defect behind a stale tag value is tracked (see docs/privacy.md).
+INMEM_TAG_INDEX_ISSUE = "https://github.com/influxdata/influxdb/issues/10285"
 
 
 def influxql_string(value: str) -> str:
     """An InfluxQL single-quoted string literal."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def without_athletes(batch: RecordBatch, athletes: frozenset[str]) -> tuple[RecordBatch, int]:
+    """``batch`` without the records of ``athletes``, and how many records were left out."""
+    if not athletes:
+        return batch, 0
+    kept = RecordBatch(
+        frames=[r for r in batch.frames if r.athlete not in athletes],
+        reps=[r for r in batch.reps if r.athlete not in athletes],
+        sessions=[r for r in batch.sessions if r.athlete not in athletes],
+        statuses=[r for r in batch.statuses if r.athlete not in athletes],
+        imu=[r for r in batch.imu if r.athlete not in athletes],
+    )
+    return kept, len(batch) - len(kept)
 
 
 def encode_batch(batch: RecordBatch, store_raw_imu: bool) -> list[str]:
@@ -182,6 +202,8 @@ class InfluxSink:
         self._next_attempt = 0.0
         self.closing = False
         """Set by the store on close: the last records go to the spool, not over the network."""
+        self.erasing: frozenset[str] = frozenset()
+        """Athletes being deleted: their records are discarded, so none lands after the DROP (replaced, never mutated)."""
         if len(spool):
             self.reachable = False  # unknown until the first drain attempt; report degraded meanwhile
 
@@ -263,6 +285,9 @@ class InfluxSink:
         self.spool_failure = None
 
     def handle(self, batch: RecordBatch) -> None:
+        batch, n_erased = without_athletes(batch, self.erasing)
+        if n_erased:
+            logger.info("storage: discarded %d records of an athlete being deleted", n_erased)
         if batch.sessions or batch.reps:
             try:
                 self.index.insert(sessions=batch.sessions, reps=batch.reps)
@@ -486,19 +511,29 @@ class InfluxStore:
         return frames
 
     def delete_athlete(self, athlete: str) -> None:
-        """Delete ``athlete`` from the index, the spool and InfluxDB.
+        """Delete ``athlete`` from the index, the spool and InfluxDB, and check that InfluxDB shows none of it.
 
-        The local part always happens. If InfluxDB cannot be reached, :class:`StorageUnavailableError`
-        is raised and the call should be repeated later (it is idempotent). InfluxDB 3 Core cannot
-        delete by tag; there :class:`StorageError` says so.
+        Records of the athlete accepted before the call are written or spooled first and then removed
+        with the rest; records arriving while the deletion runs are discarded, so no point of the
+        athlete can land after the DROP. The local part always happens. If InfluxDB cannot be reached,
+        :class:`StorageUnavailableError` is raised; if InfluxDB still shows the athlete afterwards,
+        :class:`ErasureIncompleteError` says what and what to do. Either way the call should be
+        repeated (it is idempotent). InfluxDB 3 Core cannot delete by tag; there :class:`StorageError`
+        says so.
         """
 
         def local() -> tuple[int, int]:
             return self.spool.remove_athlete(athlete), self.index.delete_athlete(athlete)
 
-        n_spool, n_index = self._writer.call(local)
-        logger.info("storage: deleted athlete %r locally (%d index rows, %d spooled points)", athlete, n_index, n_spool)
-        self._delete_in_influx(athlete)
+        self._sink.erasing = self._sink.erasing | {athlete}
+        try:
+            n_spool, n_index = self._writer.call(local)
+            logger.info(
+                "storage: deleted athlete %r locally (%d index rows, %d spooled points)", athlete, n_index, n_spool
+            )
+            self._delete_in_influx(athlete)
+        finally:
+            self._sink.erasing = self._sink.erasing - {athlete}
 
     def _delete_in_influx(self, athlete: str) -> None:
         predicate = 'athlete="' + athlete.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -521,5 +556,59 @@ class InfluxStore:
                 f"InfluxDB at {self.settings.influx_url} unreachable; athlete {athlete!r} was deleted locally, "
                 f"repeat the deletion when it is back: {exc}"
             ) from exc
-        # No v2 delete API (1.x behind a v2 write proxy): InfluxQL.
-        self.influxql.query(f'DROP SERIES WHERE "athlete" = {influxql_string(athlete)}', write=True)
+        # No v2 delete API (1.x behind a v2 write proxy): InfluxQL, verified.
+        self._drop_series_verified(athlete)
+
+    def _athlete_series(self, athlete: str) -> list[str]:
+        """Series keys InfluxDB still holds for ``athlete`` (``SHOW SERIES``: only series with data)."""
+        (series,) = self.influxql.query(f'SHOW SERIES WHERE "athlete" = {influxql_string(athlete)}')
+        return [str(row[0]) for s in series for row in s.get("values", [])]
+
+    def _measurements_listing(self, athlete: str) -> list[str]:
+        """Measurements whose tag index still lists ``athlete`` as a value of the ``athlete`` tag.
+
+        Deliberately without a WHERE clause: with one, InfluxDB 1.x filters through the series and
+        hides exactly the stale entries this looks for (what Grafana's variable query shows).
+        """
+        (series,) = self.influxql.query('SHOW TAG VALUES WITH KEY = "athlete"')
+        return sorted({str(s["name"]) for s in series for row in s.get("values", []) if row[1] == athlete})
+
+    def _drop_series_verified(self, athlete: str) -> None:
+        """``DROP SERIES`` of ``athlete``, then check ``SHOW SERIES`` and ``SHOW TAG VALUES``; retry, else raise.
+
+        InfluxDB 1.x with the in-memory index (the default) drops every series and point but can
+        keep the id in the measurement's tag index when the athlete's series of one measurement lie
+        in different shards (history spanning more than one shard group, a week by default): measured
+        on 1.6, two sessions a week apart leave the id listed every time; nothing short of restarting
+        influxd (which rebuilds the index from the data) removes it (docs/privacy.md).
+        """
+        literal = influxql_string(athlete)
+        series: list[str] = []
+        listed: list[str] = []
+        for attempt in range(1, ERASE_ROUNDS + 1):
+            if attempt == 1 or series:
+                self.influxql.query(f'DROP SERIES WHERE "athlete" = {literal}', write=True)
+            series = self._athlete_series(athlete)
+            listed = self._measurements_listing(athlete)
+            if not series and not listed:
+                logger.info("storage: athlete %r dropped from InfluxDB and verified (%d round(s))", athlete, attempt)
+                return
+            if attempt < ERASE_ROUNDS:
+                time.sleep(ERASE_ROUND_DELAY_S)
+        url = self.settings.influx_url
+        if series:
+            raise ErasureIncompleteError(
+                f"InfluxDB at {url} still holds {len(series)} series of athlete {athlete!r} after {ERASE_ROUNDS} "
+                f"DROP SERIES (e.g. {series[0]}); the local index and spool are cleared; repeat the deletion"
+            )
+        logger.warning(
+            "storage: athlete %r: no series or point left in InfluxDB, but its tag index still lists the id in %s",
+            athlete,
+            ", ".join(listed),
+        )
+        raise ErasureIncompleteError(
+            f"InfluxDB at {url} dropped every series and point of athlete {athlete!r}, but its tag index still "
+            f"lists the id (SHOW TAG VALUES, measurements {', '.join(listed)}): a defect of the InfluxDB 1.x "
+            f"in-memory index ({INMEM_TAG_INDEX_ISSUE}). Restart influxd, which rebuilds the index from the "
+            f"data, then repeat the deletion to verify it and finish the erasure."
+        )
