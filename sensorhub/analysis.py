@@ -22,12 +22,12 @@ from sensorhub.drills import AngleTable, RepDetection, SessionSummary, compare_s
 from sensorhub.drills.summary import reps_document
 from sensorhub.errors import ConfigurationError, SensorhubError
 from sensorhub.ingest import Ingest, assemble_batch
-from sensorhub.motion.calibration import Calibration
-from sensorhub.motion.pipeline import AngleSeries, analyze_imu
 from sensorhub.recording import Recording, open_recording
 from sensorhub.samples import ImuSamples
 
 if TYPE_CHECKING:
+    from sensorhub.motion.calibration import Calibration
+    from sensorhub.motion.pipeline import AngleSeries
     from sensorhub.workers import ForkedWorker
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ def load_recording_input(path: str | Path, *, drill: str | None = None, side: st
     """
     rec: Recording = open_recording(path)
     ingest = Ingest()
-    samples = assemble_batch(rec.iter_notifications(), ingest, workers=workers)  # == assemble(), in bulk
+    samples = assemble_batch(rec.iter_notifications(), ingest, workers=workers,  # == assemble(), in bulk
+                             meanwhile=import_motion_stage)
     pelvis = [s for s in rec.sensors if s.segment == "pelvis"]
     thighs = [s for s in rec.sensors if s.segment == "thigh"]
     if len(pelvis) != 1:
@@ -108,21 +109,30 @@ def load_recording_input(path: str | Path, *, drill: str | None = None, side: st
 
 def load_csv_input(pelvis_csv: str | Path, thigh_csv: str | Path, *, side: str, drill: str,
                    workers: int = 1) -> SessionInput:
-    """One leg from a pelvis and a thigh IMU CSV file; ``workers`` > 1 reads the pelvis file in a forked process."""
+    """One leg from a pelvis and a thigh IMU CSV file; ``workers`` > 1 reads them in forked processes."""
     side = _check_side(side)
     if workers > 1 and _can_fork():
         from sensorhub.workers import ForkedWorker
 
-        with ForkedWorker(f"reading {pelvis_csv}", (read_imu_csv, (pelvis_csv,), {})) as child:
-            try:
-                thigh = read_imu_csv(thigh_csv)
-            except Exception:
-                child.result()  # two bad files: report the pelvis file's error first, as read in order
-                raise
-            pelvis = child.result()
+        # Both files in workers while this process imports the motion stage it needs next.
+        with ForkedWorker(f"reading {pelvis_csv}", (read_imu_csv, (pelvis_csv,), {})) as pelvis_reader, \
+                ForkedWorker(f"reading {thigh_csv}", (read_imu_csv, (thigh_csv,), {})) as thigh_reader:
+            import_motion_stage()
+            pelvis = pelvis_reader.result()  # two bad files: the pelvis file's error, as when read in order
+            thigh = thigh_reader.result()
     else:
         pelvis, thigh = read_imu_csv(pelvis_csv), read_imu_csv(thigh_csv)
     return SessionInput(drill=drill, legs=[LegInput(side, pelvis, thigh)], source=f"{pelvis_csv} + {thigh_csv}")
+
+
+def import_motion_stage() -> None:
+    """Import the motion stage (SciPy, the orientation filters: about half a second of CPU).
+
+    The modules are imported on first use rather than with this module, so that with ``workers`` > 1
+    the main process imports them while forked workers read and assemble the input.
+    """
+    import sensorhub.motion.calibration
+    import sensorhub.motion.pipeline  # noqa: F401
 
 
 def _can_fork() -> bool:
@@ -145,6 +155,8 @@ def to_table(angles: AngleSeries) -> AngleTable:
 
 def analyze_leg(leg: LegInput, drill: str, *, method: str = "vqf", offline: bool | None = None,
                 calibration: Calibration | None = None) -> LegResult:
+    from sensorhub.motion.pipeline import analyze_imu
+
     angles = analyze_imu(leg.pelvis, leg.thigh, leg.side, method=method, offline=offline, calibration=calibration)
     table = to_table(angles)
     detection = detect_reps(table, drill)

@@ -631,7 +631,8 @@ _SensorJob = tuple[str, list[Notification], StreamConfig, Decoder]
 
 
 def assemble_batch(
-    notifications: Iterable[Notification], ingest: Ingest | None = None, *, workers: int = 1
+    notifications: Iterable[Notification], ingest: Ingest | None = None, *, workers: int = 1,
+    meanwhile: Callable[[], object] | None = None,
 ) -> dict[str, ImuSamples]:
     """:func:`assemble` for a whole recording at once, several times faster, with the same result.
 
@@ -645,7 +646,9 @@ def assemble_batch(
     Sensors are independent of each other, so with ``workers`` > 1 (and a process that may fork,
     :func:`sensorhub.workers.can_fork`) up to ``workers - 1`` forked child processes assemble some of
     the sensors while this process assembles the rest: the same code on the same data, so the same
-    result, in about half the wall time on two cores.
+    result, in about half the wall time on two cores. ``meanwhile`` is other work for this process
+    (a caller's imports for the next stage): when given, forked workers (up to ``workers`` of them)
+    assemble every sensor while this process calls it. It is called exactly once in any case.
 
     ``ingest`` (to read its stats afterwards) must not have seen notifications yet. The result's keys
     are in order of each sensor's first notification (:func:`assemble`: of its first released block).
@@ -659,20 +662,31 @@ def assemble_batch(
     for notification in notifications:
         by_sensor.setdefault(notification.sensor_id, []).append(notification)
     jobs = [(sid, notes, ingest.config, ingest._decode) for sid, notes in by_sensor.items()]
-    done = _assemble_in_parallel(jobs, workers) if workers > 1 and len(jobs) > 1 else _assemble_sensors(jobs)
+    if workers > 1:
+        done = _assemble_in_parallel(jobs, workers, meanwhile)
+    else:
+        if meanwhile is not None:
+            meanwhile()
+        done = _assemble_sensors(jobs)
     out: dict[str, ImuSamples] = {}
     for sid in by_sensor:
         ingest.streams[sid], out[sid] = done[sid]
     return out
 
 
-def _assemble_in_parallel(jobs: list[_SensorJob], workers: int) -> dict[str, tuple[SensorStream, ImuSamples]]:
-    """:func:`_assemble_sensors` of ``jobs`` shared out over this process and ``workers - 1`` forked ones."""
+def _assemble_in_parallel(
+    jobs: list[_SensorJob], workers: int, meanwhile: Callable[[], object] | None
+) -> dict[str, tuple[SensorStream, ImuSamples]]:
+    """:func:`_assemble_sensors` of ``jobs`` shared out over forked workers and, unless it has
+    ``meanwhile`` to do, this process."""
     from sensorhub.workers import ForkedWorker, can_fork  # process handling only where asked for
 
-    if not can_fork():
+    in_here = meanwhile is None
+    if not can_fork() or len(jobs) < (2 if in_here else 1):
+        if meanwhile is not None:
+            meanwhile()
         return _assemble_sensors(jobs)
-    # Greedy split into groups of about equal notification counts; group 0 stays in this process.
+    # Greedy split into groups of about equal notification counts; group 0 stays here unless busy.
     groups: list[list[_SensorJob]] = [[] for _ in range(min(workers, len(jobs)))]
     loads = [0] * len(groups)
     for job in sorted(jobs, key=lambda j: -len(j[1])):
@@ -680,9 +694,11 @@ def _assemble_in_parallel(jobs: list[_SensorJob], workers: int) -> dict[str, tup
         groups[k].append(job)
         loads[k] += len(job[1])
     children = [ForkedWorker(f"ingest of {', '.join(j[0] for j in group)}", (_assemble_sensors_in_child, (group,), {}))
-                for group in groups[1:]]
+                for group in (groups[1:] if in_here else groups)]
     try:
-        done = _assemble_sensors(groups[0])
+        done = _assemble_sensors(groups[0]) if in_here else {}
+        if meanwhile is not None:
+            meanwhile()
         for child in children:
             done.update(child.result())
     finally:

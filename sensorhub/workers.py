@@ -46,6 +46,10 @@ before terminating it (a report takes well under a second; this bounds a hung ch
 
 Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
+_PARENT_ENDS: set[Connection] = set()
+"""This process's ends of its workers' pipes. A child forked later inherits copies of them and must
+close those, or an earlier worker would never see its end-of-file while the later one lives."""
+
 
 class WorkerError(RuntimeError):
     """A child process died or raised an exception that could not be sent back as it was."""
@@ -70,7 +74,8 @@ class ForkedWorker:
         ctx = multiprocessing.get_context("fork")
         self._conn, child_conn = ctx.Pipe(duplex=True)
         self._pending = 0 if first is None else 1
-        self._process = ctx.Process(target=_serve, args=(child_conn, self._conn, first), name=name, daemon=True)
+        self._process = ctx.Process(target=_serve, args=(child_conn, first), name=name, daemon=True)
+        _PARENT_ENDS.add(self._conn)
         self._process.start()
         child_conn.close()  # the child's end lives in the child only: its exit is our end-of-file
 
@@ -97,6 +102,7 @@ class ForkedWorker:
 
     def close(self) -> None:
         """Tell the child there is no more work, wait for it to exit (terminate it if it does not)."""
+        _PARENT_ENDS.discard(self._conn)
         self._conn.close()
         self._process.join(JOIN_TIMEOUT_S)
         if self._process.is_alive():
@@ -115,9 +121,13 @@ class ForkedWorker:
         return WorkerError(f"{self.name}: worker process {what} (exit code {self._process.exitcode})")
 
 
-def _serve(conn: Connection, parent_end: Connection, first: Call | None) -> None:
+def _serve(conn: Connection, first: Call | None) -> None:
     """Child main loop: run ``first``, then every call received, until the parent closes the pipe."""
-    parent_end.close()  # else the parent's end stays open here and its death is never seen
+    # The parent's ends of this and every other worker's pipe: open here, they would hide the
+    # parent's closing them (or dying) from this worker and the others.
+    for parent_end in _PARENT_ENDS:
+        parent_end.close()
+    _PARENT_ENDS.clear()
     call = first
     try:
         while True:

@@ -110,6 +110,20 @@ def test_parallel_ingest_keeps_a_custom_decoder(session: SimulatedSession) -> No
     assert all(stream._decode is strict for stream in ingest.streams.values())
 
 
+def test_meanwhile_runs_once_while_workers_assemble_every_sensor(session: SimulatedSession) -> None:  # noqa: F811
+    notes = session.notifications
+    ref = assemble_batch(notes, Ingest())
+    for workers in (1, 2, 3):
+        calls: list[int] = []
+        got = assemble_batch(notes, Ingest(), workers=workers, meanwhile=lambda: calls.append(len(_children())))
+        assert len(calls) == 1, workers
+        if workers > 1:
+            assert calls[0] == 2  # both sensors in workers while this process does its own work
+        for sid, a in ref.items():
+            assert np.array_equal(a.t_s, got[sid].t_s) and np.array_equal(a.gyr_rad_s, got[sid].gyr_rad_s)
+    assert not _children()
+
+
 # --------------------------------------------------------------------------------------- workers
 
 
@@ -187,6 +201,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"  # a zombie has exited; only its parent (now init) has yet to reap it
+
+
+def test_workers_alive_together_each_see_their_own_end() -> None:
+    # The second child inherits the parent's end of the first one's pipe; unless it closes that copy,
+    # the first never sees end-of-file and close() has to terminate it after a timeout.
+    first, second = ForkedWorker("first"), ForkedWorker("second")
+    first.close()
+    assert first._process.exitcode == 0  # exited by itself, not terminated (-15)
+    second.close()
+    assert second._process.exitcode == 0
+    assert not _children()
 
 
 def test_no_fork_with_threads_running(monkeypatch: pytest.MonkeyPatch) -> None:

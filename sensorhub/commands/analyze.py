@@ -55,7 +55,6 @@ def _positive_int(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from sensorhub.analysis import analyze_session, load_csv_input, load_recording_input
-    from sensorhub.motion.calibration import Calibration
 
     if args.recording and (args.pelvis or args.thigh):
         raise ConfigurationError("give either a recording or --pelvis/--thigh, not both")
@@ -69,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
         session = load_csv_input(args.pelvis, args.thigh, side=args.side, drill=args.drill, workers=args.jobs)
     else:
         raise ConfigurationError("give a recording, or both --pelvis P.csv and --thigh T.csv")
-    calibration = Calibration.load(args.calibration) if args.calibration else None
+    calibration = None
+    if args.calibration:
+        from sensorhub.motion.calibration import Calibration
+
+        calibration = Calibration.load(args.calibration)
     results = analyze_session(session, args.out, method=args.method, offline=args.offline,
                               calibration=calibration, report=not args.no_report, workers=args.jobs)
     for r in results:
