@@ -5,9 +5,15 @@ simulated sessions (``sensorhub.sim``, written to a temporary directory) through
 ``NotificationSource`` seam, and real WebSocket clients in a separate process. The server process
 is pinned to one CPU and the clients to the other, so "one core" means one core.
 
-Latency is measured in the server: from :meth:`Hub.submit` (a notification enters the hub) to the
-moment ``send_text`` of the frame message that carries the angle frame that notification produced
-has returned, for every client (``LiveMetrics.latency_samples``). BLE air time is not included.
+Latency is measured in the server, once per stream per frame message per client
+(``LiveMetrics.latency_samples``): from :meth:`Hub.submit` of the notification that completed the
+newest frame the message shows for that stream (a frame needs both sensors' samples at or past its
+time; the later of the two notifications it needed, see :func:`sensorhub.service.hub.completed_at`)
+to the moment ``send_text`` of that message has returned. Every frame message counts, those the
+stale-frame timer sends included. Counting from the newest notification that had reached the hub
+instead would hide the time a frame completed earlier waited for the stream to become due. BLE air
+time is not included. ``stream_updates_per_s`` is how often each stream's angle was updated on a
+client (display rate actually reached).
 
 Each scenario fast-forwards through the calibration protocol (as fast as the hub takes it), then
 paces the drill in real time and measures for ``--seconds``.
@@ -168,14 +174,15 @@ def percentiles_ms(samples: list[float]) -> dict[str, float]:
 
 
 async def scenario(label: str, athletes: list[Athlete], clients: int, seconds: float, fast_until_s: float,
-                   data_dir: Path) -> dict[str, Any]:
+                   data_dir: Path, *, deflate: bool = False) -> dict[str, Any]:
     import uvicorn
 
     settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=data_dir), client_queue_size=256)
     metrics = LiveMetrics(keep_latency_samples=2_000_000)
     source = BenchSource(athletes, fast_until_s)
     app = create_app(settings, source=source, metrics=metrics)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", ws="websockets",
+                                           ws_per_message_deflate=deflate))
     serve = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
@@ -214,8 +221,9 @@ async def scenario(label: str, athletes: list[Athlete], clients: int, seconds: f
             "max_queue_depth": max_depth, "cpu_fraction": round(cpu / elapsed, 3),
             "runqueue_wait_fraction": round(waited / elapsed, 3),
             "latency_ms": percentiles_ms(lat), "dropped_clients": dropped,
+            "stream_updates_per_s": round(len(lat) / max(clients, 1) / len(athletes) / elapsed, 1),
             "frame_pushes": metrics.frame_pushes._value.get(),
-            "loadavg_1min": round(os.getloadavg()[0], 2),
+            "loadavg_1min": round(os.getloadavg()[0], 2), "per_message_deflate": deflate,
         }
     finally:
         server.should_exit = True
@@ -233,6 +241,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="measured real-time seconds per scenario")
     ap.add_argument("--sensors", default="20,40,50,60", help="capacity: sensor counts at 100 Hz")
     ap.add_argument("--mtu", type=int, default=65, help="simulated ATT MTU (65: 3 samples per notification)")
+    ap.add_argument("--deflate", action="store_true",
+                    help="negotiate permessage-deflate (uvicorn's default; `sensorhub serve` turns it off)")
     args = ap.parse_args()
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setaffinity(0, {0})
@@ -246,13 +256,13 @@ def main() -> int:
     results = []
     for clients in ([1] if "latency" in only else []) + ([20] if "clients" in only else []):
         r = asyncio.run(scenario("2 sensors @200 Hz", athletes_from(rec200, 1, rng), clients, args.seconds, fast200,
-                                 Path(tempfile.mkdtemp(dir=work))))
+                                 Path(tempfile.mkdtemp(dir=work)), deflate=args.deflate))
         results.append(r)
         print(json.dumps(r), flush=True)
     if "capacity" in only:
         for n in (int(x) for x in args.sensors.split(",")):
             r = asyncio.run(scenario(f"{n} sensors @100 Hz", athletes_from(rec100, n // 2, rng), 1, args.seconds, fast100,
-                                     Path(tempfile.mkdtemp(dir=work))))
+                                     Path(tempfile.mkdtemp(dir=work)), deflate=args.deflate))
             results.append(r)
             print(json.dumps(r), flush=True)
     return 0

@@ -16,8 +16,8 @@ What is measured (sampled every ``--sample-s``):
 
 * service RSS over time (``/proc/<pid>/status``) and its least-squares slope after the warm-up,
 * service CPU (user + system of its process) and the machine's load average and CPU use,
-* the pipeline latency histogram from ``/metrics`` (notification entering the hub -> its frame sent
-  on a WebSocket), taken as the difference between the end and the end of the warm-up, with p50 and
+* the pipeline latency histogram from ``/metrics`` (the notification that completed the frame shown
+  entering the hub -> the message carrying it sent on a WebSocket, once per client), taken as the difference between the end and the end of the warm-up, with p50 and
   p99 interpolated inside the histogram's buckets,
 * storage loss: after the service is stopped cleanly and the store has delivered everything, every
   stored session series must have one point in each 20-ms bucket from its first to its last point
@@ -176,8 +176,9 @@ def serve(args: argparse.Namespace) -> int:
     settings = ServiceSettings(ble=False, storage=storage, port=args.port)
     store = open_store(storage)
     app = create_app(settings, source=SoakSource(args.athletes), store=store)
+    # The WebSocket settings of `sensorhub serve` (no permessage-deflate).
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", ws="websockets",
-                ws_ping_interval=20.0, ws_ping_timeout=20.0)
+                ws_ping_interval=20.0, ws_ping_timeout=20.0, ws_per_message_deflate=False)
     # The app's lifespan has ended the sessions; deliver everything, then report what the store counted.
     delivered = store.flush(60.0)
     health = store.health()
