@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import logging
 import math
+import sys
 import time
 import uuid
 from collections import deque
@@ -100,6 +101,11 @@ MAX_PIECE_SAMPLES = 32
 #: session was written when it ended. A looped replay ends a session per pass: unbounded, they grew
 #: the process by ~70 kB each.
 ENDED_SESSIONS_KEPT = 16
+#: Interpreter thread switch interval while a hub runs (s; Python's default is 5 ms). The storage
+#: writer thread formats its batches in Python, about 30 ms a second at 50 sensors in one burst;
+#: each time the event loop gives up the GIL (every select and socket send) it waits up to a
+#: switch interval to get it back, so frames sent during a burst queued for 5 ms per step.
+SWITCH_INTERVAL_S = 0.0005
 
 
 def split_at_gaps(block: ImuSamples) -> list[ImuSamples]:
@@ -350,6 +356,7 @@ class Hub:
         self._last_message = -math.inf
         self._fresh: set[str] = set()
         self._push_timer: asyncio.TimerHandle | None = None
+        self._switch_interval_before_s = sys.getswitchinterval()
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         metrics.attach(self.metrics_snapshot)
@@ -358,6 +365,9 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._switch_interval_before_s = sys.getswitchinterval()
+        if self._switch_interval_before_s > SWITCH_INTERVAL_S:
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._tasks = [
             asyncio.create_task(self._consume(), name="hub-consumer"),
             asyncio.create_task(self._periodic(self.settings.status_interval_s, self._status_tick), name="hub-status"),
@@ -380,6 +390,8 @@ class Hub:
         for session in list(self.sessions.values()):
             if session.active:
                 self._end_session(session)
+        if sys.getswitchinterval() == SWITCH_INTERVAL_S < self._switch_interval_before_s:
+            sys.setswitchinterval(self._switch_interval_before_s)
 
     async def _run_source(self, source: NotificationSource) -> None:
         try:
