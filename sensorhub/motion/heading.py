@@ -97,18 +97,25 @@ def wrap_rad(a: FloatArray | float) -> FloatArray:
     return np.asarray(np.angle(np.exp(1j * np.asarray(a))))
 
 
-def mag_norm_dip(q_earth_sensor: FloatArray, mag_uT: FloatArray) -> tuple[FloatArray, FloatArray]:
+def mag_norm_dip(q_earth_sensor: FloatArray, mag_uT: FloatArray, *, m_earth: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:
     """Field norm (µT) and dip angle (deg, the field's elevation above the horizontal plane; negative
-    when it points down, as in the northern hemisphere) using the sensor's inclination."""
-    m_earth = quat.rotate(q_earth_sensor, mag_uT)
+    when it points down, as in the northern hemisphere) using the sensor's inclination.
+
+    ``m_earth``: ``quat.rotate(q_earth_sensor, mag_uT)`` if the caller has it already (batch: the
+    field in the earth frame serves the disturbance mask and the relative heading alike).
+    """
+    if m_earth is None:
+        m_earth = quat.rotate(q_earth_sensor, mag_uT)
     norm = np.linalg.norm(m_earth, axis=1)
     dip = np.degrees(np.arcsin(np.clip(m_earth[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0)))
     return norm, dip
 
 
-def mag_heading_rad(q_earth_sensor: FloatArray, mag_uT: FloatArray) -> FloatArray:
-    """Direction of the horizontal field in the sensor's (6D) earth frame, counter-clockwise from x."""
-    m_earth = quat.rotate(q_earth_sensor, mag_uT)
+def mag_heading_rad(q_earth_sensor: FloatArray, mag_uT: FloatArray, *, m_earth: FloatArray | None = None) -> FloatArray:
+    """Direction of the horizontal field in the sensor's (6D) earth frame, counter-clockwise from x
+    (``m_earth`` as in :func:`mag_norm_dip`)."""
+    if m_earth is None:
+        m_earth = quat.rotate(q_earth_sensor, mag_uT)
     return np.asarray(np.arctan2(m_earth[:, 1], m_earth[:, 0]))
 
 
@@ -119,13 +126,15 @@ def reference_from(q_earth_sensor: FloatArray, mag_uT: FloatArray) -> MagReferen
 
 
 def disturbed_mask(
-    t_s: FloatArray, q_earth_sensor: FloatArray, mag_uT: FloatArray, ref: MagReference, *, margin_s: float = MAG_MARGIN_S
+    t_s: FloatArray, q_earth_sensor: FloatArray, mag_uT: FloatArray, ref: MagReference, *, margin_s: float = MAG_MARGIN_S,
+    m_earth: FloatArray | None = None,
 ) -> tuple[BoolArray, FloatArray, FloatArray]:
     """Samples whose field differs from ``ref`` in norm or dip; returns (mask, norm dev µT, dip dev deg).
 
     Spans are widened by ``margin_s`` on each side (non-causal; the online pipeline uses no margin).
+    ``m_earth`` as in :func:`mag_norm_dip`.
     """
-    norm, dip = mag_norm_dip(q_earth_sensor, mag_uT)
+    norm, dip = mag_norm_dip(q_earth_sensor, mag_uT, m_earth=m_earth)
     dn = np.abs(norm - ref.norm_uT)
     dd = np.abs(dip - ref.dip_deg)
     bad = (dn > MAG_NORM_TOL * ref.norm_uT) | (dd > MAG_DIP_TOL_DEG)
@@ -158,15 +167,16 @@ def neutral_heading_offset(q_earth_pelvis: FloatArray, q_earth_femur: FloatArray
 
 
 def magnetic_relative_heading(
-    q6d_pelvis: FloatArray, mag_pelvis_uT: FloatArray, q6d_thigh: FloatArray, mag_thigh_uT: FloatArray
+    q6d_pelvis: FloatArray, mag_pelvis_uT: FloatArray, q6d_thigh: FloatArray, mag_thigh_uT: FloatArray, *,
+    m_earth_pelvis: FloatArray | None = None, m_earth_thigh: FloatArray | None = None,
 ) -> FloatArray:
     """Raw relative heading from the magnetometers, unwrapped (rad).
 
     In each sensor's 6D frame the horizontal field points at ``ψ``; the thigh frame must turn by
-    ``ψ_pelvis − ψ_thigh`` to agree with the pelvis frame.
+    ``ψ_pelvis − ψ_thigh`` to agree with the pelvis frame. ``m_earth_*`` as in :func:`mag_norm_dip`.
     """
-    psi_p = mag_heading_rad(q6d_pelvis, mag_pelvis_uT)
-    psi_t = mag_heading_rad(q6d_thigh, mag_thigh_uT)
+    psi_p = mag_heading_rad(q6d_pelvis, mag_pelvis_uT, m_earth=m_earth_pelvis)
+    psi_t = mag_heading_rad(q6d_thigh, mag_thigh_uT, m_earth=m_earth_thigh)
     return np.asarray(np.unwrap(wrap_rad(psi_p - psi_t)))
 
 
@@ -236,15 +246,16 @@ class OnlineRelativeHeading:
         return np.asarray(self.delta0_rad + wrap_rad(out - self._offset))
 
 
-def segment_heading_rad(q_earth_segment: FloatArray, mask: BoolArray | None = None) -> tuple[FloatArray, BoolArray]:
+def segment_heading_rad(q_earth_segment: FloatArray, mask: BoolArray | None = None, *,
+                        axes: tuple[FloatArray, FloatArray] | None = None) -> tuple[FloatArray, BoolArray]:
     """Heading (rad, unwrapped) of a segment and where it is well defined.
 
     Uses whichever of the segment's X (anterior) and Y (long) axes is more horizontal on average
     over ``mask`` — X for a standing segment, Y for a thigh lying on a chair — and marks samples
-    where that axis is more than 30° out of the horizontal plane as invalid.
+    where that axis is more than 30° out of the horizontal plane as invalid. ``axes``: the X and Y
+    axes in the earth frame (``quat.rotate_axis(q, 0)``, ``(q, 1)``) if the caller has them.
     """
-    vx = quat.rotate_axis(q_earth_segment, 0)
-    vy = quat.rotate_axis(q_earth_segment, 1)
+    vx, vy = axes if axes is not None else (quat.rotate_axis(q_earth_segment, 0), quat.rotate_axis(q_earth_segment, 1))
     m = np.ones(len(vx), dtype=bool) if mask is None or not np.any(mask) else mask
     v = vx if np.nanmean(np.abs(vx[m, 2])) <= np.nanmean(np.abs(vy[m, 2])) else vy
     ok = np.abs(v[:, 2]) < 0.5

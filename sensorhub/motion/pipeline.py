@@ -475,12 +475,15 @@ def _magnetic_heading(
     if not _references_agree(refs, diag):
         return None
     masks = []
+    # The field in each sensor's earth frame, once: the disturbance masks and the relative heading use it.
+    m_earth = {"pelvis": quat.rotate(q6["pelvis"], mag_pelvis_uT), "thigh": quat.rotate(q6["thigh"], mag_thigh_uT)}
     for name, mag in (("pelvis", mag_pelvis_uT), ("thigh", mag_thigh_uT)):
-        bad, dn, dd = heading.disturbed_mask(t, q6[name], mag, refs[name])
+        bad, dn, dd = heading.disturbed_mask(t, q6[name], mag, refs[name], m_earth=m_earth[name])
         masks.append(bad)
         diag.disturbance_events.extend(heading.events_from_mask(name, t, bad, dn, dd))
     valid = ~(masks[0] | masks[1])
-    delta_mag = heading.magnetic_relative_heading(q6["pelvis"], mag_pelvis_uT, q6["thigh"], mag_thigh_uT)
+    delta_mag = heading.magnetic_relative_heading(q6["pelvis"], mag_pelvis_uT, q6["thigh"], mag_thigh_uT,
+                                                  m_earth_pelvis=m_earth["pelvis"], m_earth_thigh=m_earth["thigh"])
     ref_ok = nm & valid
     if np.count_nonzero(ref_ok) < max(10, 0.5 * np.count_nonzero(nm)):
         diag.notes.append("magnetometers disturbed at neutral standing: heading from the gyroscopes only")
@@ -570,8 +573,11 @@ def _remove_heading_trends(
     diag.heading_trend_deg_min["pelvis"] = float(np.degrees(rate_p) * 60.0)
     # The thigh's heading relative to the pelvis's: pelvis compensation (the thigh turning along
     # with the pelvis) is not drift and drops out.
-    h_f, ok_f = heading.segment_heading_rad(q_earth_femur, drill)
-    h_p, ok_p = heading.segment_heading_rad(q_earth_pelvis, drill)
+    # Segment axes in the earth frame, once: the trend below and the rest-drift fit both use them.
+    axes_f = (quat.rotate_axis(q_earth_femur, 0), quat.rotate_axis(q_earth_femur, 1))
+    axes_p = (quat.rotate_axis(q_earth_pelvis, 0), quat.rotate_axis(q_earth_pelvis, 1))
+    h_f, ok_f = heading.segment_heading_rad(q_earth_femur, drill, axes=axes_f)
+    h_p, ok_p = heading.segment_heading_rad(q_earth_pelvis, drill, axes=axes_p)
     h = h_f - h_p
     m = drill & ok_f & ok_p
     rate_t = 0.0
@@ -593,7 +599,7 @@ def _remove_heading_trends(
     curve = None
     if REST_DRIFT and rest_rate_deg_s is not None and phases is not None:
         curve = _rest_drift_curve(t, q_earth_pelvis, q_earth_femur, drill, phases, t_ref, rate_t, rest_rate_deg_s,
-                                  steps or [])
+                                  steps or [], axes=(*axes_f, axes_p[0]))
     if curve is not None:
         source = (f"joint fit over {curve.n_rest_used} neutral rests and both still phases "
                   f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
@@ -618,16 +624,18 @@ def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> Flo
 
 def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: FloatArray, drill: BoolArray,
                       phases: CalibrationPhases, t_ref: float, rate_init: float,
-                      rest_rate_deg_s: FloatArray, steps: list[tuple[float, float]]) -> heading.DriftCurve | None:
+                      rest_rate_deg_s: FloatArray, steps: list[tuple[float, float]],
+                      axes: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> heading.DriftCurve | None:
     """Thigh-relative heading drift fitted jointly to both still phases and every rest in the drill.
 
     The relative heading is the femur's heading minus the pelvis's: of the femur's X axis while the
     femur is upright (standing: hip rotation) and of its long axis while it lies flat (seated:
     adduction, independent of the rotation about the long axis). Each posture has its own level.
+    ``axes``: the femur's X and Y and the pelvis's X axis in the earth frame, if the caller has them.
     """
-    vx = quat.rotate_axis(q_earth_femur, 0)
-    vy = quat.rotate_axis(q_earth_femur, 1)
-    px = quat.rotate_axis(q_earth_pelvis, 0)
+    if axes is None:
+        axes = (quat.rotate_axis(q_earth_femur, 0), quat.rotate_axis(q_earth_femur, 1), quat.rotate_axis(q_earth_pelvis, 0))
+    vx, vy, px = axes
     h_p = np.arctan2(px[:, 1], px[:, 0])
     upright = np.abs(vy[:, 2]) > 0.7
     flat = np.abs(vy[:, 2]) < 0.4
