@@ -32,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
     p.add_argument("--method", choices=METHODS, default="vqf", help="orientation filter (default vqf)")
     p.add_argument("--offline", action="store_true", default=None,
-                   help="non-causal offline VQF for the orientation (the default for vqf; see docs/accuracy.md)")
-    p.add_argument("--online", dest="offline", action="store_false", help="causal VQF as used live, for comparison")
+                   help="non-causal offline VQF for the orientation, for comparison (the default is the causal "
+                        "VQF, restarted after long gaps; see docs/accuracy.md)")
+    p.add_argument("--online", dest="offline", action="store_false", help="causal VQF (the default for vqf)")
     p.add_argument("--calibration", metavar="FILE", help="apply a stored calibration.json instead of finding the protocol")
     p.add_argument("--no-report", action="store_true", help="skip report.png")
     p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
