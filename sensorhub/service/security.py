@@ -347,10 +347,15 @@ async def _send_json(send: Send, status: int, body: bytes, extra_headers: list[t
 
 #: How long the login cookie lasts (a training day).
 COOKIE_MAX_AGE_S: Final = 12 * 3600
+#: Why the dashboard sent the browser to ``/login?reason=...`` (dashboards/static/auth.js), as shown there.
+LOGIN_REASONS: Final = {
+    "token_rejected": "Token rejected: the hub did not accept this browser's access token (missing, wrong or "
+                      "expired, e.g. after the operator changed it). Enter the token again.",
+}
 
 _LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>sensorhub login</title>
+<title>sensorhub login</title><link rel="icon" href="data:,">
 <style>body{{font-family:system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem}}
 input,button{{font-size:1.1rem;padding:.5rem;width:100%;box-sizing:border-box;margin:.4rem 0}}
 .err{{color:#b00020}}</style></head>
@@ -365,8 +370,11 @@ def login_router(security: SecuritySettings) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/login")
-    async def login_form() -> HTMLResponse:
-        return HTMLResponse(_LOGIN_PAGE.format(message=""), headers={"cache-control": "no-store"})
+    async def login_form(reason: str | None = None) -> HTMLResponse:
+        # ``reason`` only selects one of the fixed texts; the query string itself is never echoed.
+        text = LOGIN_REASONS.get(reason or "")
+        message = f'<p class="err" role="alert" id="login-reason">{text}</p>' if text else ""
+        return HTMLResponse(_LOGIN_PAGE.format(message=message), headers={"cache-control": "no-store"})
 
     @router.post("/login")
     async def login(request: Request) -> Response:
