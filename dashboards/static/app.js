@@ -1,6 +1,7 @@
 // Entry point of the live dashboard: connects to /ws/live, keeps the store and redraws the page
 // once per animation frame however many messages arrived in between.
 
+import { apiFetch, goToLogin, tokenRejected } from "./auth.js";
 import { COLOURS, deg, esc, num } from "./format.js";
 import { HistoryView } from "./history.js";
 import { LiveClient } from "./live-client.js";
@@ -29,7 +30,7 @@ function schedule() {
 
 async function startCalibration(key) {
   try {
-    const response = await fetch("/api/calibration/start", {
+    const response = await apiFetch("/api/calibration/start", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ key }),
@@ -106,7 +107,7 @@ function renderSymmetry() {
 function renderHeader() {
   const conn = $("#connection");
   conn.dataset.state = store.connection;
-  conn.textContent = { open: "live", connecting: "connecting…", closed: "disconnected" }[store.connection] ?? store.connection;
+  conn.textContent = { open: "live", connecting: "connecting…", closed: "disconnected", unauthorized: "token rejected" }[store.connection] ?? store.connection;
   $("#mode").textContent = store.server?.mode ? `mode: ${store.server.mode}` : "";
   renderStorage($("#storage"), store.storage);
   // The hub's count can be from just before this page joined; an open page counts itself.
@@ -179,7 +180,7 @@ function drawCharts(t0) {
 
 async function loadCalibrationSteps() {
   try {
-    const response = await fetch("/api/calibration/steps");
+    const response = await apiFetch("/api/calibration/steps");
     if (!response.ok) return;
     const steps = await response.json();
     calibrationSteps = steps
@@ -230,8 +231,10 @@ function main() {
       store.connection = state;
       store.dirty.header = true;
       if (state === "closed" && detail) $("#connection").title = detail;
+      if (state === "unauthorized") goToLogin();
       schedule();
     },
+    tokenRejected: () => tokenRejected(),
   });
   client.start();
   window.addEventListener("resize", () => panels.forEach((p) => p.resize()));

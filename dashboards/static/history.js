@@ -1,10 +1,11 @@
 // History tab: stored sessions, their reps and weekly trends, from the service's REST history
 // endpoints (docs/live-api.md). Loaded when the tab is opened; errors are shown, never thrown.
 
+import { apiFetch } from "./auth.js";
 import { COLOURS, PELVIS_AXES, dateTime, deg, esc, num } from "./format.js";
 
 async function getJson(path) {
-  const response = await fetch(path, { headers: { Accept: "application/json" } });
+  const response = await apiFetch(path, { headers: { Accept: "application/json" } });
   if (!response.ok) {
     let detail = response.statusText;
     try {

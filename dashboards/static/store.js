@@ -15,7 +15,7 @@ export const DEFAULT_TARGETS = Object.freeze({ internal: 35.0, external: 45.0 })
 /** A fresh, empty store. */
 export function createStore() {
   return {
-    connection: "connecting", // "connecting" | "open" | "closed"
+    connection: "connecting", // "connecting" | "open" | "closed" | "unauthorized" (token rejected)
     server: null, // hello.server
     drills: new Map(), // name -> drill object
     streams: new Map(), // key -> StreamView (see newStream)
