@@ -101,3 +101,37 @@ def test_importing_the_analysis_does_not_load_scipy_signal() -> None:
     code = "import sys, sensorhub.analysis; print(any(m == 'scipy.signal' or m.startswith('scipy.signal.') for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
     assert out == "False"
+
+
+def _sparc_reference(speed: np.ndarray, fs_hz: float, fc_hz: float = 10.0, amp_threshold: float = 0.05, pad_level: int = 4) -> float:
+    """SPARC written as in Balasubramanian et al. 2015 (the form scoring.sparc had before it skipped the unused bins)."""
+    if speed.size < 4 or not np.all(np.isfinite(speed)) or float(np.max(np.abs(speed))) <= 0.0:
+        return float("nan")
+    nfft = int(2 ** (np.ceil(np.log2(speed.size)) + pad_level))
+    freq = np.fft.rfftfreq(nfft, d=1.0 / fs_hz)
+    mag = np.abs(np.fft.rfft(speed, nfft))
+    mag = mag / mag.max()
+    keep = freq <= fc_hz
+    freq, mag = freq[keep], mag[keep]
+    above = np.flatnonzero(mag >= amp_threshold)
+    freq, mag = freq[above[0] : above[-1] + 1], mag[above[0] : above[-1] + 1]
+    if freq.size < 2:
+        return 0.0
+    d_freq = np.diff(freq) / (freq[-1] - freq[0])
+    return float(-np.sum(np.sqrt(d_freq**2 + np.diff(mag) ** 2)))
+
+
+def test_sparc_equals_the_reference_formula_to_the_bit() -> None:
+    from sensorhub.drills.scoring import sparc
+
+    rng = np.random.default_rng(17)
+    for i in range(3000):
+        n = int(rng.integers(2, 900))
+        fs = float(rng.choice([33.3, 50.0, 60.0, 100.0, 120.0, 200.0]))
+        speed = np.abs(np.cumsum(rng.normal(size=n))) * rng.uniform(0.0, 50.0)
+        if i % 50 == 0:
+            speed[:] = 0.0
+        fc = float(rng.choice([1.0, 5.0, 10.0, 30.0, 200.0]))
+        thr = float(rng.choice([0.05, 0.5, 0.99, 1.0]))
+        got, want = sparc(speed, fs, fc_hz=fc, amp_threshold=thr), _sparc_reference(speed, fs, fc, thr)
+        assert got == want or (np.isnan(got) and np.isnan(want)), (n, fs, fc, thr, got, want)

@@ -51,17 +51,21 @@ def sparc(speed: NDArray[np.float64], fs_hz: float, *, fc_hz: float = 10.0, amp_
     if speed.size < 4 or not np.all(np.isfinite(speed)) or float(np.max(np.abs(speed))) <= 0.0:
         return math.nan
     nfft = int(2 ** (math.ceil(math.log2(speed.size)) + pad_level))
-    freq = np.fft.rfftfreq(nfft, d=1.0 / fs_hz)
-    mag = np.abs(np.fft.rfft(speed, nfft))
-    mag = mag / mag.max()
-    keep = freq <= fc_hz
-    freq, mag = freq[keep], mag[keep]
+    spectrum = np.abs(np.fft.rfft(speed, nfft))
+    # np.fft.rfftfreq's bins are k * step; only those up to fc_hz are used, and they are a prefix:
+    # count them with the same products instead of building and masking the whole frequency axis.
+    step = 1.0 / (nfft * (1.0 / fs_hz))
+    n_keep = min(int(fc_hz / step) + 2, spectrum.size)
+    while n_keep > 0 and (n_keep - 1) * step > fc_hz:
+        n_keep -= 1
+    mag = spectrum[:n_keep] / spectrum.max()
     above = np.flatnonzero(mag >= amp_threshold)
-    freq, mag = freq[above[0] : above[-1] + 1], mag[above[0] : above[-1] + 1]
-    if freq.size < 2:
+    if above.size == 0 or above[-1] - above[0] < 1:
         return 0.0
-    d_freq = np.diff(freq) / (freq[-1] - freq[0])
-    return float(-np.sum(np.sqrt(d_freq**2 + np.diff(mag) ** 2)))
+    mag = mag[above[0] : above[-1] + 1]
+    freq = np.arange(above[0], above[-1] + 1) * step
+    d_freq = (freq[1:] - freq[:-1]) / (freq[-1] - freq[0])
+    return float(-np.sum(np.sqrt(d_freq**2 + (mag[1:] - mag[:-1]) ** 2)))
 
 
 @dataclass(frozen=True)
