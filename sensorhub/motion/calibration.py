@@ -14,7 +14,9 @@ How each axis is found (gyroscope and accelerometer only, no orientation filter 
 * Z (right) of the pelvis: the principal axis of the angular rate during the bows.
 * Each Z is made orthogonal to its Y; X = Y × Z.
 * Signs by anatomy: flexion is a positive rotation about +Z, the swing reaches further into flexion
-  than into extension, and a bow tilts the pelvis forward (a negative rotation about +Z).
+  than into extension, and a bow tilts the pelvis forward (a negative rotation about +Z). How far
+  each way is read from :func:`sagittal_angle_deg`, which stays true across lost packets (gravity
+  anchors it); with magnetometers the compass checks that thigh and pelvis face the same way.
 
 Neutral standing is the zero of every angle: both segment frames have Y vertical in the still
 phases, and :mod:`sensorhub.motion.heading` aligns the thigh's heading to the pelvis's there.
