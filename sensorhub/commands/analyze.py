@@ -37,11 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--online", dest="offline", action="store_false", help="causal VQF (the default for vqf)")
     p.add_argument("--calibration", metavar="FILE", help="apply a stored calibration.json instead of finding the protocol")
     p.add_argument("--no-report", action="store_true", help="skip report.png")
-    p.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+    p.add_argument("--jobs", type=_positive_int, default=_usable_cpus(), metavar="N",
                    help="processes to use: with 2 or more, the sensors are ingested (or the two CSV files read) and "
                         "report.png is drawn in forked child processes alongside the main one; 1 runs everything in one process "
-                        "(default: the number of CPUs, here %(default)s). The outputs are the same either way.")
+                        "(default: the CPUs this process may use, here %(default)s). The outputs are the same either way.")
     p.set_defaults(func=run)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _positive_int(text: str) -> int:
