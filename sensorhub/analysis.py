@@ -22,7 +22,7 @@ from sensorhub.drills import AngleTable, RepDetection, SessionSummary, compare_s
 from sensorhub.drills.summary import reps_document
 from sensorhub.errors import ConfigurationError, SensorhubError
 from sensorhub.ingest import Ingest, assemble_batch
-from sensorhub.recording import Recording, open_recording
+from sensorhub.recording import read_recording_notifications
 from sensorhub.samples import ImuSamples
 
 if TYPE_CHECKING:
@@ -74,9 +74,9 @@ def load_recording_input(path: str | Path, *, drill: str | None = None, side: st
 
     ``workers`` > 1 lets the ingest assemble sensors in forked processes (:func:`assemble_batch`).
     """
-    rec: Recording = open_recording(path)
+    rec, notifications = read_recording_notifications(path)
     ingest = Ingest()
-    samples = assemble_batch(rec.iter_notifications(), ingest, workers=workers,  # == assemble(), in bulk
+    samples = assemble_batch(notifications, ingest, workers=workers,  # == assemble(), in bulk
                              meanwhile=import_motion_stage)
     pelvis = [s for s in rec.sensors if s.segment == "pelvis"]
     thighs = [s for s in rec.sensors if s.segment == "thigh"]

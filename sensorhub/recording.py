@@ -62,6 +62,7 @@ __all__ = [
     "UnsupportedVersionError",
     "open_recording",
     "read_recording",
+    "read_recording_notifications",
 ]
 
 logger = logging.getLogger(__name__)
@@ -1060,7 +1061,21 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
     tolerated with a warning (``Recording.truncated``); any other defect raises a
     :class:`RecordingFormatError` subclass naming the file and byte offset.
     """
-    path = Path(path)
+    return _scan(Path(path), None)
+
+
+def read_recording_notifications(path: str | os.PathLike[str]) -> tuple[Recording, list[Notification]]:
+    """:func:`open_recording` and every notification in memory, from one pass over the file.
+
+    The list equals ``recording.notifications()`` (file order, up to a cut-off tail), which would read
+    the file a second time; for a batch analysis that needs them all anyway.
+    """
+    notifications: list[Notification] = []
+    return _scan(Path(path), notifications), notifications
+
+
+def _scan(path: Path, notifications: list[Notification] | None) -> Recording:
+    """The scan of :func:`open_recording`; appends each notification to ``notifications`` if given."""
     try:
         f = open(path, "rb", buffering=_READ_CHUNK)
     except OSError as exc:
@@ -1086,8 +1101,10 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
             if meta is None and rec.rtype != RecordType.META:
                 raise RecordOrderError(path, rec.offset, f"{_type_name(rec.rtype)} record; expected the META record first")
             if rec.rtype == _NOTIFY:
-                index, t, _ = _decode_notify(path, rec, len(sensors))
+                index, t, data = _decode_notify(path, rec, len(sensors))
                 counts[index] += 1
+                if notifications is not None:
+                    notifications.append(Notification(sensors[index].sensor_id, t, data))
                 t_first = t if t_first is None else min(t_first, t)
                 t_last = t if t_last is None else max(t_last, t)
             elif rec.rtype == _MARK:
