@@ -190,6 +190,7 @@ class SensorStream:
         self._has_mag: bool | None = None
         self._last_t_out_s = -math.inf
         self._candidate: tuple[DataPacket, float] | None = None
+        self._last_unwrap: tuple[_Entry, DataPacket, float, tuple[int, int]] | None = None
         self._new_epoch()
 
     def _new_epoch(self) -> None:
@@ -287,13 +288,19 @@ class SensorStream:
         return _Entry(packet.seq, packet.t_first_us, packet, t_host_s)
 
     def _unwrap(self, newest: _Entry, packet: DataPacket, t_host_s: float) -> tuple[int, int]:
+        # push_packet asks twice for the same packet (_continues, then _accept): keep the last answer.
+        last = self._last_unwrap
+        if last is not None and last[0] is newest and last[1] is packet and last[2] == t_host_s:
+            return last[3]
         # References move on with host time, so a silence longer than half the seq range (32768
         # packets) or the timestamp range (35.8 min) cannot alias a wrap.
         elapsed_s = max(0.0, t_host_s - newest.t_host_s)
         packet_s = newest.packet.n_samples * newest.packet.sample_period_us * 1e-6
         ref_seq = newest.seq + round(elapsed_s / packet_s)
         ref_us = newest.t_first_us + round(elapsed_s * 1e6)
-        return unwrap_counter(ref_seq, packet.seq, 16), unwrap_time_us(ref_us, packet.t_first_us)
+        result = unwrap_counter(ref_seq, packet.seq, 16), unwrap_time_us(ref_us, packet.t_first_us)
+        self._last_unwrap = (newest, packet, t_host_s, result)
+        return result
 
     def _continues(self, newest: _Entry, packet: DataPacket, t_host_s: float) -> bool:
         """Whether ``packet`` belongs to the clock epoch whose newest packet is ``newest``."""
