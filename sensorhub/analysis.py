@@ -214,20 +214,27 @@ def _json_default(value: Any) -> Any:
 
 
 def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str = "vqf", offline: bool | None = None,
-                    calibration: Calibration | None = None, report: bool = True, workers: int = 1) -> list[LegResult]:
+                    calibration: Calibration | None = None, report: bool = True, workers: int = 1,
+                    reporter: ForkedWorker | None = None) -> list[LegResult]:
     """Analyse every leg; one leg writes into ``out_dir``, two legs into ``out_dir/left`` and ``out_dir/right``
     plus ``out_dir/symmetry.json``.
 
     With ``workers`` > 1 and a process that may fork (:func:`sensorhub.workers.can_fork`), report.png is
     drawn in a forked worker process: it imports matplotlib while this process runs the motion stage,
     and draws each leg's report while this process writes that leg's other files and goes on to the
-    next leg. The outputs are the same files; every report is finished when this function returns.
+    next leg. ``reporter`` is such a worker started earlier by the caller (:func:`start_report_worker`;
+    the caller closes it). The outputs are the same files; every report is finished when this
+    function returns.
     """
     with naming_input(session.source):
         get_drill(session.drill)  # fail early with the list of valid drills
     out = Path(out_dir)
     results: list[LegResult] = []
-    reporter = _start_reporter() if report and workers > 1 else None
+    own_reporter = reporter is None and report and workers > 1
+    if own_reporter:
+        reporter = start_report_worker()
+    elif not report:
+        reporter = None
     try:
         for leg in session.legs:
             with naming_input(session.source, f"{leg.side} leg"):
@@ -246,13 +253,17 @@ def analyze_session(session: SessionInput, out_dir: str | Path, *, method: str =
                 with naming_input(session.source, f"{result.side} leg"):
                     reporter.result()
     finally:
-        if reporter is not None:
+        if own_reporter and reporter is not None:
             reporter.close()
     return results
 
 
-def _start_reporter() -> ForkedWorker | None:
-    """A worker process for report.png that starts importing matplotlib; None where forking is unsafe."""
+def start_report_worker() -> ForkedWorker | None:
+    """A forked worker process for report.png (:func:`analyze_session`), or None where forking is unsafe.
+
+    Its first call imports matplotlib. Started before the input is read, the child shares only the
+    few pages this process had then, so the large heap built afterwards is never copied on write.
+    """
     from sensorhub.workers import ForkedWorker
 
     return ForkedWorker("report.png", (_load_report_module, (), {})) if _can_fork() else None

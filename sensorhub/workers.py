@@ -74,6 +74,7 @@ class ForkedWorker:
         ctx = multiprocessing.get_context("fork")
         self._conn, child_conn = ctx.Pipe(duplex=True)
         self._pending = 0 if first is None else 1
+        self._first_pending = first is not None
         self._process = ctx.Process(target=_serve, args=(child_conn, first), name=name, daemon=True)
         _PARENT_ENDS.add(self._conn)
         self._process.start()
@@ -92,6 +93,7 @@ class ForkedWorker:
         if self._pending == 0:
             raise WorkerError(f"{self.name}: no call pending")
         self._pending -= 1
+        self._first_pending = False
         try:
             ok, value = self._conn.recv()
         except (EOFError, ConnectionResetError, OSError) as exc:
@@ -100,10 +102,19 @@ class ForkedWorker:
             return value
         raise value
 
-    def close(self) -> None:
-        """Tell the child there is no more work, wait for it to exit (terminate it if it does not)."""
+    def close(self, *, abandon: bool = False) -> None:
+        """Tell the child there is no more work and wait for it to finish what was sent and exit
+        (terminating it after :data:`JOIN_TIMEOUT_S`).
+
+        ``abandon``: the caller is failing and wants no more results; a child with no :meth:`submit`
+        call pending (only its first call, say a warm-up or work whose result is now useless) is
+        terminated at once instead of being waited for. Submitted work is always waited for: it may be
+        writing a file the caller has reported as written.
+        """
         _PARENT_ENDS.discard(self._conn)
         self._conn.close()
+        if abandon and self._pending == int(self._first_pending):
+            self._process.terminate()
         self._process.join(JOIN_TIMEOUT_S)
         if self._process.is_alive():
             log.warning("%s: worker process %d did not exit; terminating it", self.name, self._process.pid)
@@ -113,8 +124,8 @@ class ForkedWorker:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self.close(abandon=exc_type is not None)
 
     def _died(self, what: str) -> WorkerError:
         self._process.join(JOIN_TIMEOUT_S)

@@ -257,6 +257,30 @@ def test_report_failure_in_the_worker_names_the_input(tmp_path: Path, monkeypatc
 
 
 @pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
+def test_bad_input_with_two_jobs_is_one_line_and_leaves_no_worker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The CLI forks the report worker before reading the input; a bad input must not leave it behind.
+    bad = tmp_path / "bad.shr"
+    data = (REPLAY_DATA / "seated_right_9axis.shr").read_bytes()
+    bad.write_bytes(data[:5000] + bytes([data[5000] ^ 0xFF]) + data[5001:])
+    assert main(["analyze", str(bad), "--out", str(tmp_path / "out"), "--jobs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"sensorhub analyze: error: {bad}: byte " in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert not _children()
+
+
+def test_abandoned_worker_is_terminated_only_without_submitted_work() -> None:
+    idle = ForkedWorker("warm-up only", (time.sleep, (30.0,), {}))
+    idle.close(abandon=True)
+    assert idle._process.exitcode == -signal.SIGTERM  # not waited for: its work is useless now
+    busy = ForkedWorker("submitted", (time.sleep, (0.0,), {}))
+    busy.submit(time.sleep, 0.2)
+    busy.close(abandon=True)
+    assert busy._process.exitcode == 0  # submitted work (a report being written) is waited for
+    assert not _children()
+
+
+@pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
 def test_motion_failure_stops_the_report_worker(tmp_path: Path) -> None:
     cut = tmp_path / "cut.shr"
     cut.write_bytes((REPLAY_DATA / "seated_right_9axis.shr").read_bytes()[:60_000])

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensorhub.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sensorhub.workers import ForkedWorker
 
 METHODS = ("vqf", "madgwick", "mahony", "ekf")
 
@@ -62,6 +67,15 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sensorhub.analysis import start_report_worker
+
+    # The report worker is forked first, while this process is still small (see start_report_worker).
+    reporter = start_report_worker() if args.jobs > 1 and not args.no_report else None
+    with reporter if reporter is not None else contextlib.nullcontext():
+        return _run(args, reporter)
+
+
+def _run(args: argparse.Namespace, reporter: ForkedWorker | None) -> int:
     from sensorhub.analysis import analyze_session, load_csv_input, load_recording_input
 
     if args.recording and (args.pelvis or args.thigh):
@@ -82,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
         calibration = Calibration.load(args.calibration)
     results = analyze_session(session, args.out, method=args.method, offline=args.offline,
-                              calibration=calibration, report=not args.no_report, workers=args.jobs)
+                              calibration=calibration, report=not args.no_report, workers=args.jobs,
+                              reporter=reporter)
     for r in results:
         s = r.summary
         ir = f"{s.internal.max_deg:.1f}" if s.internal else "-"
