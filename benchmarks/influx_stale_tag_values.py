@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from influx_server import InfluxServer  # noqa: E402
+from influx_server import InfluxServer
 
 WEEK_S = 7 * 86400
 T_OLD_S = 1793610000  # 2026-11-02 09:00 UTC
