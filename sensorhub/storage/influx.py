@@ -353,6 +353,7 @@ class InfluxStore:
         self.index = SqliteDatabase(data_dir / INDEX_FILENAME)
         self.spool = Spool(data_dir / SPOOL_FILENAME, settings.spool_max_bytes)
         self._sink = InfluxSink(settings, self.index, self.spool)
+        self._erasing_lock = threading.Lock()
         self.influxql = InfluxQLClient(
             str(settings.influx_url),
             settings.influx_token.get_secret_value(),
@@ -525,7 +526,8 @@ class InfluxStore:
         def local() -> tuple[int, int]:
             return self.spool.remove_athlete(athlete), self.index.delete_athlete(athlete)
 
-        self._sink.erasing = self._sink.erasing | {athlete}
+        with self._erasing_lock:  # two deletions at once must not lose each other's athlete
+            self._sink.erasing = self._sink.erasing | {athlete}
         try:
             n_spool, n_index = self._writer.call(local)
             logger.info(
@@ -533,7 +535,8 @@ class InfluxStore:
             )
             self._delete_in_influx(athlete)
         finally:
-            self._sink.erasing = self._sink.erasing - {athlete}
+            with self._erasing_lock:
+                self._sink.erasing = self._sink.erasing - {athlete}
 
     def _delete_in_influx(self, athlete: str) -> None:
         predicate = 'athlete="' + athlete.replace("\\", "\\\\").replace('"', '\\"') + '"'
