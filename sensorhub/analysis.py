@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -200,8 +201,15 @@ def _render_report(*args: Any, **kwargs: Any) -> Path:
     return render_report(*args, **kwargs)
 
 
+REPORT_WORKER_NICE = 10
+"""Niceness the report worker adds to its own: its matplotlib import must not take CPU time from the
+stages in front of it (read, ingest, motion) when the machine has no idle core; it only gets ahead
+of anything once this process waits for the report."""
+
+
 def _load_report_module() -> None:
-    """Import the report module (matplotlib): a report worker's first call, made while the parent computes."""
+    """A report worker's first call: lower its priority and import matplotlib while the parent computes."""
+    os.nice(REPORT_WORKER_NICE)
     import sensorhub.drills.report  # noqa: F401
 
 

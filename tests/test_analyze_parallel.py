@@ -27,6 +27,7 @@ from test_ingest_batch import _faults, session  # noqa: F401 - fixture used belo
 from sensorhub import workers as workers_module
 from sensorhub.analysis import analyze_session, load_csv_input, load_recording_input
 from sensorhub.cli import main
+from sensorhub.commands.analyze import default_jobs
 from sensorhub.csv_import import CsvColumnCountError, CsvValueError
 from sensorhub.errors import CalibrationError, SensorhubError
 from sensorhub.ingest import Ingest, assemble_batch
@@ -322,3 +323,12 @@ def test_reader_errors_pickle_with_their_fields() -> None:
         back = pickle.loads(pickle.dumps(exc))
         assert type(back) is type(exc) and str(back) == str(exc) and back.__notes__ == ["a note"]
         assert vars(back) == vars(exc)
+
+
+@pytest.mark.parametrize(("cpus", "load_1min", "expected"), [(2, 0.3, 2), (2, 1.0, 2), (2, 1.4, 1), (2, 6.5, 1), (4, 2.9, 4),
+                                                             (4, 3.2, 1), (1, 0.0, 1)])
+def test_default_jobs_uses_the_cores_only_when_one_is_idle(monkeypatch: pytest.MonkeyPatch, cpus: int, load_1min: float,
+                                                           expected: int) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load_1min, 0.0, 0.0))
+    assert default_jobs() == expected
