@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,72 @@ def test_looped_replay_keeps_sessions_streams_and_pipelines_bounded(monkeypatch:
     complete = sorted((s for s in hub.sessions.values() if not s.active), key=lambda s: s.started)[:-1]
     assert complete and all(len(s.reps) == len(truth) for s in complete)
     assert len(hub.recent_events) <= hub.recent_events.maxlen  # type: ignore[operator]
+
+
+# -- under uvloop (what uvicorn runs `sensorhub serve` on) -------------------------------------------
+
+
+class _Socket:
+    """A WebSocket stand-in that takes every message."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self._never = asyncio.Event()
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def receive(self) -> dict[str, str]:
+        await self._never.wait()
+        return {"type": "websocket.disconnect"}
+
+    async def close(self, code: int = 1000, reason: str | None = None) -> None:
+        pass
+
+
+def test_push_timer_rearms_under_uvloop(tmp_path: Path) -> None:
+    """uvloop's ``call_later(0)`` returns a handle without ``when()``: re-arming the push timer must
+    not rely on it (the hub's consumer died on exactly this in a soak run)."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> Hub:
+        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
+        hub._loop = asyncio.get_running_loop()
+        hub._decimator.add("a/left", [_frame(1.0)], 0.0)
+        hub._fresh.add("a/left")
+        now = hub._last_message = time.perf_counter()
+        hub._arm_timer(now + 0.02)  # the message slot (10 ms after the last message) has passed: no delay
+        hub._arm_timer(now + 0.02)  # again while that timer is pending
+        await asyncio.sleep(0.05)
+        return hub
+
+    hub = uvloop.run(scenario())
+    assert "a/left" in hub._last_push and not hub._decimator  # the timer pushed the pending frame
+
+
+def test_hub_under_uvloop_pushes_frames_without_errors(tmp_path: Path) -> None:
+    """The whole hub on uvloop: frames out, reps found, no task died, no processing error."""
+    uvloop = pytest.importorskip("uvloop")
+    recording = REPLAY / "standing_left_6axis.shr"
+
+    async def scenario() -> tuple[Hub, _Socket]:
+        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None),
+                  source=ReplayNotificationSource(recording, speed=8.0))
+        socket = _Socket()
+        client = asyncio.create_task(hub.broadcaster.serve(hub.broadcaster.add(socket)))  # type: ignore[arg-type]
+        await hub.start()
+        await asyncio.wait_for(hub.source_done.wait(), 60.0)
+        await hub.stop()
+        client.cancel()
+        return hub, socket
+
+    hub, socket = uvloop.run(scenario())
+    assert all(not t.done() or t.cancelled() for t in hub._tasks)
+    assert hub.metrics.processing_errors._value.get() == 0.0
+    frames = [m for m in socket.sent if m.startswith('{"type":"frame"')]
+    truth = json.loads(recording.with_suffix(".reps.json").read_text())
+    assert len(frames) > 100
+    (session,) = hub.sessions.values()
+    assert len(session.reps) == len(truth)

@@ -356,6 +356,8 @@ class Hub:
         self._last_message = -math.inf
         self._fresh: set[str] = set()
         self._push_timer: asyncio.TimerHandle | None = None
+        self._push_timer_at = math.inf
+        """When the armed push timer fires (``perf_counter``); uvloop's handles cannot say."""
         self._switch_interval_before_s = sys.getswitchinterval()
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -375,7 +377,15 @@ class Hub:
         ]
         if self.source is not None:
             self._tasks.append(asyncio.create_task(self._run_source(self.source), name=f"source-{self.source.name}"))
+        for task in self._tasks:
+            task.add_done_callback(self._task_ended)
         log.info("hub started (mode %s)", self.mode)
+
+    @staticmethod
+    def _task_ended(task: asyncio.Task[Any]) -> None:
+        """A hub task must only end when stopped: say loudly if one died (its work has stopped)."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("hub task %s died; its work has stopped", task.get_name(), exc_info=task.exception())
 
     async def stop(self) -> None:
         """Cancel the tasks, end running sessions (stored with their summary)."""
@@ -558,7 +568,11 @@ class Hub:
                     self.metrics.processing_errors.inc()
                     log.exception("hub: processing %s failed", "a control action" if isinstance(item, _Control) else "a notification")
             if ready:
-                await self._run_ready(list(ready.values()))
+                try:
+                    await self._run_ready(list(ready.values()))
+                except Exception:
+                    self.metrics.processing_errors.inc()
+                    log.exception("hub: running %d streams failed", len(ready))
 
     async def _run_ready(self, ready: list[StreamRuntime]) -> None:
         """Run the pipelines of ``ready`` one stream at a time, letting every message out at once.
@@ -931,7 +945,9 @@ class Hub:
         return bool(keys) and self._push_frames(keys, now)
 
     def _arm_timer(self, now: float) -> None:
-        if self._push_timer is not None or self._loop is None:
+        """Make sure a push happens when the next message may go out (fresh frames) or a pending
+        frame goes stale; an armed timer is moved earlier when a fresh frame needs that."""
+        if self._loop is None:
             return
         pending = self._decimator.keys()
         if not pending:
@@ -940,6 +956,12 @@ class Hub:
         if self._fresh:
             at = min(at, self._last_message + self._message_interval_s)
         at = max(at, self._last_message + self._message_interval_s)
+        timer = self._push_timer
+        if timer is not None:
+            if self._push_timer_at <= at + 1e-4:
+                return
+            timer.cancel()
+        self._push_timer_at = at
         self._push_timer = self._loop.call_later(max(at - now, 0.0), self._timer_push)
 
     def _timer_push(self) -> None:
