@@ -45,26 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--jobs", type=_positive_int, default=None, metavar="N",
                    help="processes to use: with 2 or more, the sensors are ingested (or the two CSV files read) and "
                         "report.png is drawn in forked child processes alongside the main one; 1 runs everything in one "
-                        "process. Default: the CPUs this process may use when at least one of them is idle (1-minute "
-                        "load average), else 1. The outputs are the same either way.")
+                        "process (default: the CPUs this process may use). The outputs are the same either way.")
     p.set_defaults(func=run)
 
 
 def default_jobs() -> int:
-    """Processes for ``--jobs`` when not given: the usable CPUs if one of them is idle, else 1.
+    """Processes for ``--jobs`` when not given: the CPUs this process may run on (its affinity mask).
 
-    Worker processes pay for themselves only on an idle core: on a machine whose cores are all busy
-    they add their overhead (forks, results copied through pipes: about 0.2-0.4 s of CPU for a 30-min
-    session) and take nothing off the wall time (docs/performance.md, "Fourth round: analyze").
+    Not adjusted to the machine's load: the load average also counts this command's own recent runs
+    (a benchmark loop would switch itself to one process), and the measured cost of the workers on a
+    busy machine is small next to their gain on an idle core (docs/performance.md, "Fourth round:
+    analyze").
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cpus < 2:
-        return 1
-    try:
-        load_1min = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return cpus
-    return cpus if load_1min <= cpus - 1 else 1
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _positive_int(text: str) -> int:
