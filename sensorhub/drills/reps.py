@@ -6,8 +6,9 @@ most ``settle_s`` after it crossed back inside ``exit_deg``); :func:`detect_reps
 over a whole :class:`~sensorhub.drills.table.AngleTable`, so live and batch give identical reps by
 construction. For speed the batch path (:meth:`RepDetector.update_table`) applies the stretches of
 samples that cannot change the state in bulk (the smoothing and the neutral tracker are linear
-filters there, run as plain recurrences in the same floating-point arithmetic as the per-sample
-code) and sends every sample that may change it through :meth:`RepDetector.update`;
+filters there, evaluated in the same floating-point arithmetic as the per-sample code: the EMAs in
+a blocked form with cumulative sums, see :class:`_Gains`) and sends every sample that may change it
+through :meth:`RepDetector.update`;
 tests/test_reps_batch.py checks events and state against the sample-by-sample path.
 
 How a rep is found (angles relative to the athlete's neutral, see docs/drills.md):
@@ -253,20 +254,50 @@ class _Buffer:
         return AngleTable(**{name: arr[k] for k, name in enumerate(_ROW_COLUMNS)})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Gains:
     """Per-sample gains of the smoothing EMAs and of the neutral tracker for one sample interval.
 
-    Each first-order filter is written ``y = keep * y_prev + gain * x`` (the arithmetic of
-    ``scipy.signal.lfilter([gain], [1, -keep], x, zi=[keep * y_prev])``); the batch path runs the
-    same expression over a stretch (:func:`_ema_pair`), so its values equal the sample-by-sample
-    path's to the bit.
+    Each first-order filter is ``y = keep * y_prev + gain * x``. The neutral tracker is evaluated
+    in exactly that form. The two smoothing EMAs are evaluated in *blocks* of ``ema_block``
+    samples (:class:`_EmaRun`, :meth:`RepDetector._step_emas`): inside a block that starts from
+    ``s``, sample ``j`` is ``y_j = keep^(j+1) · (s + P_j)`` with ``P_j`` the running sum of
+    ``(gain · x_i) · keep^-(i+1)``. Written this way the batch path evaluates a whole run with one
+    cumulative sum per block row (NumPy's ``cumsum`` adds strictly left to right) and only the
+    block starts in a Python loop, and the per-sample path performs the same operations in the
+    same order, so both give the same values to the bit; they equal the plain recurrence to
+    about 1e-15 of the signal (tests/test_reps_filters.py). ``ema_block`` keeps
+    ``keep^-block`` below 1e6; intervals so long that even two samples would exceed it
+    (``ema_block == 0``) use the plain recurrence in both paths.
     """
 
     ema: float
     ema_keep: float
     neutral: float
     neutral_keep: float
+    ema_block: int
+    ema_pow: tuple[float, ...]  # keep^(j+1), j = 0 .. ema_block - 1
+    ema_inv: tuple[float, ...]  # keep^-(j+1)
+    ema_pow_arr: FloatArray
+    ema_inv_arr: FloatArray
+
+
+#: Longest EMA block (:class:`_Gains`) and the largest growth ``keep^-block`` allowed inside one.
+_EMA_MAX_BLOCK = 64
+_EMA_MAX_GROWTH = 1e6
+
+
+def _make_gains(dt_s: float, smoothing_tau_s: float, neutral_tau_s: float) -> _Gains:
+    ema = -math.expm1(-dt_s / smoothing_tau_s)
+    neutral = -math.expm1(-dt_s / neutral_tau_s)
+    keep = 1.0 - ema
+    decay = -math.log(keep) if keep > 0.0 else math.inf
+    block = min(_EMA_MAX_BLOCK, int(math.log(_EMA_MAX_GROWTH) / decay)) if decay > 0.0 else _EMA_MAX_BLOCK
+    if block < 2:
+        block = 0
+    pw = [keep ** (j + 1) for j in range(block)]
+    inv = [1.0 / v for v in pw]
+    return _Gains(ema, keep, neutral, 1.0 - neutral, block, tuple(pw), tuple(inv), np.array(pw), np.array(inv))
 
 
 def _interval_key(dt_s: float) -> int:
@@ -287,7 +318,7 @@ class RepDetector:
     Every call returns the events that became known with that sample (usually none). Samples must come
     in increasing time; NaN hip rotation marks a gap. :meth:`update_table` feeds many samples at once
     and is equivalent to calling :meth:`update` for every row (same events, same state afterwards),
-    only much faster: it runs the quiet stretches between decisions with NumPy/SciPy.
+    only much faster: it runs the quiet stretches between decisions with NumPy.
     """
 
     def __init__(self, drill: DrillDefinition | str, config: DetectorConfig | None = None) -> None:
@@ -297,6 +328,13 @@ class RepDetector:
         self._state = _State.NEUTRAL
         self._ema1 = math.nan
         self._ema2 = math.nan
+        # Block state of the two EMAs (see :class:`_Gains`): interval key of the block in progress
+        # (-1: the next sample starts a block), position in it, the values it started from and
+        # the running sums.
+        self._ema_key = -1
+        self._ema_phase = 0
+        self._ema_s1 = self._ema_s2 = 0.0
+        self._ema_p1 = self._ema_p2 = 0.0
         self._neutral = 0.0  # the calibration zero until the athlete has rested
         self._t_last = -math.inf
         self._t_last_valid = -math.inf
@@ -333,7 +371,8 @@ class RepDetector:
         cfg = self.config
         gap = t - self._t_last_valid
         self._t_last_valid = t
-        gains = self._gains(_interval_key(gap)) if math.isfinite(gap) else None
+        key = _interval_key(gap) if math.isfinite(gap) else -1
+        gains = self._gains(key) if math.isfinite(gap) else None
         if gap > cfg.max_gap_s and math.isfinite(gap):
             events.extend(self._abort_all(t, f"data gap of {gap:.2f} s"))
             self._ema1 = self._ema2 = math.nan
@@ -345,9 +384,9 @@ class RepDetector:
         # Two cascaded EMAs with a dt-dependent gain: correct for irregular sampling and after gaps.
         if math.isnan(self._ema1) or gains is None:
             self._ema1 = self._ema2 = hip_rotation
+            self._ema_key = -1
         else:
-            self._ema1 = gains.ema_keep * self._ema1 + gains.ema * hip_rotation
-            self._ema2 = gains.ema_keep * self._ema2 + gains.ema * self._ema1
+            self._step_emas(hip_rotation, key, gains)
         x = self._ema2 - self._neutral
         posture_ok = self._posture_ok(hip_flexion)
 
@@ -401,7 +440,7 @@ class RepDetector:
         Rows are handled in stretches between *decision rows* (a sample that may change the state:
         leaving neutral, crossing back, a timeout, a gap). Inside a stretch of uniformly sampled,
         finite data the EMAs and the neutral tracker are linear filters (run as one recurrence per
-        stretch, :func:`_ema_pair`) and the state machine only needs the first row where a threshold is crossed (NumPy); every
+        stretch, :class:`_EmaRun`) and the state machine only needs the first row where a threshold is crossed (NumPy); every
         decision row then goes through :meth:`update` itself, so both paths share one rule book.
         """
         cols = np.column_stack([getattr(table, name) for name in _ROW_COLUMNS]).astype(np.float64, copy=False)
@@ -426,7 +465,7 @@ class RepDetector:
         for r0, r1 in zip(starts.tolist(), ends.tolist()):
             for row in cols[i:r0].tolist():
                 events.extend(self._update_row(row))
-            events.extend(self._run(cols, r0, r1, self._gains(int(key[r0]))))
+            events.extend(self._run(cols, r0, r1, int(key[r0])))
             i = r1
         for row in cols[i:].tolist():
             events.extend(self._update_row(row))
@@ -452,19 +491,39 @@ class RepDetector:
         if gains is None:
             if len(self._gain_cache) >= _MAX_CACHED_GAINS:  # irregular timestamps: do not grow without bound
                 self._gain_cache.clear()
-            dt_s = key * 1e-6
-            ema = -math.expm1(-dt_s / self.config.smoothing_tau_s)
-            neutral = -math.expm1(-dt_s / self.config.neutral_tau_s)
-            gains = self._gain_cache[key] = _Gains(ema, 1.0 - ema, neutral, 1.0 - neutral)
+            gains = self._gain_cache[key] = _make_gains(key * 1e-6, self.config.smoothing_tau_s, self.config.neutral_tau_s)
         return gains
 
-    def _run(self, cols: FloatArray, r0: int, r1: int, gains: _Gains) -> list[RepEvent]:
-        """Rows ``r0:r1`` of ``cols``: finite, each right after a finite row, one sample interval."""
-        ema1, ema2 = _ema_pair(cols[r0:r1, 1], gains.ema, gains.ema_keep, self._ema1, self._ema2)
+    def _step_emas(self, x: float, key: int, g: _Gains) -> None:
+        """One sample of the two smoothing EMAs in the blocked form of :class:`_Gains` (what :class:`_EmaRun` does per run)."""
+        if g.ema_block == 0:
+            self._ema1 = g.ema_keep * self._ema1 + g.ema * x
+            self._ema2 = g.ema_keep * self._ema2 + g.ema * self._ema1
+            self._ema_key, self._ema_phase = key, 0
+            return
+        j = self._ema_phase + 1
+        if key != self._ema_key or j == g.ema_block:
+            j = 0
+            self._ema_key = key
+            self._ema_s1, self._ema_s2 = self._ema1, self._ema2
+            p1 = (g.ema * x) * g.ema_inv[0]
+        else:
+            p1 = self._ema_p1 + (g.ema * x) * g.ema_inv[j]
+        y1 = g.ema_pow[j] * (self._ema_s1 + p1)
+        p2 = (g.ema * y1) * g.ema_inv[j]
+        if j:
+            p2 = self._ema_p2 + p2
+        self._ema1, self._ema2 = y1, g.ema_pow[j] * (self._ema_s2 + p2)
+        self._ema_phase, self._ema_p1, self._ema_p2 = j, p1, p2
+
+    def _run(self, cols: FloatArray, r0: int, r1: int, key: int) -> list[RepEvent]:
+        """Rows ``r0:r1`` of ``cols``: finite, each right after a finite row, one sample interval (``key``)."""
+        gains = self._gains(key)
+        run = _EmaRun(self, cols[r0:r1, 1], key, gains)
         events: list[RepEvent] = []
         k = r0
         while k < r1:
-            e = self._skip(cols, k, r1, ema1[k - r0 :], ema2[k - r0 :], gains)
+            e = self._skip(cols, k, r1, run, k - r0, gains)
             if e < r1:
                 events.extend(self._update_row(cols[e].tolist()))
                 k = e + 1
@@ -472,14 +531,14 @@ class RepDetector:
                 k = r1
         return events
 
-    def _skip(self, cols: FloatArray, k: int, r1: int, ema1: FloatArray, ema2: FloatArray, gains: _Gains) -> int:
-        """Apply every row from ``k`` up to the next decision row (returned; ``r1`` if none) in bulk."""
+    def _skip(self, cols: FloatArray, k: int, r1: int, run: _EmaRun, i: int, gains: _Gains) -> int:
+        """Apply every row from ``k`` (row ``i`` of ``run``) up to the next decision row (returned; ``r1`` if none) in bulk."""
         cfg = self.config
         span = _SCAN_FIRST_ROWS
         while k < r1:
             m = min(span, r1 - k)
             t = cols[k : k + m, 0]
-            e2 = ema2[:m]
+            e2 = run.y2[i : i + m]
             if self._state is _State.EXCURSION:
                 cur = self._current
                 assert cur is not None
@@ -510,7 +569,7 @@ class RepDetector:
             if n_ok:
                 self._buffer.extend(cols[k : k + n_ok])
                 self._t_last = self._t_last_valid = float(t[n_ok - 1])
-                self._ema1, self._ema2 = float(ema1[n_ok - 1]), float(ema2[n_ok - 1])
+                run.restore(self, i + n_ok - 1)
                 if quiet_x is not None:
                     quiet = np.flatnonzero(np.abs(quiet_x) < cfg.onset_deg)
                     if quiet.size:
@@ -520,7 +579,7 @@ class RepDetector:
             if n_ok < m:
                 return k + n_ok
             k += m
-            ema1, ema2 = ema1[m:], ema2[m:]
+            i += m
             span = min(2 * span, _SCAN_MAX_ROWS)
         return r1
 
@@ -607,21 +666,71 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
     return np.interp(t, t[ok], x[ok])
 
 
-def _ema_pair(x: FloatArray, gain: float, keep: float, y1: float, y2: float) -> tuple[FloatArray, FloatArray]:
-    """Two cascaded EMAs of ``x`` continuing from ``y1``, ``y2``: each ``y = keep * y_prev + gain * x``.
+class _EmaRun:
+    """The two smoothing EMAs over one run of rows with one sample interval, continuing the detector's state.
 
-    The per-sample expression of :meth:`RepDetector.update`, evaluated in the same order, so the
-    values are the same to the bit (which a vectorised filter would not guarantee).
+    Values and block state per row are those :meth:`RepDetector._step_emas` produces sample by
+    sample, to the bit (the blocked form of :class:`_Gains`): the rows are laid out as
+    (blocks, ``ema_block``), each block's running sums are one ``cumsum`` along the row, and only
+    the value each block starts from is carried in a Python loop (one step per block).
     """
-    out1: list[float] = []
-    out2: list[float] = []
-    add1, add2 = out1.append, out2.append
-    for v in x.tolist():
-        y1 = keep * y1 + gain * v
-        y2 = keep * y2 + gain * y1
-        add1(y1)
-        add2(y2)
-    return np.array(out1), np.array(out2)
+
+    def __init__(self, det: RepDetector, x: FloatArray, key: int, g: _Gains) -> None:
+        m = len(x)
+        self.key = key
+        blk = g.ema_block
+        if blk == 0:  # the plain recurrence, sample by sample (intervals of more than ~0.4 s only)
+            y1, y2 = det._ema1, det._ema2
+            out1, out2 = np.empty(m), np.empty(m)
+            for n, v in enumerate(x.tolist()):
+                y1 = g.ema_keep * y1 + g.ema * v
+                y2 = g.ema_keep * y2 + g.ema * y1
+                out1[n], out2[n] = y1, y2
+            self.y1, self.y2 = out1, out2
+            self.phase = np.zeros(m, dtype=np.intp)
+            zero = np.zeros(m)
+            self.s1 = self.s2 = self.p1 = self.p2 = zero
+            self._fixed = (det._ema_s1, det._ema_s2, det._ema_p1, det._ema_p2)
+            return
+        self._fixed = None
+        continuing = det._ema_key == key and det._ema_phase + 1 < blk
+        j0 = det._ema_phase + 1 if continuing else 0
+        n_blocks = -(-(j0 + m) // blk)
+        inv = np.tile(g.ema_inv_arr, n_blocks)
+        pw = g.ema_pow_arr
+        self.phase = (np.arange(j0, j0 + m) % blk)
+        first1, first2 = (det._ema_s1, det._ema_s2) if continuing else (det._ema1, det._ema2)
+        self.y1, self.p1, self.s1 = self._blocked(g.ema * x, inv, pw, j0, n_blocks, det._ema_p1 if continuing else None, first1)
+        self.y2, self.p2, self.s2 = self._blocked(g.ema * self.y1, inv, pw, j0, n_blocks, det._ema_p2 if continuing else None, first2)
+
+    @staticmethod
+    def _blocked(gx: FloatArray, inv: FloatArray, pw: FloatArray, j0: int, n_blocks: int, p0: float | None,
+                 s0: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """One EMA in blocked form: (values, running sums, block start values) per row."""
+        m, blk = len(gx), len(pw)
+        terms = np.zeros(n_blocks * blk)
+        terms[j0 : j0 + m] = gx * inv[j0 : j0 + m]
+        if p0 is not None:
+            terms[j0 - 1] = p0  # the block in progress: its running sum goes on from p0
+        sums = np.cumsum(terms.reshape(n_blocks, blk), axis=1)
+        starts = [s0]
+        last = pw[-1]
+        s = s0
+        for v in sums[:-1, -1].tolist():
+            s = last * (s + v)
+            starts.append(s)
+        start = np.array(starts)
+        y = pw * (start[:, None] + sums)
+        rows = slice(j0, j0 + m)
+        return y.reshape(-1)[rows], sums.reshape(-1)[rows], np.repeat(start, blk)[rows]
+
+    def restore(self, det: RepDetector, i: int) -> None:
+        """Put the EMA state after row ``i`` of the run into ``det``."""
+        det._ema1, det._ema2 = float(self.y1[i]), float(self.y2[i])
+        det._ema_key, det._ema_phase = self.key, int(self.phase[i])
+        if self._fixed is None:
+            det._ema_s1, det._ema_s2 = float(self.s1[i]), float(self.s2[i])
+            det._ema_p1, det._ema_p2 = float(self.p1[i]), float(self.p2[i])
 
 
 def _track_neutral(ema2: FloatArray, neutral: float, gain: float, keep: float, enter_deg: float) -> tuple[int, float, FloatArray]:
