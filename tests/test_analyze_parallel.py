@@ -9,20 +9,18 @@ worker, and no child outlives its parent's call.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import REPLAY_DATA
-from test_ingest_batch import _faults, session  # noqa: F401 - fixture used below
+from test_ingest_batch import _faults, _quiet_logs, session  # noqa: F401 - fixtures (the log one autouse)
 
 from sensorhub import workers as workers_module
 from sensorhub.analysis import analyze_session, load_csv_input, load_recording_input
@@ -40,15 +38,6 @@ from sensorhub.workers import ForkedWorker, WorkerError, can_fork
 RECORDINGS = sorted(REPLAY_DATA.glob("*.shr"))
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork and a single-threaded test process")
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    logger = logging.getLogger("sensorhub")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(previous)
 
 
 def _children() -> set[int]:
@@ -116,7 +105,11 @@ def test_meanwhile_runs_once_while_workers_assemble_every_sensor(session: Simula
     ref = assemble_batch(notes, Ingest())
     for workers in (1, 2, 3):
         calls: list[int] = []
-        got = assemble_batch(notes, Ingest(), workers=workers, meanwhile=lambda: calls.append(len(_children())))
+
+        def meanwhile(calls: list[int] = calls) -> None:
+            calls.append(len(_children()))
+
+        got = assemble_batch(notes, Ingest(), workers=workers, meanwhile=meanwhile)
         assert len(calls) == 1, workers
         if workers > 1:
             assert calls[0] == 2  # both sensors in workers while this process does its own work
@@ -243,7 +236,7 @@ def test_analyze_with_two_jobs_writes_the_same_files(tmp_path: Path) -> None:
 @pytest.mark.skipif(not RECORDINGS, reason="replay_data/ holds no recordings")
 def test_report_failure_in_the_worker_names_the_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    import sensorhub.drills.report as report
+    from sensorhub.drills import report
 
     def broken(*args: object, **kwargs: object) -> Path:
         raise CalibrationError("cannot draw")  # any SensorhubError raised while drawing
