@@ -666,6 +666,68 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
     return np.interp(t, t[ok], x[ok])
 
 
+def _median(x: FloatArray) -> float:
+    """``float(np.median(x))`` of a non-empty 1-D array, to the bit (NaN if it holds a NaN), without
+    ``np.median``'s per-call overhead (~10 µs, several times per rep): the middle value of the sorted
+    copy, or the two middle ones added and halved as ``np.median`` does."""
+    v = np.sort(x)
+    n = v.size
+    if math.isnan(v[-1]):  # NaN sorts last
+        return math.nan
+    h = n // 2
+    return float(v[h]) if n % 2 else float((v[h - 1] + v[h]) / 2.0)
+
+
+def _mean_short(values: Sequence[float]) -> float:
+    """``float(np.mean(values))`` of a short non-empty list, to the bit: NumPy adds fewer than 8 numbers
+    strictly left to right (the pairwise sum only starts at 8), then divides by the count."""
+    if len(values) >= 8:
+        return float(np.mean(values))
+    acc = values[0]
+    for v in values[1:]:
+        acc += v
+    return acc / len(values)
+
+
+def _nanmean(x: FloatArray) -> float:
+    """``float(np.nanmean(x))`` to the bit: NaN replaced by 0 and summed over the whole array, divided by
+    the count of the others (what NumPy does), without the per-call overhead."""
+    nan = np.isnan(x)
+    return float(np.where(nan, 0.0, x).sum() / (x.size - int(np.count_nonzero(nan))))
+
+
+class _Gradient:
+    """``np.gradient(f, t)`` (edge order 1) for several ``f`` on one time base ``t``, to the bit.
+
+    NumPy's formula, with the step-dependent coefficients computed once instead of per call:
+    constant steps use the central difference over ``2 * dt``, uneven steps the second-order
+    weights ``a, b, c`` of the neighbours; the ends are one-sided differences.
+    """
+
+    def __init__(self, t: FloatArray) -> None:
+        dx = np.diff(t)
+        self._uniform = bool((dx == dx[0]).all())
+        if self._uniform:
+            self._dx0 = self._dxn = dx[0]
+            self._two_dx = 2.0 * dx[0]
+        else:
+            dx1, dx2 = dx[:-1], dx[1:]
+            self._a = -dx2 / (dx1 * (dx1 + dx2))
+            self._b = (dx2 - dx1) / (dx1 * dx2)
+            self._c = dx1 / (dx2 * (dx1 + dx2))
+            self._dx0, self._dxn = dx[0], dx[-1]
+
+    def __call__(self, f: FloatArray) -> FloatArray:
+        out = np.empty_like(f)
+        if self._uniform:
+            out[1:-1] = (f[2:] - f[:-2]) / self._two_dx
+        else:
+            out[1:-1] = self._a * f[:-2] + self._b * f[1:-1] + self._c * f[2:]
+        out[0] = (f[1] - f[0]) / self._dx0
+        out[-1] = (f[-1] - f[-2]) / self._dxn
+        return out
+
+
 class _EmaRun:
     """The two smoothing EMAs over one run of rows with one sample interval, continuing the detector's state.
 
@@ -937,7 +999,7 @@ def _measure_half(
         t_peak=float(t[i_peak]),
         peak_deg=peak,
         hold_s=float(t[i_h1] - t[i_h0]),
-        smoothness_sparc=float(np.mean(finite)) if finite else math.nan,
+        smoothness_sparc=_mean_short(finite) if finite else math.nan,
         neutral_deg=neutral_deg,
     )
 
@@ -947,17 +1009,19 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     t = window.t
     if len(t) < 8 or np.isfinite(window.hip_rotation).sum() < 8:
         return None
-    fs = 1.0 / float(np.median(np.diff(t)))
+    dt = np.diff(t, prepend=t[0])  # dt[0] = 0
+    fs = 1.0 / _median(dt[1:])
     # The hip rotation and every tracked axis at the measuring cut-off, in one filter call.
     low = _lowpass_columns(t, np.column_stack([window.hip_rotation, *(getattr(window, a) for a in TRACKED_AXES)]), cfg.lowpass_hz, fs)
     rot = low[:, 0]
     t_leave = coarse[0].t_leave
     pre = (t >= t_leave - cfg.pre_s) & (t <= t_leave)
-    neutral = float(np.median(rot[pre])) if pre.any() else coarse[0].neutral_deg
+    neutral = _median(rot[pre]) if pre.any() else coarse[0].neutral_deg
     if abs(neutral - coarse[0].neutral_deg) > cfg.enter_deg:
         neutral = coarse[0].neutral_deg  # the "quiet" window was not quiet; trust the tracker
-    speed = np.abs(np.gradient(rot, t))
-    hold_speed = np.abs(np.gradient(_lowpass_columns(t, window.hip_rotation[:, None], cfg.hold_lowpass_hz, fs)[:, 0], t))
+    gradient = _Gradient(t)
+    speed = np.abs(gradient(rot))
+    hold_speed = np.abs(gradient(_lowpass_columns(t, window.hip_rotation[:, None], cfg.hold_lowpass_hz, fs)[:, 0]))
     halves: list[HalfRep] = []
     half_neutral = neutral
     for c in coarse:
@@ -965,14 +1029,13 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
             # A pause at neutral between the halves re-measures the neutral, so a step or drift of
             # the estimate during the first half does not bias the second half's peak.
             pause = (t >= halves[-1].t_return) & (t <= c.t_leave)
-            if float(np.sum(np.diff(t, prepend=t[0])[pause])) >= cfg.min_pause_for_neutral_s:
-                candidate = float(np.median(rot[pause]))
+            if float(np.sum(dt[pause])) >= cfg.min_pause_for_neutral_s:
+                candidate = _median(rot[pause])
                 if abs(candidate - half_neutral) < cfg.exit_deg:
                     half_neutral = candidate
         halves.append(_measure_half(t, c.direction.sign * (rot - half_neutral), speed, hold_speed, fs, c, half_neutral, cfg))
     t_start, t_end = halves[0].t_onset, halves[-1].t_return
     in_rep = (t >= t_start) & (t <= t_end)
-    dt = np.diff(t, prepend=t[0])
     gap_s = float(dt[in_rep & ~np.isfinite(window.hip_rotation)].sum())
 
     by_dir = {h.direction: h for h in halves}
@@ -989,9 +1052,9 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
         tempo["mid_pause_s"] = halves[1].t_onset - halves[0].t_return
     tempo["total_s"] = t_end - t_start
     sparcs = [h.smoothness_sparc for h in halves if math.isfinite(h.smoothness_sparc)]
-    smoothness = float(np.mean(sparcs)) if sparcs else math.nan
+    smoothness = _mean_short(sparcs) if sparcs else math.nan
     flex = window.hip_flexion[in_rep]
-    flex_mean = float(np.nanmean(flex)) if np.isfinite(flex).any() else math.nan
+    flex_mean = _nanmean(flex) if np.isfinite(flex).any() else math.nan
     lo, hi = drill.hip_flexion_range_deg
     posture_ok = not math.isfinite(flex_mean) or lo <= flex_mean <= hi
 
@@ -1054,7 +1117,7 @@ def _compensation(
             change[axis] = math.nan
             continue
         p = tracked_lowpass[axis]
-        base = float(np.median(p[pre])) if pre.any() else float(p[np.searchsorted(t, t_start)])
+        base = _median(p[pre]) if pre.any() else float(p[np.searchsorted(t, t_start)])
         best, best_dir = 0.0, ""
         for h, m in rotating:
             v = float(np.max(np.abs(p[m] - base)))
