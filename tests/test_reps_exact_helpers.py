@@ -34,6 +34,7 @@ def test_short_mean_equals_numpy_mean_to_the_bit() -> None:
     for _ in range(20000):
         values = rng.normal(0.0, 10.0 ** rng.uniform(-3, 3), int(rng.integers(1, 12))).tolist()
         assert reps._mean_short(values) == float(np.mean(values))
+    assert math.isnan(reps._mean_short([]))
 
 
 def test_nanmean_equals_numpy_nanmean_to_the_bit() -> None:
@@ -61,3 +62,16 @@ def test_gradient_equals_numpy_gradient_to_the_bit() -> None:
         for _ in range(2):
             f = np.cumsum(rng.normal(0.0, 1.0, n))
             np.testing.assert_array_equal(grad(f), np.gradient(f, t))
+
+
+def test_sparc_is_nan_for_profiles_without_a_finite_motion() -> None:
+    from sensorhub.drills.scoring import sparc
+
+    speed = np.abs(np.sin(np.linspace(0.0, np.pi, 80)))
+    assert math.isfinite(sparc(speed, 100.0))
+    for bad in (np.nan, np.inf, -np.inf):
+        s = speed.copy()
+        s[40] = bad
+        assert math.isnan(sparc(s, 100.0))
+    assert math.isnan(sparc(np.zeros(80), 100.0))
+    assert math.isnan(sparc(speed[:3], 100.0))

@@ -48,6 +48,7 @@ from numpy.typing import NDArray
 
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
 from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
+from sensorhub.drills.scoring import mean_short as _mean_short
 from sensorhub.drills.table import AngleTable
 
 log = logging.getLogger(__name__)
@@ -678,17 +679,6 @@ def _median(x: FloatArray) -> float:
     return float(v[h]) if n % 2 else float((v[h - 1] + v[h]) / 2.0)
 
 
-def _mean_short(values: Sequence[float]) -> float:
-    """``float(np.mean(values))`` of a short non-empty list, to the bit: NumPy adds fewer than 8 numbers
-    strictly left to right (the pairwise sum only starts at 8), then divides by the count."""
-    if len(values) >= 8:
-        return float(np.mean(values))
-    acc = values[0]
-    for v in values[1:]:
-        acc += v
-    return acc / len(values)
-
-
 def _nanmean(x: FloatArray) -> float:
     """``float(np.nanmean(x))`` to the bit: NaN replaced by 0 and summed over the whole array, divided by
     the count of the others (what NumPy does), without the per-call overhead."""
@@ -1012,7 +1002,8 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     dt = np.diff(t, prepend=t[0])  # dt[0] = 0
     fs = 1.0 / _median(dt[1:])
     # The hip rotation and every tracked axis at the measuring cut-off, in one filter call.
-    low = _lowpass_columns(t, np.column_stack([window.hip_rotation, *(getattr(window, a) for a in TRACKED_AXES)]), cfg.lowpass_hz, fs)
+    raw = np.column_stack([window.hip_rotation, *(getattr(window, a) for a in TRACKED_AXES)])
+    low = _lowpass_columns(t, raw, cfg.lowpass_hz, fs)
     rot = low[:, 0]
     t_leave = coarse[0].t_leave
     pre = (t >= t_leave - cfg.pre_s) & (t <= t_leave)
@@ -1041,7 +1032,7 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     by_dir = {h.direction: h for h in halves}
     ir, er = by_dir.get(Direction.INTERNAL), by_dir.get(Direction.EXTERNAL)
 
-    comp = _compensation(window, t, rot, dict(zip(TRACKED_AXES, low[:, 1:].T)), halves, t_start, drill, cfg)
+    comp = _compensation(np.isfinite(raw[:, 1:]).any(axis=0).tolist(), t, rot, low[:, 1:], halves, t_start, drill, cfg)
     tempo: dict[str, float] = {}
     for h in halves:
         name = h.direction.value
@@ -1090,15 +1081,16 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
 
 
 def _compensation(
-    window: AngleTable,
+    measured: Sequence[bool],
     t: FloatArray,
     rot: FloatArray,
-    tracked_lowpass: dict[str, FloatArray],
+    tracked_lowpass: FloatArray,
     halves: Sequence[HalfRep],
     t_start: float,
     drill: DrillDefinition,
     cfg: DetectorConfig,
 ) -> PelvisCompensation:
+    """Peak change of each of :data:`TRACKED_AXES` (columns of ``tracked_lowpass``; ``measured``: has any raw sample)."""
     limits = drill.compensation
     limit = {
         "pelvis_tilt": limits.pelvis_tilt_deg,
@@ -1111,18 +1103,25 @@ def _compensation(
     # Where each half has the hip turned (the same for every axis).
     rotating = [(h, m) for h in halves
                 if (m := (t >= h.t_onset) & (t <= h.t_return) & (h.direction.sign * (rot - h.neutral_deg) > cfg.rotating_fraction * h.peak_deg)).any()]
-    for axis in TRACKED_AXES:
-        raw = getattr(window, axis)
-        if not np.isfinite(raw).any():
+    # All axes at once: each column's median over the quiet window (the column-wise version of
+    # :func:`_median`) and its largest change per half; a column's max and median do not depend
+    # on the other columns, so the values are those of one axis at a time.
+    if pre.any():
+        v = np.sort(tracked_lowpass[pre], axis=0)
+        h_mid = len(v) // 2
+        base = v[h_mid] if len(v) % 2 else (v[h_mid - 1] + v[h_mid]) / 2.0
+        base = np.where(np.isnan(v[-1]), np.nan, base)
+    else:
+        base = tracked_lowpass[np.searchsorted(t, t_start)]
+    peaks = [(h.direction.value, np.max(np.abs(tracked_lowpass[m] - base), axis=0).tolist()) for h, m in rotating]
+    for j, axis in enumerate(TRACKED_AXES):
+        if not measured[j]:
             change[axis] = math.nan
             continue
-        p = tracked_lowpass[axis]
-        base = _median(p[pre]) if pre.any() else float(p[np.searchsorted(t, t_start)])
         best, best_dir = 0.0, ""
-        for h, m in rotating:
-            v = float(np.max(np.abs(p[m] - base)))
-            if v > best:
-                best, best_dir = v, h.direction.value
+        for direction, values in peaks:
+            if values[j] > best:
+                best, best_dir = values[j], direction
         change[axis] = best
         during[axis] = best_dir
     ratios = [change[a] / limit[a] for a in PELVIS_AXES if math.isfinite(change[a]) and limit[a] > 0]

@@ -40,6 +40,25 @@ SPARC_SMOOTH = -1.6
 SPARC_JERKY = -3.0
 
 
+def mean_short(values: Sequence[float]) -> float:
+    """``float(np.mean(values))`` of a short non-empty list, to the bit: NumPy adds fewer than 8 numbers
+    strictly left to right (its pairwise sum only starts at 8), then divides by the count. Several
+    per rep; without NumPy's per-call overhead."""
+    if not values:
+        return math.nan
+    if len(values) >= 8:
+        return float(np.mean(values))
+    acc = values[0]
+    for v in values[1:]:
+        acc += v
+    return acc / len(values)
+
+
+def _clip01(x: float) -> float:
+    """``float(np.clip(x, 0.0, 1.0))`` for a float (NaN stays NaN)."""
+    return min(max(x, 0.0), 1.0)
+
+
 def sparc(speed: NDArray[np.float64], fs_hz: float, *, fc_hz: float = 10.0, amp_threshold: float = 0.05, pad_level: int = 4) -> float:
     """Spectral arc length of a speed profile (Balasubramanian et al. 2015, J NeuroEng Rehabil 12:112).
 
@@ -48,7 +67,10 @@ def sparc(speed: NDArray[np.float64], fs_hz: float, *, fc_hz: float = 10.0, amp_
     is too short or has no motion.
     """
     speed = np.asarray(speed, dtype=np.float64)
-    if speed.size < 4 or not np.all(np.isfinite(speed)) or float(np.max(np.abs(speed))) <= 0.0:
+    if speed.size < 4:
+        return math.nan
+    peak = float(np.max(np.abs(speed)))  # NaN if any sample is NaN, inf if any is infinite
+    if not (math.isfinite(peak) and peak > 0.0):
         return math.nan
     nfft = int(2 ** (math.ceil(math.log2(speed.size)) + pad_level))
     spectrum = np.abs(np.fft.rfft(speed, nfft))
@@ -111,7 +133,7 @@ def phase_quality(duration_s: float, target: TempoTarget) -> float:
 def control_quality(smoothness_sparc: float) -> float:
     if not math.isfinite(smoothness_sparc):
         return 0.0
-    return float(np.clip((smoothness_sparc - SPARC_JERKY) / (SPARC_SMOOTH - SPARC_JERKY), 0.0, 1.0))
+    return _clip01((smoothness_sparc - SPARC_JERKY) / (SPARC_SMOOTH - SPARC_JERKY))
 
 
 def compensation_penalty(ratio: float) -> float:
@@ -128,12 +150,12 @@ def score_rep(drill: DrillDefinition, m: RepMeasures) -> ScoreComponents:
     for direction in drill.directions:
         target = drill.target_deg(direction)
         peak = m.peak_deg.get(direction, math.nan)
-        range_q.append(0.0 if not (target and math.isfinite(peak)) else float(np.clip(peak / target, 0.0, 1.0)))
+        range_q.append(0.0 if not (target and math.isfinite(peak)) else _clip01(peak / target))
         hold = m.hold_s.get(direction, 0.0)
-        hold_q.append(float(np.clip(hold / drill.tempo.hold_s, 0.0, 1.0)) if drill.tempo.hold_s > 0 else 1.0)
-    rq = float(np.mean(range_q))
-    hq = float(np.mean(hold_q))
-    tq = float(np.mean([phase_quality(d, drill.tempo) for d in m.move_phase_s])) if len(m.move_phase_s) else 0.0
+        hold_q.append(_clip01(hold / drill.tempo.hold_s) if drill.tempo.hold_s > 0 else 1.0)
+    rq = mean_short(range_q)
+    hq = mean_short(hold_q)
+    tq = mean_short([phase_quality(d, drill.tempo) for d in m.move_phase_s]) if len(m.move_phase_s) else 0.0
     cq = control_quality(m.smoothness_sparc)
     penalty = compensation_penalty(m.compensation_ratio)
     pts = (RANGE_POINTS * rq, HOLD_POINTS * hq, TEMPO_POINTS * tq, CONTROL_POINTS * cq)
