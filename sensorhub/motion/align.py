@@ -73,7 +73,15 @@ def common_grid(t_a_s: FloatArray, t_b_s: FloatArray, rate_hz: float) -> CommonG
     return CommonGrid(t_s=t.astype(np.float64), rate_hz=float(rate_hz))
 
 
-def gap_mask(samples: ImuSamples, t_grid_s: FloatArray, *, gap_factor: float = 1.5) -> tuple[BoolArray, BoolArray]:
+def grid_intervals(t_s: FloatArray, t_grid_s: FloatArray) -> NDArray[np.intp]:
+    """For each grid time, the index ``j`` of the last sample at or before it (``-1`` before the first):
+    ``searchsorted(t_s, t_grid_s, side="right") - 1``, the interval search :func:`gap_mask`,
+    :func:`resample_samples` and :func:`resample_quat` share (pass it as ``j``)."""
+    return np.searchsorted(t_s, t_grid_s, side="right") - 1
+
+
+def gap_mask(samples: ImuSamples, t_grid_s: FloatArray, *, gap_factor: float = 1.5,
+             j: NDArray[np.intp] | None = None) -> tuple[BoolArray, BoolArray]:
     """Grid points that fall inside a gap of ``samples``.
 
     A gap is a sample interval longer than ``gap_factor`` times the median period, or one whose
@@ -90,14 +98,16 @@ def gap_mask(samples: ImuSamples, t_grid_s: FloatArray, *, gap_factor: float = 1
         return np.zeros(len(t_grid_s), dtype=bool), np.zeros(len(t_grid_s), dtype=bool)
     # Sample interval [t[j], t[j+1]) of each grid point, found once (not one pass over the grid per
     # gap); a point is inside a gap if its interval is one and it is not on the interval's start.
-    j = np.searchsorted(t, t_grid_s, side="right") - 1
+    if j is None:
+        j = grid_intervals(t, t_grid_s)
     valid = (j >= 0) & (j < len(dt))
     j = np.where(valid, j, 0)
     in_gap = valid & is_gap[j] & (t_grid_s > t[j])
     return in_gap, in_gap & (dt[j] > DEFAULT_MAX_BRIDGE_S)
 
 
-def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray, *, nlerp: bool = False) -> FloatArray:
+def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray, *, nlerp: bool = False,
+                  j: NDArray[np.intp] | None = None) -> FloatArray:
     """Slerp ``q`` (n, 4) onto ``t_grid_s``; ends outside the data hold the nearest value.
 
     ``nlerp=True``: normalised linear interpolation between the neighbouring samples instead, a
@@ -106,7 +116,7 @@ def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray, *, nlerp
     """
     if not nlerp:
         return quat.slerp_resample(t_s, q, t_grid_s, outside="hold")
-    i, w = _interval_weights(t_s, t_grid_s)
+    i, w = _interval_weights(t_s, t_grid_s, j)
     a, b = q[i], q[i + 1]
     b = b * np.where(np.einsum("ij,ij->i", a, b) < 0.0, -1.0, 1.0)[:, None]
     out = a + w[:, None] * (b - a)
@@ -114,10 +124,12 @@ def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray, *, nlerp
     return out
 
 
-def _interval_weights(t_s: FloatArray, t_grid_s: FloatArray) -> tuple[NDArray[np.intp], FloatArray]:
+def _interval_weights(t_s: FloatArray, t_grid_s: FloatArray,
+                      j: NDArray[np.intp] | None = None) -> tuple[NDArray[np.intp], FloatArray]:
     """For each grid time: the sample interval ``[t_s[i], t_s[i+1]]`` it falls in and its fraction
-    ``w`` of the way through (0 and 1 beyond the ends, which hold the end values)."""
-    i = np.minimum(np.maximum(np.searchsorted(t_s, t_grid_s, side="right") - 1, 0), len(t_s) - 2)
+    ``w`` of the way through (0 and 1 beyond the ends, which hold the end values). ``j``:
+    :func:`grid_intervals` of the same times, if the caller has it."""
+    i = np.minimum(np.maximum(grid_intervals(t_s, t_grid_s) if j is None else j, 0), len(t_s) - 2)
     w = np.minimum(np.maximum((t_grid_s - t_s[i]) / (t_s[i + 1] - t_s[i]), 0.0), 1.0)
     return i, w
 
@@ -128,20 +140,21 @@ def resample_vec(t_s: FloatArray, v: FloatArray, t_grid_s: FloatArray) -> FloatA
 
 
 def resample_samples(samples: ImuSamples, t_grid_s: FloatArray, in_gap: BoolArray | None = None, *,
-                     shared_weights: bool = False) -> ImuSamples:
+                     shared_weights: bool = False, j: NDArray[np.intp] | None = None) -> ImuSamples:
     """Raw samples linearly interpolated onto the grid, with ``gap_before`` marking gap points.
 
     Used for calibration and quality checks, which need accelerometer and gyroscope on one time
     base; orientation itself is computed at the native rate and slerped (see :func:`resample_quat`).
-    ``in_gap``: :func:`gap_mask`'s first result for these samples and grid, if the caller has it.
+    ``in_gap``: :func:`gap_mask`'s first result for these samples and grid, if the caller has it;
+    ``j``: :func:`grid_intervals` of the samples' times and the grid, likewise.
     ``shared_weights=True`` finds each grid point's interval once for all nine channels instead of
     one ``np.interp`` (with its own search) per channel: the same line through the same two
     samples, equal to ``np.interp`` to the last bits (batch; the live path keeps ``np.interp``).
     """
     if in_gap is None:
-        in_gap, _ = gap_mask(samples, t_grid_s)
+        in_gap, _ = gap_mask(samples, t_grid_s, j=j)
     if shared_weights and len(samples) >= 2:
-        i, w = _interval_weights(samples.t_s, t_grid_s)
+        i, w = _interval_weights(samples.t_s, t_grid_s, j)
         parts = [samples.acc_m_s2, samples.gyr_rad_s] + ([] if samples.mag_uT is None else [samples.mag_uT])
         v = np.concatenate(parts, axis=1)
         lo = v[i]

@@ -314,10 +314,13 @@ def analyze_imu(
     diag = Diagnostics()
     grid = align.common_grid(pelvis.t_s, thigh.t_s, rate_hz)
     t = grid.t_s
-    in_p, long_p = align.gap_mask(pelvis, t)
-    in_t, long_t = align.gap_mask(thigh, t)
-    pg = align.resample_samples(pelvis, t, in_p, shared_weights=True)
-    tg = align.resample_samples(thigh, t, in_t, shared_weights=True)
+    # Each sensor's sample interval of every grid point, searched once: the gap masks, the raw
+    # samples on the grid and (for a sensor without filled gaps) its orientation use the same one.
+    j_grid = {"pelvis": align.grid_intervals(pelvis.t_s, t), "thigh": align.grid_intervals(thigh.t_s, t)}
+    in_p, long_p = align.gap_mask(pelvis, t, j=j_grid["pelvis"])
+    in_t, long_t = align.gap_mask(thigh, t, j=j_grid["thigh"])
+    pg = align.resample_samples(pelvis, t, in_p, shared_weights=True, j=j_grid["pelvis"])
+    tg = align.resample_samples(thigh, t, in_t, shared_weights=True, j=j_grid["thigh"])
     gap = np.asarray(pg.gap_before, dtype=bool) | np.asarray(tg.gap_before, dtype=bool)
     diag.gap_fraction = float(np.mean(gap))
 
@@ -355,7 +358,8 @@ def analyze_imu(
     uni = {}
     for name, smp in (("pelvis", pelvis), ("thigh", thigh)):
         q_native, uni[name] = _fuse_6d(smp, bias.get(name), method, offline, fusion_params)
-        q6[name] = align.resample_quat(uni[name].t_s, q_native, t, nlerp=True)
+        same_times = uni[name].t_s is smp.t_s or np.array_equal(uni[name].t_s, smp.t_s)
+        q6[name] = align.resample_quat(uni[name].t_s, q_native, t, nlerp=True, j=j_grid[name] if same_times else None)
     q_earth_pelvis = angles.segment_orientation(q6["pelvis"], calibration.q_segment_sensor["pelvis"])
     q_earth_femur = angles.segment_orientation(q6["thigh"], calibration.q_segment_sensor["thigh"])
 
@@ -564,12 +568,13 @@ def _remove_heading_trends(
     """
     t_ref = 0.5 * (neutral.start_s + neutral.end_s)
 
-    def turn(q: FloatArray, rate: float) -> FloatArray:
-        return quat.turn_heading(-rate * (t - t_ref), q)
+    def turn(q: FloatArray, q_sensor: FloatArray, rate: float) -> list[FloatArray]:
+        """The segment and its sensor turned back by the same drift (one cosine and sine)."""
+        return quat.turn_heading_each(-rate * (t - t_ref), (q, q_sensor))
 
     rate_p = heading.heading_trend_rad_s(t, q_earth_pelvis, drill)
-    q_earth_pelvis = turn(q_earth_pelvis, rate_p)
-    q6 = {**q6, "pelvis": turn(q6["pelvis"], rate_p)}
+    q_earth_pelvis, q_sensor_pelvis = turn(q_earth_pelvis, q6["pelvis"], rate_p)
+    q6 = {**q6, "pelvis": q_sensor_pelvis}
     diag.heading_trend_deg_min["pelvis"] = float(np.degrees(rate_p) * 60.0)
     # The thigh's heading relative to the pelvis's: pelvis compensation (the thigh turning along
     # with the pelvis) is not drift and drops out.
@@ -605,11 +610,11 @@ def _remove_heading_trends(
                   f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
         rate_t = curve.mean_rate_rad_s()
         drift = -curve(t)
-        q_earth_femur = quat.turn_heading(drift, q_earth_femur)
-        q6 = {**q6, "thigh": quat.turn_heading(drift, q6["thigh"])}
+        q_earth_femur, q_sensor_thigh = quat.turn_heading_each(drift, (q_earth_femur, q6["thigh"]))
+        q6 = {**q6, "thigh": q_sensor_thigh}
     elif source != "none":
-        q_earth_femur = turn(q_earth_femur, rate_t)
-        q6 = {**q6, "thigh": turn(q6["thigh"], rate_t)}
+        q_earth_femur, q_sensor_thigh = turn(q_earth_femur, q6["thigh"], rate_t)
+        q6 = {**q6, "thigh": q_sensor_thigh}
     diag.heading_trend_deg_min["thigh"] = float(np.degrees(rate_t) * 60.0)
     diag.notes.append(f"heading drift removed: pelvis {np.degrees(rate_p) * 60:.1f}°/min, thigh {np.degrees(rate_t) * 60:.1f}°/min ({source})")
     return q_earth_pelvis, q_earth_femur, q6

@@ -13,6 +13,7 @@ state and do no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -153,16 +154,24 @@ def turn_heading(delta_rad: ArrayLike, q: ArrayLike) -> FloatArray:
     two products per component; the terms the general product multiplies by those zeros add
     exactly nothing, which is why the result is identical (tests/test_quat.py).
     """
+    return turn_heading_each(delta_rad, (q,))[0]
+
+
+def turn_heading_each(delta_rad: ArrayLike, qs: Sequence[ArrayLike]) -> list[FloatArray]:
+    """:func:`turn_heading` of several quaternion series by the same ``delta_rad``, its cosine and sine computed once."""
     half = 0.5 * np.asarray(delta_rad, dtype=np.float64)
     c, s = np.cos(half), np.sin(half)
-    b = as_quat(q)
-    w2, x2, y2, z2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
-    out = np.empty(np.broadcast_shapes(np.shape(half) + (4,), b.shape))
-    out[..., 0] = c * w2 - s * z2
-    out[..., 1] = c * x2 - s * y2
-    out[..., 2] = c * y2 + s * x2
-    out[..., 3] = c * z2 + s * w2
-    return out
+    outs = []
+    for q in qs:
+        b = as_quat(q)
+        w2, x2, y2, z2 = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+        out = np.empty(np.broadcast_shapes(np.shape(half) + (4,), b.shape))
+        out[..., 0] = c * w2 - s * z2
+        out[..., 1] = c * x2 - s * y2
+        out[..., 2] = c * y2 + s * x2
+        out[..., 3] = c * z2 + s * w2
+        outs.append(out)
+    return outs
 
 
 def rotate_axis(q: ArrayLike, axis: int) -> FloatArray:
