@@ -47,3 +47,15 @@ def test_turn_heading_each_equals_turn_heading_per_series() -> None:
     for got, q in zip(quat.turn_heading_each(delta, qs), qs):
         np.testing.assert_array_equal(got, quat.turn_heading(delta, q))
         np.testing.assert_array_equal(got, quat.multiply(quat.heading_rotation(delta), q))
+
+
+def test_norm3_equals_numpy_norm_to_the_bit() -> None:
+    from sensorhub.motion.calibration import SMOOTH_S, smoothed_rate_deg_s
+
+    rng = np.random.default_rng(23)
+    v = rng.normal(0.0, 1.0, (20000, 9)) * 10.0 ** rng.uniform(-4, 4, (20000, 1))
+    for cols in (v[:, 3:6], np.ascontiguousarray(v[:, :3])):  # a column slice (as in the grid samples) and a plain array
+        np.testing.assert_array_equal(quat.norm3(cols), np.linalg.norm(cols, axis=1))
+    from scipy.ndimage import uniform_filter1d
+    want = uniform_filter1d(np.degrees(np.linalg.norm(v[:, 3:6], axis=1)), round(SMOOTH_S * 100.0), mode="nearest")
+    np.testing.assert_array_equal(smoothed_rate_deg_s(v[:, 3:6], 100.0), want)

@@ -106,7 +106,7 @@ def mag_norm_dip(q_earth_sensor: FloatArray, mag_uT: FloatArray, *, m_earth: Flo
     """
     if m_earth is None:
         m_earth = quat.rotate(q_earth_sensor, mag_uT)
-    norm = np.linalg.norm(m_earth, axis=1)
+    norm = quat.norm3(m_earth)
     dip = np.degrees(np.arcsin(np.clip(m_earth[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0)))
     return norm, dip
 
@@ -389,7 +389,7 @@ def estimate_hard_iron(mag_uT: FloatArray, up_sensor: FloatArray, mask: BoolArra
     idx = idx[:: max(1, len(idx) // 3000)]
     m = mag_uT[idx]
     u = up_sensor[idx] / np.linalg.norm(up_sensor[idx], axis=1, keepdims=True)
-    b = float(np.median(np.linalg.norm(m, axis=1)))
+    b = float(np.median(quat.norm3(m)))
     n = len(idx)
     # Unknowns: h (3), c = |b|² − |h|², b_up. Sphere rows are divided by 2|b| to be in µT.
     a_sph = np.hstack((m / b, np.full((n, 1), 0.5 / b), np.zeros((n, 1))))

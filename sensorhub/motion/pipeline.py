@@ -467,7 +467,7 @@ def _magnetic_heading(
     mags = {"pelvis": mag_pelvis_uT, "thigh": mag_thigh_uT}
     for name in ("pelvis", "thigh"):
         m = mags[name]
-        norm = np.linalg.norm(m, axis=1)
+        norm = quat.norm3(m)
         ref_norm = float(np.median(norm[nm]))
         up = quat.rotate_axis(quat.conjugate(q6[name]), 2)
         h = heading.estimate_hard_iron(m, up, np.abs(norm - ref_norm) < 0.1 * ref_norm)
@@ -623,7 +623,7 @@ def _remove_heading_trends(
 def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> FloatArray:
     """The larger of the two sensors' angular rates (deg/s), as a heading.REST_SMOOTH_S moving mean."""
     n = max(1, round(heading.REST_SMOOTH_S / float(np.median(np.diff(t)))))
-    rates = [uniform_filter1d(np.degrees(np.linalg.norm(g, axis=1)), n, mode="nearest") for g in (gyr_p, gyr_t)]
+    rates = [uniform_filter1d(np.degrees(quat.norm3(g)), n, mode="nearest") for g in (gyr_p, gyr_t)]
     return np.asarray(np.maximum(rates[0], rates[1]))
 
 
@@ -669,7 +669,7 @@ def _heading_steps(samples: ImuSamples, after_s: float) -> list[tuple[float, flo
     """(time, prior σ in rad) of a possible heading jump at every gap >= heading.STEP_MIN_GAP_S after ``after_s``."""
     t = samples.t_s
     d = np.diff(t)
-    rate = np.degrees(np.linalg.norm(samples.gyr_rad_s, axis=1))
+    rate = np.degrees(quat.norm3(samples.gyr_rad_s))
     out = []
     for i in np.flatnonzero((d >= heading.STEP_MIN_GAP_S) & (t[1:] > after_s)):
         edge_deg_s = 0.5 * (rate[i] + rate[i + 1])

@@ -97,6 +97,13 @@ def rotate(q: ArrayLike, v: ArrayLike) -> FloatArray:
     return va + 2.0 * w * uv + 2.0 * _cross(u, uv)
 
 
+def norm3(v: FloatArray) -> FloatArray:
+    """Row lengths of 3-vectors (n, 3): ``np.linalg.norm(v, axis=1)`` to the bit (the squares added left
+    to right, as NumPy's reduction over three elements does), at a fraction of its cost on long series."""
+    x, y, z = v[:, 0], v[:, 1], v[:, 2]
+    return np.sqrt(x * x + y * y + z * z)
+
+
 def _cross(a: FloatArray, b: FloatArray) -> FloatArray:
     """``np.cross`` of (..., 3) arrays with the same arithmetic, without its axis handling overhead."""
     a0, a1, a2 = a[..., 0], a[..., 1], a[..., 2]
