@@ -117,11 +117,13 @@ def resample_quat(t_s: FloatArray, q: FloatArray, t_grid_s: FloatArray, *, nlerp
     if not nlerp:
         return quat.slerp_resample(t_s, q, t_grid_s, outside="hold")
     i, w = _interval_weights(t_s, t_grid_s, j)
-    a, b = q[i], q[i + 1]
-    b = b * np.where(np.einsum("ij,ij->i", a, b) < 0.0, -1.0, 1.0)[:, None]
-    out = a + w[:, None] * (b - a)
-    out /= np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-    return out
+    a, b = q.take(i, axis=0), q.take(i + 1, axis=0)
+    b *= np.where(np.einsum("ij,ij->i", a, b) < 0.0, -1.0, 1.0)[:, None]
+    b -= a  # a + w * (b - a), in place
+    b *= w[:, None]
+    b += a
+    b /= np.sqrt(np.einsum("ij,ij->i", b, b))[:, None]
+    return b
 
 
 def _interval_weights(t_s: FloatArray, t_grid_s: FloatArray,
@@ -157,8 +159,13 @@ def resample_samples(samples: ImuSamples, t_grid_s: FloatArray, in_gap: BoolArra
         i, w = _interval_weights(samples.t_s, t_grid_s, j)
         parts = [samples.acc_m_s2, samples.gyr_rad_s] + ([] if samples.mag_uT is None else [samples.mag_uT])
         v = np.concatenate(parts, axis=1)
-        lo = v[i]
-        out = lo + w[:, None] * (v[i + 1] - lo)
+        # lo + w * (hi - lo), evaluated in place on gathered rows (``take`` gathers rows several
+        # times faster than fancy indexing): the same operations on the same operands.
+        lo = v.take(i, axis=0)
+        out = v.take(i + 1, axis=0)
+        out -= lo
+        out *= w[:, None]
+        out += lo
         return ImuSamples(
             t_s=t_grid_s, acc_m_s2=out[:, 0:3], gyr_rad_s=out[:, 3:6],
             mag_uT=None if samples.mag_uT is None else out[:, 6:9], gap_before=in_gap,

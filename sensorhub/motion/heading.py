@@ -495,7 +495,10 @@ def rest_points(t_s: FloatArray, heading_rad: FloatArray, group: NDArray[np.int_
         g = group[a:b]
         if g[0] < 0 or np.any(g != g[0]):
             continue
-        out.append(RestPoint(float(np.mean(t_s[a:b])), float(np.mean(heading_rad[a:b])), np.radians(REST_SIGMA_DEG), int(g[0])))
+        # float(np.mean(x)) is float(np.add.reduce(x)) / len(x) (same bits), without its per-call overhead (~1000 rests)
+        n = b - a
+        out.append(RestPoint(float(np.add.reduce(t_s[a:b])) / n, float(np.add.reduce(heading_rad[a:b])) / n,
+                             np.radians(REST_SIGMA_DEG), int(g[0])))
     return out
 
 

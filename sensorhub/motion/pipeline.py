@@ -646,7 +646,9 @@ def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: 
     flat = np.abs(vy[:, 2]) < 0.4
     group = np.where(upright, 0, np.where(flat, 1, -1))
     group[np.abs(px[:, 2]) > 0.5] = -1
-    rel = np.where(upright, np.arctan2(vx[:, 1], vx[:, 0]), np.arctan2(vy[:, 1], vy[:, 0])) - h_p
+    rel = np.arctan2(vy[:, 1], vy[:, 0])
+    rel[upright] = np.arctan2(vx[upright, 1], vx[upright, 0])  # element-wise: the rows np.where would take
+    rel -= h_p
     fixed = []
     for iv in (phases.still1, phases.still2):
         m = _trimmed_mask(iv, t) & upright
