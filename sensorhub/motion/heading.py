@@ -496,7 +496,7 @@ def rest_points(t_s: FloatArray, heading_rad: FloatArray, group: NDArray[np.int_
         if g[0] < 0 or np.any(g != g[0]):
             continue
         # float(np.mean(x)) is float(np.add.reduce(x)) / len(x) (same bits), without its per-call overhead (~1000 rests)
-        n = b - a
+        n = int(b - a)
         out.append(RestPoint(float(np.add.reduce(t_s[a:b])) / n, float(np.add.reduce(heading_rad[a:b])) / n,
                              np.radians(REST_SIGMA_DEG), int(g[0])))
     return out
