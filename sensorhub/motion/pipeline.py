@@ -44,10 +44,12 @@ from sensorhub.motion.calibration import (
     Calibration,
     CalibrationPhaseError,
     CalibrationPhases,
+    CalibrationQuality,
     CalibrationStep,
     Interval,
     LiveCalibration,
     LiveCalibrationStatus,
+    StepReport,
     calibrate,
     detect_phases,
     runs,
@@ -106,6 +108,13 @@ THIGH_TREND_MAX_SPREAD_DEG = 5.0
 #: (deg) it may show before the correction (more means it is an end-range hold, not neutral).
 SEATED_NEUTRAL_MIN_S = 0.8
 SEATED_NEUTRAL_MAX_DEG = 10.0
+#: Plausibility of the thigh frame after the protocol: the hip extends to about 20-30° at most, so
+#: hip flexion below FLIPPED_FLEXION_DEG for FLIPPED_MIN_S in all (a seated hold measured as about
+#: -90°) means the front of the thigh found from the swings points backwards. Without a compass
+#: nothing else tells front from back (an athlete who swung further back than forward); standing
+#: drills (flexion near 0°, its own mirror) cannot show it this way.
+FLIPPED_FLEXION_DEG = -45.0
+FLIPPED_MIN_S = 3.0
 #: Assumed spread (1σ, deg) of an athlete's hip rotation in the seated neutral hold; the thigh mount
 #: blends this with the swing axis (SWING_AXIS_SIGMA_DEG) by inverse variance.
 SEATED_NEUTRAL_SIGMA_DEG = 1.5
@@ -431,9 +440,18 @@ def analyze_imu(
             diag.notes.append(f"thigh mount turned by {np.degrees(total):.1f}° about the femur axis so that hip rotation is zero "
                               f"in the seated neutral hold {span.start_s:.1f}-{span.end_s:.1f} s")
 
+    dead = long_p | long_t
+    after = drill if diag.drill_start_s is None else t > diag.drill_start_s
+    flipped = _flipped_thigh_advice(t, hip[:, 0], after & ~dead, diag.calibration_source)
+    if flipped is not None:
+        advice, metrics = flipped
+        diag.notes.append(advice)
+        log.warning("calibration of the %s leg looks wrong: %s", side, advice)
+        calibration = _with_failed_swings(calibration, advice, metrics)
+        diag.calibration = calibration
+
     q_neutral = _mean_quat(q_earth_pelvis[nm])
     pel = angles.pelvis_angles_deg(q_earth_pelvis, q_neutral)
-    dead = long_p | long_t
     hip[dead] = np.nan
     pel[dead] = np.nan
     return AngleSeries(
@@ -534,6 +552,42 @@ def _refine_thigh_mount(delta0: float, delta_mag_neutral: float, q_thigh_mount: 
     q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), -residual), q_thigh_mount)
     diag.notes.append(f"thigh mount turned by {np.degrees(residual):.1f}° about the femur axis towards the magnetometer heading at neutral")
     return delta0 - residual, q_mount
+
+
+def _flipped_thigh_advice(t: FloatArray, flexion_deg: FloatArray, drill: BoolArray,
+                          calibration_source: str) -> tuple[str, dict[str, float]] | None:
+    """Advice and metrics when the hip flexion after the protocol says the thigh frame is flipped front to back.
+
+    ``drill``: the rows after the protocol with data. Hip flexion below :data:`FLIPPED_FLEXION_DEG`
+    for :data:`FLIPPED_MIN_S` in all is a hip extension nobody can hold; the mirror of a flexed
+    posture is what a thigh frame turned 180° about the femur's long axis reports.
+    """
+    if len(t) < 2:
+        return None
+    dt = float(np.median(np.diff(t)))
+    with np.errstate(invalid="ignore"):
+        extended = drill & (flexion_deg < FLIPPED_FLEXION_DEG)
+    n = int(np.count_nonzero(extended))
+    if n * dt < FLIPPED_MIN_S:
+        return None
+    held_deg = float(np.median(flexion_deg[extended]))
+    redo = ("redo the swings of the calibration, further forward than back" if calibration_source.startswith("protocol")
+            else "redo the calibration, with the swings further forward than back")
+    advice = (f"hip flexion was about {held_deg:.0f}° for {n * dt:.0f} s after the calibration, a hip extension nobody can hold: "
+              f"the front of the thigh found from the swings probably points backwards (thigh frame flipped); {redo}")
+    return advice, {"drill_flexion_deg": held_deg, "drill_extension_s": n * dt}
+
+
+def _with_failed_swings(calibration: Calibration, advice: str, metrics: dict[str, float]) -> Calibration:
+    """``calibration`` with its swings step judged poor (``advice``), keeping the step's own metrics."""
+    steps = list(calibration.quality.steps)
+    for k, step in enumerate(steps):
+        if step.step == "swings":
+            steps[k] = StepReport("swings", False, {**step.metrics, **metrics}, advice)
+            break
+    else:
+        steps.append(StepReport("swings", False, dict(metrics), advice))
+    return dataclasses.replace(calibration, quality=CalibrationQuality(tuple(steps)))
 
 
 def _seated_neutral_span(t: FloatArray, flexion_deg: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray,
