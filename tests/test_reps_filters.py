@@ -75,7 +75,7 @@ def test_second_order_filter_with_initial_state_equals_scipy_lfilter() -> None:
             assert np.max(np.abs(got - want)) < 1e-14 * scale, (fs_hz, cutoff_hz, n)
 
 
-def _step_by_step(det: reps.RepDetector, x: np.ndarray, key: int, gains: "reps._Gains") -> tuple[np.ndarray, np.ndarray, list]:
+def _step_by_step(det: reps.RepDetector, x: np.ndarray, key: int, gains: reps._Gains) -> tuple[np.ndarray, np.ndarray, list]:
     out1, out2, states = [], [], []
     for v in x.tolist():
         det._step_emas(v, key, gains)

@@ -742,9 +742,9 @@ class _EmaRun:
             self.phase = np.zeros(m, dtype=np.intp)
             zero = np.zeros(m)
             self.s1 = self.s2 = self.p1 = self.p2 = zero
-            self._fixed = (det._ema_s1, det._ema_s2, det._ema_p1, det._ema_p2)
+            self._plain = True  # the block state is left as it is, as the per-sample path does
             return
-        self._fixed = None
+        self._plain = False
         continuing = det._ema_key == key and det._ema_phase + 1 < blk
         j0 = det._ema_phase + 1 if continuing else 0
         n_blocks = -(-(j0 + m) // blk)
@@ -780,7 +780,7 @@ class _EmaRun:
         """Put the EMA state after row ``i`` of the run into ``det``."""
         det._ema1, det._ema2 = float(self.y1[i]), float(self.y2[i])
         det._ema_key, det._ema_phase = self.key, int(self.phase[i])
-        if self._fixed is None:
+        if not self._plain:
             det._ema_s1, det._ema_s2 = float(self.s1[i]), float(self.s2[i])
             det._ema_p1, det._ema_p2 = float(self.p1[i]), float(self.p2[i])
 
