@@ -214,3 +214,46 @@ def test_hub_under_uvloop_pushes_frames_without_errors(tmp_path: Path) -> None:
     assert len(frames) > 100
     (session,) = hub.sessions.values()
     assert len(session.reps) == len(truth)
+
+
+class _StubPipeline:
+    """Stands in for a calibrated OnlinePipeline: one frame at the end of every thigh block."""
+
+    state = "streaming"
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, int]] = []
+
+    def push(self, segment: str, block: ImuSamples) -> list[AngleFrame]:
+        self.pushed.append((segment, len(block)))
+        return [_frame(float(block.t_s[-1]))] if segment == "thigh" else []
+
+
+def test_a_frame_completed_before_its_stream_is_due_is_shown_when_due(tmp_path: Path) -> None:
+    """With sparse notifications (a replay sends every ~130 ms) waiting for the next completed frame
+    held frames for up to 350 ms in a soak run; they must run when the stream becomes due."""
+    from sensorhub.service.sources import SensorInfo
+
+    async def scenario() -> tuple[Hub, StreamRuntime, _StubPipeline, float]:
+        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
+        hub._loop = asyncio.get_running_loop()
+        hub.sensor_found(SensorInfo("p", "pelvis", None, "a"))
+        hub.sensor_found(SensorInfo("t", "thigh", "left", "a"))
+        stream = hub.streams["a/left"]
+        stub = _StubPipeline()
+        stream.pipeline = stub  # type: ignore[assignment]
+        stream.calibration_reported = True
+        stream.last_frame = _frame(0.0)
+        now = time.perf_counter()
+        due_at = hub._due_at["a/left"] = now + 0.05
+        ready = hub._process_blocks({"p": [_block(0.0, 6)], "t": [_block(0.0, 6)]}, {"p": [now], "t": [now]})
+        assert ready == [] and hub._waiting == {"a/left"}  # complete, not due: waits
+        await asyncio.sleep(0.15)
+        return hub, stream, stub, due_at
+
+    hub, stream, stub, due_at = asyncio.run(scenario())
+    assert stub.pushed == [("pelvis", 6), ("thigh", 6)] and not stream.held and not hub._waiting
+    assert stream.last_frame is not None and stream.last_frame.t_s == pytest.approx(0.05)
+    # Pushed at its due time (not at the stale timer's two intervals, nor at the next block).
+    assert due_at - 1e-3 <= hub._last_push["a/left"] < due_at + 0.05

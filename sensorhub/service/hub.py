@@ -9,18 +9,24 @@ One asyncio task (the *consumer*) owns all pipeline state::
 
 * :meth:`Hub.submit` is the single entry point for live BLE and replay alike. It only stamps the
   entry time and enqueues, so a BLE callback never waits for the maths.
-* The consumer drains whatever is queued, pushes each notification through :class:`Ingest`, then
-  concatenates each sensor's released blocks and hands the pipeline one block per sensor per
-  batch: under load batches grow and the per-call overhead is paid once per batch.
+* The consumer drains whatever is queued and pushes each notification through :class:`Ingest`;
+  released blocks are held by their stream until it is due for display and a block completes a
+  new frame, then the stream's pipeline runs once on all of it (one call per sensor): the
+  pipeline's cost is mostly per call. After each run the new frame is published and the consumer
+  yields, so it is sent before the next stream's run; rep detection and storage follow.
 * A stream is one measured hip: the athlete's pelvis sensor plus one thigh sensor. With both thighs
   assigned the athlete has two streams sharing the pelvis sensor.
 * A session (drill on a stream) feeds the stream's frames to a :class:`RepDetector`; calibration
   belongs to the stream and carries over from one session to the next.
 * Control actions that must keep their order with the data (a replay pass starting over, the end of
   a source) travel through the same queue as the notifications.
-* Each stream's frames go out at most ``display_rate_hz`` times a second, pushed by the first frame
-  that arrives once the stream is due, so a pushed frame has waited only for its own processing
-  (see :meth:`Hub._maybe_push` and :class:`~sensorhub.service.broadcast.FrameDecimator`).
+* Each stream's frames go out on average at most ``display_rate_hz`` times a second, pushed by the
+  first frame completed once the stream is due, so a pushed frame has waited only for its own
+  processing (see :data:`MIN_PUSH_GAP_FRACTION`, :meth:`Hub._maybe_push` and
+  :class:`~sensorhub.service.broadcast.FrameDecimator`). The latency of a pushed frame starts at
+  the notification that completed it (:func:`completed_at`).
+* Memory stays bounded in a service that runs for days: pipelines keep no frame history, and only
+  the newest :data:`ENDED_SESSIONS_KEPT` ended sessions stay in memory (the store has them all).
 
 Bad input never stops the hub: a block the pipeline rejects is logged and counted, not raised.
 Storage, BLE and HTTP are reached only through the interfaces handed in.
@@ -358,6 +364,11 @@ class Hub:
         self._push_timer: asyncio.TimerHandle | None = None
         self._push_timer_at = math.inf
         """When the armed push timer fires (``perf_counter``); uvloop's handles cannot say."""
+        self._waiting: set[str] = set()
+        """Streams holding a frame completed before they were due: run when due."""
+        self._due_timer: asyncio.TimerHandle | None = None
+        self._due_timer_at = math.inf
+        self._side_tasks: set[asyncio.Task[None]] = set()
         self._switch_interval_before_s = sys.getswitchinterval()
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -397,6 +408,12 @@ class Hub:
         self._tasks = []
         if self._push_timer is not None:
             self._push_timer.cancel()
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+        for task in list(self._side_tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         for session in list(self.sessions.values()):
             if session.active:
                 self._end_session(session)
@@ -573,6 +590,8 @@ class Hub:
                 except Exception:
                     self.metrics.processing_errors.inc()
                     log.exception("hub: running %d streams failed", len(ready))
+            elif self._fresh:
+                self._maybe_push()  # frames of runs a control action made first
 
     async def _run_ready(self, ready: list[StreamRuntime]) -> None:
         """Run the pipelines of ``ready`` one stream at a time, letting every message out at once.
@@ -651,11 +670,45 @@ class Hub:
             # sample). A frame completed before the stream was due is not run for when the partner
             # sensor's block arrives: the next completed frame is shown instead, fresh, so pushes
             # settle on the moments frames complete.
-            if flush_all or not stream.calibrated or now - stream.held_since >= MAX_HOLD_S or (
-                    now >= self._due_at.get(stream.key, -math.inf)
-                    and stream.makes_new_frame(end_before_s.get(stream.key, math.inf), frame_interval_s)):
+            due = now >= self._due_at.get(stream.key, -math.inf)
+            if flush_all or not stream.calibrated or now - stream.held_since >= MAX_HOLD_S:
                 ready.append(stream)
+            elif stream.makes_new_frame(end_before_s.get(stream.key, math.inf), frame_interval_s):
+                if due:
+                    ready.append(stream)
+                else:
+                    # Completed before the stream is due: shown when it is due, unless a newer
+                    # frame completes first (sensors sending every 15-30 ms) — with sparse
+                    # notifications (a replay's 130 ms) waiting for the next one would cost more.
+                    self._waiting.add(stream.key)
+        if self._waiting:
+            self._arm_due_timer(now)
         return ready
+
+    def _arm_due_timer(self, now: float) -> None:
+        """Run streams holding a completed frame when they become due (see :meth:`_process_blocks`)."""
+        if self._loop is None:
+            return
+        at = min(self._due_at.get(k, now) for k in self._waiting)
+        if self._due_timer is not None:
+            if self._due_timer_at <= at + 1e-4:
+                return
+            self._due_timer.cancel()
+        self._due_timer_at = at
+        self._due_timer = self._loop.call_later(max(at - now, 0.0), self._run_waiting)
+
+    def _run_waiting(self) -> None:
+        self._due_timer = None
+        now = time.perf_counter()
+        due = [k for k in self._waiting if now + 1e-4 >= self._due_at.get(k, -math.inf)]
+        self._waiting.difference_update(due)
+        ready = [s for k in due if (s := self.streams.get(k)) is not None and s.held]
+        if ready:
+            task = asyncio.create_task(self._run_ready(ready), name="hub-due-runs")
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+        if self._waiting:
+            self._arm_due_timer(now)
 
     def _targets(self, a: Assignment) -> list[tuple[StreamRuntime, str]]:
         if a.segment == "pelvis":
@@ -670,6 +723,7 @@ class Hub:
         (rep detection, storage), so the caller can get the frame out to the browsers first.
         """
         held = stream.take_held()
+        self._waiting.discard(stream.key)
         frames: list[AngleFrame] = []
         for segment, parts in held.items():
             block = parts[0][0] if len(parts) == 1 else concat_samples([b for b, _ in parts])
@@ -978,7 +1032,9 @@ class Hub:
         for key, (f, lo, hi, n, t_enter) in self._decimator.take(keys).items():
             self._last_push[key] = now
             interval_s = self._push_interval_s
-            base_s = max(self._due_at.get(key, -math.inf), now - interval_s)
+            # A push before the due time (a stale frame, a held-too-long run) must not move the
+            # schedule further ahead: the due time never runs more than an interval past now.
+            base_s = max(min(self._due_at.get(key, -math.inf), now), now - interval_s)
             self._due_at[key] = max(base_s + interval_s, now + MIN_PUSH_GAP_FRACTION * interval_s)
             stream = self.streams.get(key)
             if stream is None:
