@@ -99,6 +99,9 @@ MAX_BATCH = 512
 #: 30 ms, with a little jitter, skip every other push); the floor bounds pipeline runs per second
 #: when the hub works off a backlog.
 MIN_PUSH_GAP_FRACTION = 0.5
+#: Completions of a stream's frames closer than this belong to one burst (several notifications of
+#: one connection event) when estimating how often its frames complete.
+MIN_COMPLETION_GAP_S = 0.002
 #: Longest time a stream's blocks wait for its next pipeline run (rep detection stays timely).
 MAX_HOLD_S = 0.1
 #: Longest block handed to the pipeline in one push (samples); real-time runs hold 10-30.
@@ -267,6 +270,10 @@ class StreamRuntime:
     """Frames shown but not yet through rep detection and storage, with the session they belong to."""
     newest_t_s: dict[str, float] = field(default_factory=dict)
     """Per segment, the newest sample time handed to this stream (held or run)."""
+    last_completion_s: float = -math.inf
+    """When a block last completed a new frame (``perf_counter``)."""
+    completion_interval_s: float = math.nan
+    """Moving mean of the time between two completed frames (s)."""
 
     def hold(self, segment: str, block: ImuSamples, entered_s: float) -> None:
         if not self.held:
@@ -297,6 +304,17 @@ class StreamRuntime:
         k_now = math.floor((end_s - t0_s) / frame_interval_s + 1e-9)
         k_before = math.floor((end_before_s - t0_s) / frame_interval_s + 1e-9) if math.isfinite(end_before_s) else 0
         return k_now >= 1 and k_now > k_before
+
+    def completed(self, now_s: float) -> float:
+        """Note that a block just completed a new frame; return the mean time between completions."""
+        dt_s = now_s - self.last_completion_s
+        if dt_s < MIN_COMPLETION_GAP_S:
+            return self.completion_interval_s  # the same connection event (notifications come in pairs)
+        if math.isfinite(dt_s):
+            self.completion_interval_s = dt_s if math.isnan(self.completion_interval_s) else (
+                0.8 * self.completion_interval_s + 0.2 * dt_s)
+        self.last_completion_s = now_s
+        return self.completion_interval_s
 
     def take_held(self) -> dict[str, list[tuple[ImuSamples, float]]]:
         held, self.held = self.held, {}
@@ -365,7 +383,8 @@ class Hub:
         self._push_timer_at = math.inf
         """When the armed push timer fires (``perf_counter``); uvloop's handles cannot say."""
         self._waiting: set[str] = set()
-        """Streams holding a frame completed before they were due: run when due."""
+        """Streams holding a frame completed before they were due, to run at ``_run_at``."""
+        self._run_at: dict[str, float] = {}
         self._due_timer: asyncio.TimerHandle | None = None
         self._due_timer_at = math.inf
         self._side_tasks: set[asyncio.Task[None]] = set()
@@ -670,16 +689,21 @@ class Hub:
             # sample). A frame completed before the stream was due is not run for when the partner
             # sensor's block arrives: the next completed frame is shown instead, fresh, so pushes
             # settle on the moments frames complete.
-            due = now >= self._due_at.get(stream.key, -math.inf)
             if flush_all or not stream.calibrated or now - stream.held_since >= MAX_HOLD_S:
                 ready.append(stream)
             elif stream.makes_new_frame(end_before_s.get(stream.key, math.inf), frame_interval_s):
-                if due:
+                every_s = stream.completed(now)
+                due_at = self._due_at.get(stream.key, -math.inf)
+                if now >= due_at:
                     ready.append(stream)
                 else:
-                    # Completed before the stream is due: shown when it is due, unless a newer
-                    # frame completes first (sensors sending every 15-30 ms) — with sparse
-                    # notifications (a replay's 130 ms) waiting for the next one would cost more.
+                    # Completed before the stream is due. When frames complete more often than
+                    # the display rate (sensors sending every 15-30 ms) the next one is shown
+                    # instead, fresh; when they are sparse (a replay sends every ~130 ms) waiting
+                    # for it would cost more than showing this one at the due time. A stream
+                    # waiting for its next frame still runs if none comes within MAX_HOLD_S.
+                    sparse = not every_s <= self._push_interval_s
+                    self._run_at[stream.key] = due_at if sparse else now + MAX_HOLD_S
                     self._waiting.add(stream.key)
         if self._waiting:
             self._arm_due_timer(now)
@@ -689,7 +713,7 @@ class Hub:
         """Run streams holding a completed frame when they become due (see :meth:`_process_blocks`)."""
         if self._loop is None:
             return
-        at = min(self._due_at.get(k, now) for k in self._waiting)
+        at = min(self._run_at.get(k, now) for k in self._waiting)
         if self._due_timer is not None:
             if self._due_timer_at <= at + 1e-4:
                 return
@@ -700,7 +724,7 @@ class Hub:
     def _run_waiting(self) -> None:
         self._due_timer = None
         now = time.perf_counter()
-        due = [k for k in self._waiting if now + 1e-4 >= self._due_at.get(k, -math.inf)]
+        due = [k for k in self._waiting if now + 1e-4 >= self._run_at.get(k, -math.inf)]
         self._waiting.difference_update(due)
         ready = [s for k in due if (s := self.streams.get(k)) is not None and s.held]
         if ready:
