@@ -89,10 +89,11 @@ def pelvis_angles_deg(q_earth_pelvis: FloatArray, q_earth_pelvis_neutral: FloatA
     return cardan_zxy_deg(q_rel)
 
 
-def rotation_matrices(q: FloatArray) -> FloatArray:
+def rotation_matrices(q: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """Rotation matrices (n, 3, 3) of unit quaternions (n, 4) ``w, x, y, z``; ``v_a = R @ v_b`` for ``q_a_b``.
 
     A direct formula: cheaper than a scipy Rotation for the short blocks of the online pipeline.
+    ``out``: a C-contiguous (n, 3, 3) array to write them into (returned).
     """
     w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
     # Each product once (the live path calls this on a handful of rows, where the count of NumPy
@@ -100,12 +101,13 @@ def rotation_matrices(q: FloatArray) -> FloatArray:
     xx, yy, zz = x * x, y * y, z * z
     xy, xz, yz = x * y, x * z, y * z
     wx, wy, wz = w * x, w * y, w * z
-    return np.stack(
-        (1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
-         2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
-         2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy)),
-        axis=1,
-    ).reshape(-1, 3, 3)
+    elements = (1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
+                2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
+                2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy))
+    if out is not None:
+        np.stack(elements, axis=1, out=out.reshape(-1, 9))
+        return out
+    return np.stack(elements, axis=1).reshape(-1, 3, 3)
 
 
 def cardan_zxy_deg_from_matrix(r_a_b: FloatArray) -> FloatArray:

@@ -309,6 +309,11 @@ def _unwrap_floats(prev: float | None, values: list[float]) -> list[float]:
     return out
 
 
+#: Blocks shorter than this are summed on Python floats in :meth:`OnlineTrend.add` (NumPy sums fewer
+#: than 8 doubles left to right; from 8 on it uses 8 partial sums).
+_SHORT_SUM_MAX = 8
+
+
 class OnlineTrend:
     """Causal least-squares line through a growing series (e.g. a heading), from running sums.
 
@@ -320,25 +325,45 @@ class OnlineTrend:
         self.min_span_s = min_span_s
         self._n = 0
         self._t0: float | None = None
-        self._sums = np.zeros(5)  # Σt, Σy, Σt², Σty, Σy²
+        self._sums = [0.0] * 5  # Σt, Σy, Σt², Σty, Σy² (Python floats)
         self._last: float | None = None
         self._t_first = np.inf
         self._t_last = -np.inf
 
     def add(self, t_s: FloatArray, y: FloatArray, ok: BoolArray) -> None:
         """Add samples (angles in rad are unwrapped against the previous block)."""
-        if not np.any(ok):
+        if not ok.any():
             return
-        t = t_s[ok]
-        v = np.array(_unwrap_floats(self._last, y[ok].tolist()))
-        self._last = float(v[-1])
+        if ok.all():
+            t, yl = t_s.tolist(), y.tolist()
+        else:
+            t, yl = t_s[ok].tolist(), y[ok].tolist()
+        v = _unwrap_floats(self._last, yl)
+        self._last = v[-1]
         if self._t0 is None:
-            self._t0 = float(t[0])
-        tt = t - self._t0
-        self._n += len(t)
-        self._sums += (tt.sum(), v.sum(), (tt * tt).sum(), (tt * v).sum(), (v * v).sum())
-        self._t_first = min(self._t_first, float(t[0]))
-        self._t_last = max(self._t_last, float(t[-1]))
+            self._t0 = t[0]
+        t0 = self._t0
+        tt = [x - t0 for x in t]
+        k = len(tt)
+        self._n += k
+        if k < _SHORT_SUM_MAX:
+            # NumPy's sum of fewer than 8 doubles is a plain left fold: the same bits on Python floats,
+            # without ~10 array operations per block (tests/test_live_helpers.py checks it).
+            st, sy, stt, sty, syy = tt[0], v[0], tt[0] * tt[0], tt[0] * v[0], v[0] * v[0]
+            for i in range(1, k):
+                a, b = tt[i], v[i]
+                st += a
+                sy += b
+                stt += a * a
+                sty += a * b
+                syy += b * b
+            sums = (st, sy, stt, sty, syy)
+        else:
+            ta, va = np.array(tt), np.array(v)
+            sums = (float(ta.sum()), float(va.sum()), float((ta * ta).sum()), float((ta * va).sum()), float((va * va).sum()))
+        self._sums = [s0 + s1 for s0, s1 in zip(self._sums, sums)]
+        self._t_first = min(self._t_first, t[0])
+        self._t_last = max(self._t_last, t[-1])
 
     @property
     def ready(self) -> bool:

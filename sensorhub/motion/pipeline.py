@@ -1012,6 +1012,10 @@ class OnlinePipeline:
         self._still_run: float | None = None
         self.diagnostics = Diagnostics()
         self._dist_open: dict[str, list[float] | None] = {"pelvis": None, "thigh": None}
+        self._side_sign = angles.side_sign(side)
+        self._m_sensor_segment: dict[str, FloatArray] = {}
+        self._m_pair = np.zeros((2, 1, 3, 3))
+        self._mag_ref_arrays: tuple[FloatArray, FloatArray, FloatArray] | None = None
 
     @property
     def status(self) -> LiveCalibrationStatus | None:
@@ -1196,8 +1200,12 @@ class OnlinePipeline:
         self._seated_pending = self.seated_neutral if self.seated_neutral is not None else delta_mag_ref is None
         self._seated_hist = np.zeros((0, 3))
         # Constant matrices for the per-block work: R_sensor_segment per sensor, R_neutralᵀ.
-        self._m_sensor_segment = {k: angles.rotation_matrices(quat.conjugate(cal.q_segment_sensor[k])[None, :])[0]
-                                  for k in ("pelvis", "thigh")}
+        self._set_mounts(*(angles.rotation_matrices(quat.conjugate(cal.q_segment_sensor[k])[None, :])[0] for k in ("pelvis", "thigh")))
+        # Field references as (2, 1) columns (pelvis, thigh) for both sensors' rows at once in _emit.
+        self._mag_ref_arrays = (np.array([[self._mag_ref[k].norm_uT] for k in ("pelvis", "thigh")]),
+                                np.array([[self._mag_ref[k].dip_deg] for k in ("pelvis", "thigh")]),
+                                np.array([[heading.MAG_NORM_TOL * self._mag_ref[k].norm_uT] for k in ("pelvis", "thigh")])
+                                ) if self._mag_ref else None
         self._r_neutral_t = angles.rotation_matrices(self._q_neutral[None, :])[0].T
         self.calibration = cal
         self.diagnostics.calibration = cal
@@ -1220,72 +1228,97 @@ class OnlinePipeline:
         return self._emit()
 
     def _emit(self) -> list[AngleFrame]:
-        """Angles at every grid point both sensors have passed; rotation matrices throughout (cheap)."""
+        """Angles at every grid point both sensors have passed; rotation matrices throughout (cheap).
+
+        Called once per pushed block with 0-7 new grid points: the cost is the number of NumPy calls,
+        not the data, so both sensors go through each step together (stacked rows; every operation is
+        element- or row-wise, so each row gets the same bits as in a call of its own).
+        """
         p, th = self._streams["pelvis"], self._streams["thigh"]
         if self._next_t is None or len(p.tail_t) < 2 or len(th.tail_t) < 2:
             return []
         end = min(p.tail_t[-1], th.tail_t[-1])
         dt = 1.0 / self.rate_hz
-        n = int(np.floor((end - self._next_t) / dt + 1e-9)) + 1
+        n = math.floor(float(end - self._next_t) / dt + 1e-9) + 1
         if n <= 0:
             return []
         t: FloatArray = self._next_t + np.arange(n, dtype=np.float64) * dt
         self._next_t = float(t[-1] + dt)
-        q_at, mags, gaps, long_gap = [], {}, [], np.zeros(n, dtype=bool)
-        for name, st in self._streams.items():
-            q_at.append(_slerp_at(st.tail_t, st.tail_q, t))
-            i = np.minimum(np.maximum(np.searchsorted(st.tail_t, t, side="right"), 1), len(st.tail_t) - 1)
-            if self._mag_ref:
-                u = ((t - st.tail_t[i - 1]) / (st.tail_t[i] - st.tail_t[i - 1]))[:, None]
-                mags[name] = st.tail_mag[i - 1] + u * (st.tail_mag[i] - st.tail_mag[i - 1])
-            gaps.append(st.tail_gap[i])
-            long_gap |= (st.tail_t[i] - st.tail_t[i - 1]) > align.DEFAULT_MAX_BRIDGE_S
+        use_mag = bool(self._mag_ref)
+        a_rows, b_rows, m0_rows, m1_rows, u_parts, gaps = [], [], [], [], [], []
+        long_gap: BoolArray | None = None
+        for st in (p, th):
+            tt = st.tail_t
+            # Right neighbour j and left neighbour j - 1 of each grid point (clamped to the tail).
+            j = np.minimum(np.maximum(np.searchsorted(tt, t, side="right"), 1), len(tt) - 1)
+            i = j - 1
+            t_i, t_j = tt[i], tt[j]
+            u_parts.append((t - t_i) / (t_j - t_i))
+            a_rows.append(st.tail_q[i])
+            b_rows.append(st.tail_q[j])
+            if use_mag:
+                m0_rows.append(st.tail_mag[i])
+                m1_rows.append(st.tail_mag[j])
+            gaps.append(st.tail_gap[j])
+            lg = (t_j - t_i) > align.DEFAULT_MAX_BRIDGE_S
+            long_gap = lg if long_gap is None else long_gap | lg
             # Keep only what the next grid point can need.
-            keep = max(0, int(np.searchsorted(st.tail_t, self._next_t)) - 2)
-            st.tail_t, st.tail_q, st.tail_mag, st.tail_gap = st.tail_t[keep:], st.tail_q[keep:], st.tail_mag[keep:], st.tail_gap[keep:]
-        # Both sensors' matrices in one call (element-wise: the same values as one call each).
-        r_both = angles.rotation_matrices(np.concatenate(q_at))
-        r_sensor = {"pelvis": r_both[:n], "thigh": r_both[n:]}
-        # Segment orientations: R_earth_segment = R_earth_sensor · R_segment_sensorᵀ.
-        r_pel = r_sensor["pelvis"] @ self._m_sensor_segment["pelvis"]
-        r_fem = r_sensor["thigh"] @ self._m_sensor_segment["thigh"]
+            keep = max(0, int(np.searchsorted(tt, self._next_t)) - 2)
+            if keep:
+                st.tail_t, st.tail_q, st.tail_mag, st.tail_gap = tt[keep:], st.tail_q[keep:], st.tail_mag[keep:], st.tail_gap[keep:]
+        assert long_gap is not None
+        u = np.concatenate(u_parts)[:, None]
+        # Normalised lerp between the neighbouring orientations (see _slerp_at), both sensors at once.
+        qa, qb = np.concatenate(a_rows), np.concatenate(b_rows)
+        qb = qb * np.sign(np.einsum("ij,ij->i", qa, qb) + 1e-300)[:, None]
+        q = qa + u * (qb - qa)
+        q = q / np.sqrt(np.add.reduce(q * q, axis=1, keepdims=True))
+        # z[0]: R_earth_sensor, z[1]: R_earth_segment = R_earth_sensor · R_segment_sensorᵀ; [.., 0] pelvis, [.., 1] thigh.
+        z = np.empty((2, 2, n, 3, 3))
+        angles.rotation_matrices(q, out=z[0].reshape(2 * n, 3, 3))
+        np.matmul(z[0], self._m_pair, out=z[1])
         if self.detrend_heading:
-            h_p, h_f = self._remove_drift(t, r_pel, r_fem, long_gap)
-            r_pel, r_fem = h_p @ r_pel, h_f @ r_fem
-            r_sensor = {"pelvis": h_p @ r_sensor["pelvis"], "thigh": h_f @ r_sensor["thigh"]}
-        if self._mag_ref:
-            bad = np.zeros(n, dtype=bool)
-            psi = {}
-            for name in ("pelvis", "thigh"):
-                m_e = np.einsum("nij,nj->ni", r_sensor[name], mags[name])
-                norm = np.linalg.norm(m_e, axis=1)
-                dip = np.degrees(np.arcsin(np.minimum(np.maximum(m_e[:, 2] / np.maximum(norm, 1e-12), -1.0), 1.0)))
-                ref = self._mag_ref[name]
-                dn, dd = np.abs(norm - ref.norm_uT), np.abs(dip - ref.dip_deg)
-                b = (dn > heading.MAG_NORM_TOL * ref.norm_uT) | (dd > heading.MAG_DIP_TOL_DEG)
-                self._track_events(name, t, b, dn, dd)
-                bad |= b
-                psi[name] = np.arctan2(m_e[:, 1], m_e[:, 0])
-            delta = self._heading.update(np.asarray(heading.wrap_rad(psi["pelvis"] - psi["thigh"])), ~bad)
+            h = self._remove_drift(t, z[1, 0], z[1, 1], long_gap)
+            z = np.matmul(h.reshape(2, n, 3, 3), z)
+        r_pel, r_fem = z[1, 0], z[1, 1]
+        if use_mag:
+            m0 = np.concatenate(m0_rows)
+            mags = m0 + u * (np.concatenate(m1_rows) - m0)
+            m_e = np.einsum("nij,nj->ni", z[0].reshape(2 * n, 3, 3), mags)
+            norm = np.linalg.norm(m_e, axis=1)
+            dip = np.degrees(np.arcsin(np.minimum(np.maximum(m_e[:, 2] / np.maximum(norm, 1e-12), -1.0), 1.0)))
+            assert self._mag_ref_arrays is not None
+            ref_norm, ref_dip, tol_norm = self._mag_ref_arrays
+            dn, dd = np.abs(norm.reshape(2, n) - ref_norm), np.abs(dip.reshape(2, n) - ref_dip)
+            b = (dn > tol_norm) | (dd > heading.MAG_DIP_TOL_DEG)
+            self._track_events("pelvis", t, b[0], dn[0], dd[0])
+            self._track_events("thigh", t, b[1], dn[1], dd[1])
+            psi = np.arctan2(m_e[:, 1], m_e[:, 0])
+            delta = self._heading.update(np.asarray(heading.wrap_rad(psi[:n] - psi[n:])), ~(b[0] | b[1]))
         else:
             delta = np.full(n, self._heading.delta0_rad)
         r_fem = angles.heading_matrices(delta) @ r_fem
         # Hip and pelvis angles in one call (element-wise: the same values as one call each).
         a_both = angles.cardan_zxy_deg_from_matrix(np.concatenate((np.transpose(r_pel, (0, 2, 1)) @ r_fem, self._r_neutral_t @ r_pel)))
         a_hip, a_pel = a_both[:n], a_both[n:]
-        sgn = angles.side_sign(self.side)
-        a_hip[:, 1:] *= sgn
+        a_hip[:, 1:] *= self._side_sign
         if self._seated_pending:
             self._watch_seated_neutral(t, a_hip)
         gap = gaps[0] | gaps[1]
-        a_hip[long_gap] = np.nan
-        a_pel[long_gap] = np.nan
+        if long_gap.any():
+            a_hip[long_gap] = np.nan
+            a_pel[long_gap] = np.nan
         block = np.column_stack((t, a_hip, a_pel))
         self._history.append(block, gap)
         return [AngleFrame(r[0], r[1], r[2], r[3], r[4], r[5], r[6], g) for r, g in zip(block.tolist(), gap.tolist())]
 
-    def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray) -> tuple[FloatArray, FloatArray]:
-        """Causal counterpart of the batch drift removal: heading corrections (n, 3, 3) for pelvis and femur.
+    def _set_mounts(self, m_pelvis: FloatArray, m_thigh: FloatArray) -> None:
+        """R_sensor_segment of each sensor, as a dict and stacked (2, 1, 3, 3) for :meth:`_emit`."""
+        self._m_sensor_segment = {"pelvis": m_pelvis, "thigh": m_thigh}
+        self._m_pair = np.stack((m_pelvis, m_thigh))[:, None]
+
+    def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray) -> FloatArray:
+        """Causal counterpart of the batch drift removal: heading corrections (2n, 3, 3), pelvis rows then femur.
 
         Running least-squares trends of the pelvis heading and of the thigh's heading relative to
         the pelvis since neutral (see :class:`sensorhub.motion.heading.OnlineTrend`).
@@ -1295,7 +1328,7 @@ class OnlinePipeline:
         ok_p = np.abs(r_pel[:, 2, 0]) < 0.5
         col = self._thigh_axis
         # The femur's long axis lying flat (seated) is the better heading reference (with hysteresis).
-        vy_z = float(np.mean(np.abs(r_fem[:, 2, 1])))
+        vy_z = float(np.add.reduce(np.abs(r_fem[:, 2, 1]))) / len(t)  # np.mean's arithmetic, without its overhead
         if col == 0 and vy_z < 0.4:
             col = 1
         elif col == 1 and vy_z > 0.7:
@@ -1318,8 +1351,7 @@ class OnlinePipeline:
         phi_p = rate_p * (t - self._t_ref)
         phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
         self.diagnostics.heading_trend_deg_min = {"pelvis": float(np.degrees(rate_p) * 60), "thigh": float(np.degrees(rate_p + rel) * 60)}
-        h = angles.heading_matrices(np.concatenate((-phi_p, -phi_f)))  # one call for both (element-wise)
-        return h[: len(t)], h[len(t):]
+        return angles.heading_matrices(np.concatenate((-phi_p, -phi_f)))  # one call for both (element-wise)
 
     def _watch_seated_neutral(self, t: FloatArray, a_hip: FloatArray) -> None:
         """Live counterpart of the batch seated-neutral correction (see :func:`analyze_imu`).
@@ -1354,7 +1386,7 @@ class OnlinePipeline:
         self._heading.delta0_rad += shift
         self.calibration = dataclasses.replace(self.calibration, q_segment_sensor={**self.calibration.q_segment_sensor, "thigh": q_mount})
         self.diagnostics.calibration = self.calibration
-        self._m_sensor_segment["thigh"] = angles.rotation_matrices(quat.conjugate(q_mount)[None, :])[0]
+        self._set_mounts(self._m_sensor_segment["pelvis"], angles.rotation_matrices(quat.conjugate(q_mount)[None, :])[0])
         self.diagnostics.notes.append(f"thigh mount turned by {np.degrees(eps):.1f}° about the femur axis so that hip rotation is zero "
                                       f"in the seated neutral hold ending at {hist[-1, 0]:.1f} s")
 
