@@ -89,25 +89,32 @@ def pelvis_angles_deg(q_earth_pelvis: FloatArray, q_earth_pelvis_neutral: FloatA
     return cardan_zxy_deg(q_rel)
 
 
+# rotation_matrices: element k of R (row-major) is 1 − 2·(P[_R_A[k]] + s_k·P[_R_B[k]]) on the diagonal and
+# 2·(P[_R_A[k]] + s_k·P[_R_B[k]]) off it, with P the 16 products q_i·q_j (w, x, y, z) and s_k = ±1.
+_R_A = np.array([10, 6, 7, 6, 5, 11, 7, 11, 5])  # yy xy xz / xy xx yz / xz yz xx
+_R_B = np.array([15, 3, 2, 3, 15, 1, 2, 1, 10])  # zz wz wy / wz zz wx / wy wx yy
+_R_SIGN = np.array([1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0, 1.0, 1.0])
+_R_DIAG = np.array([0, 4, 8])
+
+
 def rotation_matrices(q: FloatArray, out: FloatArray | None = None) -> FloatArray:
     """Rotation matrices (n, 3, 3) of unit quaternions (n, 4) ``w, x, y, z``; ``v_a = R @ v_b`` for ``q_a_b``.
 
     A direct formula: cheaper than a scipy Rotation for the short blocks of the online pipeline.
     ``out``: a C-contiguous (n, 3, 3) array to write them into (returned).
     """
-    w, x, y, z = q[:, 0], q[:, 1], q[:, 2], q[:, 3]
-    # Each product once (the live path calls this on a handful of rows, where the count of NumPy
-    # calls is the cost); the same products and sums as the textbook formula, so the same bits.
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz = x * y, x * z, y * z
-    wx, wy, wz = w * x, w * y, w * z
-    elements = (1 - 2 * (yy + zz), 2 * (xy - wz), 2 * (xz + wy),
-                2 * (xy + wz), 1 - 2 * (xx + zz), 2 * (yz - wx),
-                2 * (xz - wy), 2 * (yz + wx), 1 - 2 * (xx + yy))
-    if out is not None:
-        np.stack(elements, axis=1, out=out.reshape(-1, 9))
-        return out
-    return np.stack(elements, axis=1).reshape(-1, 3, 3)
+    # The textbook formula (1 − 2(y² + z²), 2(xy − wz), ...) with all products from one outer
+    # product and the nine sums in one call: the live path calls this on a handful of rows, where
+    # the count of NumPy calls is the cost. Same products and sums (a + (−1·b) is a − b exactly,
+    # signed zeros included), so the same bits (tests/test_live_helpers.py).
+    n = len(q)
+    p = (q[:, :, None] * q[:, None, :]).reshape(n, 16)
+    e = np.empty((n, 9)) if out is None else out.reshape(n, 9)
+    np.take(p, _R_A, axis=1, out=e)
+    e += p[:, _R_B] * _R_SIGN
+    e *= 2.0
+    e[:, _R_DIAG] = 1.0 - e[:, _R_DIAG]
+    return out if out is not None else e.reshape(n, 3, 3)
 
 
 def cardan_zxy_deg_from_matrix(r_a_b: FloatArray) -> FloatArray:

@@ -257,8 +257,8 @@ def _as_vectors(arr: ArrayLike | None, name: str, n: int | None) -> FloatArray:
     if out.ndim != 2 or out.shape[1] != 3 or (n is not None and len(out) != n):
         expected = "(m, 3)" if n is None else f"({n}, 3)"
         raise FusionInputError(f"{name} has shape {out.shape}, expected {expected}")
-    bad = ~np.isfinite(out).all(axis=1)
-    if bad.any():
+    if not np.isfinite(out).all():  # one check for the whole block; the row only on failure
+        bad = ~np.isfinite(out).all(axis=1)
         raise FusionInputError(f"{name} has non-finite values at sample {int(np.argmax(bad))} of the block")
     return out
 

@@ -94,7 +94,8 @@ class DisturbanceEvent:
 
 def wrap_rad(a: FloatArray | float) -> FloatArray:
     """Wrap angles to (−π, π]."""
-    return np.asarray(np.angle(np.exp(1j * np.asarray(a))))
+    z = np.exp(1j * np.asarray(a))
+    return np.asarray(np.arctan2(z.imag, z.real))  # np.angle's arithmetic without its wrapper (live path)
 
 
 def mag_norm_dip(q_earth_sensor: FloatArray, mag_uT: FloatArray, *, m_earth: FloatArray | None = None) -> tuple[FloatArray, FloatArray]:

@@ -843,6 +843,67 @@ class _FrameHistory:
                 np.concatenate((self._gap[start:], self._gap[:start])))
 
 
+class _Tail:
+    """A sensor's recent orientations for the grid interpolation: times, quaternions, field, gap flags.
+
+    Blocks are appended and old rows dropped from the front once per pushed block; the rows live in
+    preallocated arrays (compacted or doubled when the end is reached), so a block costs four slice
+    assignments instead of four concatenations. The properties are views of the live rows.
+    """
+
+    def __init__(self) -> None:
+        self._t = np.zeros(0)
+        self._q = np.zeros((0, 4))
+        self._mag = np.zeros((0, 3))
+        self._gap = np.zeros(0, dtype=bool)
+        self._i0 = 0
+        self._i1 = 0
+
+    def reset(self, t_s: FloatArray, q: FloatArray, mag: FloatArray, gap: BoolArray) -> None:
+        """Replace the rows by these (copied)."""
+        self._i0, self._i1 = 0, 0
+        self._allocate(max(64, 2 * len(t_s)))
+        self.append(t_s, q, mag, gap)
+
+    def _allocate(self, capacity: int) -> None:
+        n = self._i1 - self._i0
+        t, q, mag, gap = np.empty(capacity), np.empty((capacity, 4)), np.empty((capacity, 3)), np.zeros(capacity, dtype=bool)
+        t[:n], q[:n], mag[:n], gap[:n] = self.t_s, self.q, self.mag, self.gap
+        self._t, self._q, self._mag, self._gap = t, q, mag, gap
+        self._i0, self._i1 = 0, n
+
+    def append(self, t_s: FloatArray, q: FloatArray, mag: FloatArray, gap: BoolArray) -> None:
+        k = len(t_s)
+        if self._i1 + k > len(self._t):
+            self._allocate(max(64, 2 * (self._i1 - self._i0 + k)))
+        i1 = self._i1
+        self._t[i1:i1 + k], self._q[i1:i1 + k], self._mag[i1:i1 + k], self._gap[i1:i1 + k] = t_s, q, mag, gap
+        self._i1 = i1 + k
+
+    def drop(self, k: int) -> None:
+        """Forget the oldest ``k`` rows."""
+        self._i0 = min(self._i0 + k, self._i1)
+
+    def __len__(self) -> int:
+        return self._i1 - self._i0
+
+    @property
+    def t_s(self) -> FloatArray:
+        return self._t[self._i0:self._i1]
+
+    @property
+    def q(self) -> FloatArray:
+        return self._q[self._i0:self._i1]
+
+    @property
+    def mag(self) -> FloatArray:
+        return self._mag[self._i0:self._i1]
+
+    @property
+    def gap(self) -> BoolArray:
+        return self._gap[self._i0:self._i1]
+
+
 class _Stream:
     """One sensor's live state: raw buffer until calibrated, then its filter and a short tail."""
 
@@ -854,15 +915,12 @@ class _Stream:
         self.filter: Any = None
         self.bias = np.zeros(3)
         self.hard_iron = np.zeros(3)
-        self.tail_t = np.zeros(0)
-        self.tail_q = np.zeros((0, 4))
-        self.tail_mag = np.zeros((0, 3))
-        self.tail_gap = np.zeros(0, dtype=bool)
+        self.tail = _Tail()
         self.last_t: float | None = None
-        self.hist_t = np.zeros(0)
-        self.hist_acc = np.zeros((0, 3))
-        self.hist_gyr = np.zeros((0, 3))
-        self.hist_mag = np.zeros((0, 3))
+        # The latest blocks (all, and those with a field), enough for three samples each: the left
+        # neighbours of a possible gap (hist_*), put together only when a gap comes.
+        self._recent: list[ImuSamples] = []
+        self._recent_mag: list[ImuSamples] = []
         # Heading continuity across filter restarts after long gaps (see restart_filter).
         self.q_before_restart: FloatArray | None = None
         self.q_heading_fix: FloatArray | None = None
@@ -928,10 +986,10 @@ class _Stream:
     def restart_filter(self) -> None:
         """After a long gap: forget the filter's state (it re-initialises its inclination from the
         accelerometer on the next samples) and keep the last known heading (:meth:`fix_heading`)."""
-        if self.filter is None or len(self.tail_q) == 0:
+        if self.filter is None or len(self.tail) == 0:
             return
         self.filter.reset()
-        self.q_before_restart = self.tail_q[-1].copy()
+        self.q_before_restart = self.tail.q[-1].copy()
 
     def fix_heading(self, q_earth_sensor: FloatArray) -> FloatArray:
         """Apply the heading correction that continues the heading across a filter restart.
@@ -951,11 +1009,38 @@ class _Stream:
     def remember(self, block: ImuSamples) -> None:
         """Keep the last three samples as the left neighbours of a possible gap."""
         self.last_t = float(block.t_s[-1])
-        self.hist_t = np.concatenate((self.hist_t, block.t_s))[-3:]
-        self.hist_acc = np.vstack((self.hist_acc, block.acc_m_s2))[-3:]
-        self.hist_gyr = np.vstack((self.hist_gyr, block.gyr_rad_s))[-3:]
+        _keep_last_three(self._recent, block)
         if block.mag_uT is not None:
-            self.hist_mag = np.vstack((self.hist_mag, block.mag_uT))[-3:]
+            _keep_last_three(self._recent_mag, block)
+
+    @property
+    def hist_t(self) -> FloatArray:
+        """Times of the last (up to) three samples."""
+        return np.concatenate([b.t_s for b in self._recent] or [np.zeros(0)])[-3:]
+
+    @property
+    def hist_acc(self) -> FloatArray:
+        return np.vstack([b.acc_m_s2 for b in self._recent] or [np.zeros((0, 3))])[-3:]
+
+    @property
+    def hist_gyr(self) -> FloatArray:
+        return np.vstack([b.gyr_rad_s for b in self._recent] or [np.zeros((0, 3))])[-3:]
+
+    @property
+    def hist_mag(self) -> FloatArray:
+        """Field of the last (up to) three samples that had one."""
+        return np.vstack([b.mag_uT for b in self._recent_mag if b.mag_uT is not None] or [np.zeros((0, 3))])[-3:]
+
+
+def _keep_last_three(blocks: list[ImuSamples], block: ImuSamples) -> None:
+    """Append ``block`` and drop the oldest blocks not needed for the last three samples."""
+    blocks.append(block)
+    n = 0
+    for k in range(len(blocks) - 1, -1, -1):
+        n += len(blocks[k])
+        if n >= 3:
+            del blocks[:k]
+            return
 
 
 class OnlinePipeline:
@@ -1025,7 +1110,11 @@ class OnlinePipeline:
     # -- input -------------------------------------------------------------------------------
 
     def push(self, sensor: str, block: ImuSamples) -> list[AngleFrame]:
-        """Add one block of samples of ``sensor`` ("pelvis" or "thigh"); return the new frames."""
+        """Add one block of samples of ``sensor`` ("pelvis" or "thigh"); return the new frames.
+
+        The pipeline keeps references to the last samples of the block (the neighbours of a
+        possible gap): the caller must not change the block's arrays afterwards.
+        """
         if sensor not in self._streams:
             raise ConfigurationError(f"unknown sensor {sensor!r}, expected 'pelvis' or 'thigh'")
         if len(block) == 0:
@@ -1033,7 +1122,7 @@ class OnlinePipeline:
         st = self._streams[sensor]
         if st.last_t is not None:
             keep = block.t_s > st.last_t
-            if not np.all(keep):
+            if not keep.all():
                 block = ImuSamples(block.t_s[keep], block.acc_m_s2[keep], block.gyr_rad_s[keep],
                                    None if block.mag_uT is None else block.mag_uT[keep])
                 if len(block) == 0:
@@ -1131,9 +1220,8 @@ class OnlinePipeline:
             p = dict(VQF_PARAMS if self.method == "vqf" else {})
             st.filter = OrientationFilter(self.method, st.rate_hz, has_mag=False, params=p)
             q6[name] = st.filter.update_block(r.acc_m_s2, r.gyr_rad_s - st.bias)
-            st.tail_t, st.tail_q = r.t_s, q6[name]
-            st.tail_mag = r.mag_uT if has_mag and r.mag_uT is not None else np.zeros((len(r), 3))
-            st.tail_gap = np.zeros(len(r), dtype=bool)
+            st.tail.reset(r.t_s, q6[name], r.mag_uT if has_mag and r.mag_uT is not None else np.zeros((len(r), 3)),
+                          np.zeros(len(r), dtype=bool))
         t = np.arange(np.ceil(neutral.start_s * self.rate_hz), np.floor(neutral.end_s * self.rate_hz) + 1) / self.rate_hz
         qp = _slerp_at(raw["pelvis"].t_s, q6["pelvis"], t)
         qt = _slerp_at(raw["thigh"].t_s, q6["thigh"], t)
@@ -1154,7 +1242,8 @@ class OnlinePipeline:
                     ref_norm = float(np.median(norm[neutral.mask(r.t_s)])) if np.any(neutral.mask(r.t_s)) else float(np.median(norm))
                     self._streams[name].hard_iron = heading.estimate_hard_iron(r.mag_uT, up, np.abs(norm - ref_norm) < 0.1 * ref_norm)
                     raw[name] = ImuSamples(r.t_s, r.acc_m_s2, r.gyr_rad_s, r.mag_uT - self._streams[name].hard_iron)
-                    self._streams[name].tail_mag = self._streams[name].tail_mag - self._streams[name].hard_iron
+                    tail_mag = self._streams[name].tail.mag  # a view: subtracted in place
+                    tail_mag -= self._streams[name].hard_iron
                     self.diagnostics.hard_iron_uT[name] = [float(x) for x in self._streams[name].hard_iron]
             mp = align.resample_vec(raw["pelvis"].t_s, raw["pelvis"].mag_uT, t)
             mt = align.resample_vec(raw["thigh"].t_s, raw["thigh"].mag_uT, t)
@@ -1221,10 +1310,7 @@ class OnlinePipeline:
     def _stream_block(self, st: _Stream, block: ImuSamples, gap: BoolArray) -> list[AngleFrame]:
         q = st.fix_heading(st.filter.update_block(block.acc_m_s2, block.gyr_rad_s - st.bias))
         mag = block.mag_uT - st.hard_iron if (self.use_mag and block.mag_uT is not None and self._mag_ref) else np.zeros((len(block), 3))
-        st.tail_t = np.concatenate((st.tail_t, block.t_s))
-        st.tail_q = np.vstack((st.tail_q, q))
-        st.tail_mag = np.vstack((st.tail_mag, mag))
-        st.tail_gap = np.concatenate((st.tail_gap, gap))
+        st.tail.append(block.t_s, q, mag, gap)
         return self._emit()
 
     def _emit(self) -> list[AngleFrame]:
@@ -1235,9 +1321,10 @@ class OnlinePipeline:
         element- or row-wise, so each row gets the same bits as in a call of its own).
         """
         p, th = self._streams["pelvis"], self._streams["thigh"]
-        if self._next_t is None or len(p.tail_t) < 2 or len(th.tail_t) < 2:
+        if self._next_t is None or len(p.tail) < 2 or len(th.tail) < 2:
             return []
-        end = min(p.tail_t[-1], th.tail_t[-1])
+        t_p, t_th = p.tail.t_s, th.tail.t_s
+        end = min(t_p[-1], t_th[-1])
         dt = 1.0 / self.rate_hz
         n = math.floor(float(end - self._next_t) / dt + 1e-9) + 1
         if n <= 0:
@@ -1247,25 +1334,25 @@ class OnlinePipeline:
         use_mag = bool(self._mag_ref)
         a_rows, b_rows, m0_rows, m1_rows, u_parts, gaps = [], [], [], [], [], []
         long_gap: BoolArray | None = None
-        for st in (p, th):
-            tt = st.tail_t
+        for tail, tt in ((p.tail, t_p), (th.tail, t_th)):
             # Right neighbour j and left neighbour j - 1 of each grid point (clamped to the tail).
             j = np.minimum(np.maximum(np.searchsorted(tt, t, side="right"), 1), len(tt) - 1)
             i = j - 1
             t_i, t_j = tt[i], tt[j]
             u_parts.append((t - t_i) / (t_j - t_i))
-            a_rows.append(st.tail_q[i])
-            b_rows.append(st.tail_q[j])
+            tq = tail.q
+            a_rows.append(tq[i])
+            b_rows.append(tq[j])
             if use_mag:
-                m0_rows.append(st.tail_mag[i])
-                m1_rows.append(st.tail_mag[j])
-            gaps.append(st.tail_gap[j])
+                tm = tail.mag
+                m0_rows.append(tm[i])
+                m1_rows.append(tm[j])
+            gaps.append(tail.gap[j])
             lg = (t_j - t_i) > align.DEFAULT_MAX_BRIDGE_S
             long_gap = lg if long_gap is None else long_gap | lg
             # Keep only what the next grid point can need.
             keep = max(0, int(np.searchsorted(tt, self._next_t)) - 2)
-            if keep:
-                st.tail_t, st.tail_q, st.tail_mag, st.tail_gap = tt[keep:], st.tail_q[keep:], st.tail_mag[keep:], st.tail_gap[keep:]
+            tail.drop(keep)
         assert long_gap is not None
         u = np.concatenate(u_parts)[:, None]
         # Normalised lerp between the neighbouring orientations (see _slerp_at), both sensors at once.
@@ -1291,8 +1378,9 @@ class OnlinePipeline:
             ref_norm, ref_dip, tol_norm = self._mag_ref_arrays
             dn, dd = np.abs(norm.reshape(2, n) - ref_norm), np.abs(dip.reshape(2, n) - ref_dip)
             b = (dn > tol_norm) | (dd > heading.MAG_DIP_TOL_DEG)
-            self._track_events("pelvis", t, b[0], dn[0], dd[0])
-            self._track_events("thigh", t, b[1], dn[1], dd[1])
+            if self._dist_open["pelvis"] is not None or self._dist_open["thigh"] is not None or b.any():
+                self._track_events("pelvis", t, b[0], dn[0], dd[0])
+                self._track_events("thigh", t, b[1], dn[1], dd[1])
             psi = np.arctan2(m_e[:, 1], m_e[:, 0])
             delta = self._heading.update(np.asarray(heading.wrap_rad(psi[:n] - psi[n:])), ~(b[0] | b[1]))
         else:
@@ -1308,7 +1396,7 @@ class OnlinePipeline:
         if long_gap.any():
             a_hip[long_gap] = np.nan
             a_pel[long_gap] = np.nan
-        block = np.column_stack((t, a_hip, a_pel))
+        block = np.concatenate((t[:, None], a_hip, a_pel), axis=1)
         self._history.append(block, gap)
         return [AngleFrame(r[0], r[1], r[2], r[3], r[4], r[5], r[6], g) for r, g in zip(block.tolist(), gap.tolist())]
 
@@ -1341,17 +1429,19 @@ class OnlinePipeline:
             self._rel_anchor = (self._rel_anchor[0] + self._rel_rate * (float(t[0]) - self._rel_anchor[1]), float(t[0]))
         h_f = np.arctan2(r_fem[:, 1, col], r_fem[:, 0, col])
         ok_f = np.abs(r_fem[:, 2, col]) < 0.5
-        self._trend_p.add(t, h_p, ok_p & ~long_gap)
-        self._trend_rel.add(t, h_f - h_p, ok_p & ok_f & ~long_gap)
+        ok_p &= ~long_gap
+        self._trend_p.add(t, h_p, ok_p)
+        self._trend_rel.add(t, h_f - h_p, ok_p & ok_f)
         rate_p = self._trend_p.rate if self._trend_p.ready else 0.0
         rel = self._rel_rate_still
-        if self._trend_rel.ready and np.degrees(self._trend_rel.spread) <= THIGH_TREND_MAX_SPREAD_DEG:
+        if self._trend_rel.ready and math.degrees(self._trend_rel.spread) <= THIGH_TREND_MAX_SPREAD_DEG:
             rel = self._trend_rel.rate
         self._rel_rate = rel
         phi_p = rate_p * (t - self._t_ref)
         phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
-        self.diagnostics.heading_trend_deg_min = {"pelvis": float(np.degrees(rate_p) * 60), "thigh": float(np.degrees(rate_p + rel) * 60)}
-        return angles.heading_matrices(np.concatenate((-phi_p, -phi_f)))  # one call for both (element-wise)
+        # math.degrees multiplies by the same constant 180/π as np.degrees.
+        self.diagnostics.heading_trend_deg_min = {"pelvis": math.degrees(rate_p) * 60, "thigh": math.degrees(rate_p + rel) * 60}
+        return angles.heading_matrices(-np.concatenate((phi_p, phi_f)))  # one call for both (element-wise)
 
     def _watch_seated_neutral(self, t: FloatArray, a_hip: FloatArray) -> None:
         """Live counterpart of the batch seated-neutral correction (see :func:`analyze_imu`).
