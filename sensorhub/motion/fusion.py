@@ -309,15 +309,20 @@ class OrientationFilter:
 
     def update_block(self, acc_m_s2: ArrayLike, gyr_rad_s: ArrayLike, mag_uT: ArrayLike | None = None) -> FloatArray:
         """Process ``m`` samples (arrays (m, 3) or one sample (3,)); return ``q_earth_sensor`` (m, 4)."""
-        return self.update_block_detailed(acc_m_s2, gyr_rad_s, mag_uT).q_earth_sensor
+        # The live pipeline calls this for every block of a few samples: the quaternions straight
+        # from the backend, without building the whole FusionResult (same arrays as its q_earth_sensor).
+        acc, gyr, mag = self._checked(acc_m_s2, gyr_rad_s, mag_uT)
+        if len(acc) == 0:
+            return np.empty((0, 4))
+        out = self._backend.update(acc, gyr, mag)
+        self._samples_seen += len(acc)
+        if "q" in out:
+            return out["q"]
+        return np.asarray(out["quat9D"] if self.has_mag else out["quat6D"])
 
-    def update_block_detailed(
-        self, acc_m_s2: ArrayLike, gyr_rad_s: ArrayLike, mag_uT: ArrayLike | None = None
-    ) -> FusionResult:
-        """Like :meth:`update_block` but return the full :class:`FusionResult` for the block.
-
-        Inputs are validated before the filter is touched, so a rejected block leaves the state intact.
-        """
+    def _checked(self, acc_m_s2: ArrayLike, gyr_rad_s: ArrayLike,
+                 mag_uT: ArrayLike | None) -> tuple[FloatArray, FloatArray, FloatArray | None]:
+        """The block as contiguous float64 arrays, or FusionInputError before the filter is touched."""
         acc = _as_vectors(acc_m_s2, "accelerometer (acc_m_s2)", None)
         gyr = _as_vectors(gyr_rad_s, "gyroscope (gyr_rad_s)", len(acc))
         mag: FloatArray | None = None
@@ -331,6 +336,16 @@ class OrientationFilter:
             raise FusionInputError(
                 "filter was set up for 6-axis fusion (has_mag=False) but a magnetometer block was given"
             )
+        return acc, gyr, mag
+
+    def update_block_detailed(
+        self, acc_m_s2: ArrayLike, gyr_rad_s: ArrayLike, mag_uT: ArrayLike | None = None
+    ) -> FusionResult:
+        """Like :meth:`update_block` but return the full :class:`FusionResult` for the block.
+
+        Inputs are validated before the filter is touched, so a rejected block leaves the state intact.
+        """
+        acc, gyr, mag = self._checked(acc_m_s2, gyr_rad_s, mag_uT)
         if len(acc) == 0:
             return _result_from(self.method, False, self.has_mag, {"q": np.empty((0, 4))})
         out = self._backend.update(acc, gyr, mag)

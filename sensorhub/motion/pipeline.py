@@ -843,6 +843,10 @@ class _FrameHistory:
                 np.concatenate((self._gap[start:], self._gap[:start])))
 
 
+#: Subtracted from the right-neighbour indices j: rows (j - 1, j).
+_LEFT_RIGHT = np.array([[1], [0]])
+
+
 class _Tail:
     """A sensor's recent orientations for the grid interpolation: times, quaternions, field, gap flags.
 
@@ -872,7 +876,8 @@ class _Tail:
         self._t, self._q, self._mag, self._gap = t, q, mag, gap
         self._i0, self._i1 = 0, n
 
-    def append(self, t_s: FloatArray, q: FloatArray, mag: FloatArray, gap: BoolArray) -> None:
+    def append(self, t_s: FloatArray, q: FloatArray, mag: FloatArray | float, gap: BoolArray) -> None:
+        """Add rows at the end (``mag`` 0.0: no field, zeros)."""
         k = len(t_s)
         if self._i1 + k > len(self._t):
             self._allocate(max(64, 2 * (self._i1 - self._i0 + k)))
@@ -1309,7 +1314,7 @@ class OnlinePipeline:
 
     def _stream_block(self, st: _Stream, block: ImuSamples, gap: BoolArray) -> list[AngleFrame]:
         q = st.fix_heading(st.filter.update_block(block.acc_m_s2, block.gyr_rad_s - st.bias))
-        mag = block.mag_uT - st.hard_iron if (self.use_mag and block.mag_uT is not None and self._mag_ref) else np.zeros((len(block), 3))
+        mag = block.mag_uT - st.hard_iron if (self.use_mag and block.mag_uT is not None and self._mag_ref) else 0.0
         st.tail.append(block.t_s, q, mag, gap)
         return self._emit()
 
@@ -1332,31 +1337,28 @@ class OnlinePipeline:
         t: FloatArray = self._next_t + np.arange(n, dtype=np.float64) * dt
         self._next_t = float(t[-1] + dt)
         use_mag = bool(self._mag_ref)
-        a_rows, b_rows, m0_rows, m1_rows, u_parts, gaps = [], [], [], [], [], []
+        q_rows, mag_rows, u_parts, gaps = [], [], [], []
         long_gap: BoolArray | None = None
         for tail, tt in ((p.tail, t_p), (th.tail, t_th)):
-            # Right neighbour j and left neighbour j - 1 of each grid point (clamped to the tail).
-            j = np.minimum(np.maximum(np.searchsorted(tt, t, side="right"), 1), len(tt) - 1)
-            i = j - 1
-            t_i, t_j = tt[i], tt[j]
-            u_parts.append((t - t_i) / (t_j - t_i))
-            tq = tail.q
-            a_rows.append(tq[i])
-            b_rows.append(tq[j])
+            # Left and right neighbours (i, j) = (j - 1, j) of each grid point, clamped to the tail, as one (2, n) index.
+            j = np.minimum(np.maximum(tt.searchsorted(t, side="right"), 1), len(tt) - 1)
+            ij = j - _LEFT_RIGHT
+            t_ij = tt[ij]
+            step = t_ij[1] - t_ij[0]
+            u_parts.append((t - t_ij[0]) / step)
+            q_rows.append(tail.q[ij])
             if use_mag:
-                tm = tail.mag
-                m0_rows.append(tm[i])
-                m1_rows.append(tm[j])
+                mag_rows.append(tail.mag[ij])
             gaps.append(tail.gap[j])
-            lg = (t_j - t_i) > align.DEFAULT_MAX_BRIDGE_S
+            lg = step > align.DEFAULT_MAX_BRIDGE_S
             long_gap = lg if long_gap is None else long_gap | lg
             # Keep only what the next grid point can need.
-            keep = max(0, int(np.searchsorted(tt, self._next_t)) - 2)
-            tail.drop(keep)
+            tail.drop(max(0, int(tt.searchsorted(self._next_t)) - 2))
         assert long_gap is not None
         u = np.concatenate(u_parts)[:, None]
         # Normalised lerp between the neighbouring orientations (see _slerp_at), both sensors at once.
-        qa, qb = np.concatenate(a_rows), np.concatenate(b_rows)
+        q_ab = np.concatenate(q_rows, axis=1)  # (2, 2n, 4): left, right neighbours; pelvis rows, then thigh
+        qa, qb = q_ab[0], q_ab[1]
         qb = qb * np.sign(np.einsum("ij,ij->i", qa, qb) + 1e-300)[:, None]
         q = qa + u * (qb - qa)
         q = q / np.sqrt(np.add.reduce(q * q, axis=1, keepdims=True))
@@ -1369,10 +1371,10 @@ class OnlinePipeline:
             z = np.matmul(h.reshape(2, n, 3, 3), z)
         r_pel, r_fem = z[1, 0], z[1, 1]
         if use_mag:
-            m0 = np.concatenate(m0_rows)
-            mags = m0 + u * (np.concatenate(m1_rows) - m0)
+            m_ab = np.concatenate(mag_rows, axis=1)
+            mags = m_ab[0] + u * (m_ab[1] - m_ab[0])
             m_e = np.einsum("nij,nj->ni", z[0].reshape(2 * n, 3, 3), mags)
-            norm = np.linalg.norm(m_e, axis=1)
+            norm = np.sqrt(np.add.reduce(m_e * m_e, axis=1))  # np.linalg.norm(m_e, axis=1)'s arithmetic
             dip = np.degrees(np.arcsin(np.minimum(np.maximum(m_e[:, 2] / np.maximum(norm, 1e-12), -1.0), 1.0)))
             assert self._mag_ref_arrays is not None
             ref_norm, ref_dip, tol_norm = self._mag_ref_arrays
