@@ -127,7 +127,7 @@ def cardan_zxy_deg_from_matrix(r_a_b: FloatArray) -> FloatArray:
     beta = np.arcsin(np.minimum(np.maximum(r_a_b[:, 2, 1], -1.0), 1.0))
     alpha = np.arctan2(-r_a_b[:, 0, 1], r_a_b[:, 1, 1])
     gamma = np.arctan2(-r_a_b[:, 2, 0], r_a_b[:, 2, 2])
-    return np.degrees(np.column_stack((alpha, beta, gamma)))
+    return np.degrees(np.stack((alpha, beta, gamma), axis=1))  # np.column_stack's result, less overhead
 
 
 def heading_matrices(phi_rad: FloatArray) -> FloatArray:

@@ -843,6 +843,8 @@ class _FrameHistory:
                 np.concatenate((self._gap[start:], self._gap[:start])))
 
 
+#: A sensor's orientation tail is trimmed to what the next grid point needs once it is longer than this.
+_TAIL_TRIM_ROWS = 24
 #: Subtracted from the right-neighbour indices j: rows (j - 1, j).
 _LEFT_RIGHT = np.array([[1], [0]])
 
@@ -1352,8 +1354,10 @@ class OnlinePipeline:
             gaps.append(tail.gap[j])
             lg = step > align.DEFAULT_MAX_BRIDGE_S
             long_gap = lg if long_gap is None else long_gap | lg
-            # Keep only what the next grid point can need.
-            tail.drop(max(0, int(tt.searchsorted(self._next_t)) - 2))
+            # Keep only what the next grid point can need (trimmed every few blocks: the rows before the
+            # grid are never a neighbour, so when they go does not change a result).
+            if len(tt) > _TAIL_TRIM_ROWS:
+                tail.drop(max(0, int(tt.searchsorted(self._next_t)) - 2))
         assert long_gap is not None
         u = np.concatenate(u_parts)[:, None]
         # Normalised lerp between the neighbouring orientations (see _slerp_at), both sensors at once.
