@@ -99,6 +99,11 @@ MAX_BATCH = 512
 #: 30 ms, with a little jitter, skip every other push); the floor bounds pipeline runs per second
 #: when the hub works off a backlog.
 MIN_PUSH_GAP_FRACTION = 0.5
+#: A stream whose frames complete on average more than this many display intervals apart is
+#: "sparse": a frame completed before its due time is shown at the due time instead of waiting for
+#: the next one. Dense simulated sensors average 15-25 ms (jitter can take the mean past one
+#: interval); a replay averages ~65 ms.
+SPARSE_FRAMES_FACTOR = 1.5
 #: Completions of a stream's frames closer than this belong to one burst (several notifications of
 #: one connection event) when estimating how often its frames complete.
 MIN_COMPLETION_GAP_S = 0.002
@@ -697,12 +702,12 @@ class Hub:
                 if now >= due_at:
                     ready.append(stream)
                 else:
-                    # Completed before the stream is due. When frames complete more often than
-                    # the display rate (sensors sending every 15-30 ms) the next one is shown
+                    # Completed before the stream is due. When frames complete often (sensors
+                    # sending every 15-30 ms, see SPARSE_FRAMES_FACTOR) the next one is shown
                     # instead, fresh; when they are sparse (a replay sends every ~130 ms) waiting
                     # for it would cost more than showing this one at the due time. A stream
                     # waiting for its next frame still runs if none comes within MAX_HOLD_S.
-                    sparse = not every_s <= self._push_interval_s
+                    sparse = not every_s <= SPARSE_FRAMES_FACTOR * self._push_interval_s
                     self._run_at[stream.key] = due_at if sparse else now + MAX_HOLD_S
                     self._waiting.add(stream.key)
         if self._waiting:
