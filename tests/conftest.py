@@ -6,7 +6,9 @@ place; tests that need it skip with a clear reason when it is absent.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,14 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def examples_dir(shared_dir: Path) -> Path:
     return shared_dir / "examples"
+
+
+@pytest.fixture(scope="module")
+def quiet_sensorhub_logs() -> Iterator[None]:
+    """Raise the ``sensorhub`` logger to ERROR for one module (faults make ingest and calibration warn
+    by design), and restore it afterwards: later modules (e.g. the security log checks) need the records."""
+    logger = logging.getLogger("sensorhub")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(previous)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPLAY_DATA
-from test_ingest_batch import _faults, _quiet_logs, session  # noqa: F401 - fixtures (the log one autouse)
+from test_ingest_batch import _faults, session  # noqa: F401 - fixtures
 
 from sensorhub import workers as workers_module
 from sensorhub.analysis import analyze_session, load_csv_input, load_recording_input
@@ -37,7 +37,10 @@ from sensorhub.workers import ForkedWorker, WorkerError, can_fork
 
 RECORDINGS = sorted(REPLAY_DATA.glob("*.shr"))
 
-pytestmark = pytest.mark.skipif(not can_fork(), reason="needs fork and a single-threaded test process")
+pytestmark = [
+    pytest.mark.skipif(not can_fork(), reason="needs fork and a single-threaded test process"),
+    pytest.mark.usefixtures("quiet_sensorhub_logs"),
+]
 
 
 def _children() -> set[int]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,13 +34,7 @@ SWINGS = 5
 BOWS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    logger = logging.getLogger("sensorhub")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(previous)
+pytestmark = pytest.mark.usefixtures("quiet_sensorhub_logs")
 
 
 @pytest.fixture(scope="module")

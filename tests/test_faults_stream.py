@@ -15,8 +15,7 @@ cause, so they turn into failures the moment the cause is fixed (docs/reliabilit
 from __future__ import annotations
 
 import itertools
-import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
@@ -48,14 +47,7 @@ ROT_RMS_TOL_DEG = 2.0
 """Hip rotation RMS error vs truth outside faulty spans (fault-free runs reach 0.4°)."""
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    # Faults make the ingest and calibration warn by design; keep the test log readable.
-    logger = logging.getLogger("sensorhub")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(previous)  # later modules (e.g. the security log checks) need the records again
+pytestmark = pytest.mark.usefixtures("quiet_sensorhub_logs")
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ the fuzzers' arbitrary streams. They also pin :func:`sensorhub.protocol.data.dec
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,13 +42,7 @@ from sensorhub.sim import SimConfig, SimulatedSession, simulate
 RECORDINGS = sorted(REPLAY_DATA.glob("*.shr"))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _quiet_logs() -> Iterator[None]:
-    logger = logging.getLogger("sensorhub")
-    previous = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(previous)  # later modules (e.g. the security log checks) need the records again
+pytestmark = pytest.mark.usefixtures("quiet_sensorhub_logs")
 
 
 def assert_same_assembly(notes: Sequence[Notification]) -> dict[str, int]:
