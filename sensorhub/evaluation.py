@@ -34,11 +34,13 @@ from pathlib import Path
 import numpy as np
 
 from sensorhub.analysis import (
+    LegInput,
     LegResult,
     SessionInput,
     analyze_leg,
     load_csv_input,
     load_recording_input,
+    to_table,
 )
 
 TARGETS = {"flexion": 2.0, "adduction": 3.0, "rotation": 2.0, "peak": 3.0}
@@ -110,23 +112,48 @@ def score(name: str, result: LegResult, truth: TruthSet, seconds: float) -> Case
     return CaseResult(name, rmse, len(truth.reps), len(found), peak_err, comp_exact, seconds)
 
 
-def evaluate_recording(path: Path) -> CaseResult:
+#: Blocks (s per sensor) the online mode feeds the live pipeline: about one BLE connection event's
+#: worth of notifications at 100 Hz, as the hub hands them over (both sensors interleaved in time).
+ONLINE_BLOCK_S = 0.1
+
+
+def analyze_leg_online(leg: LegInput, drill: str, block_s: float = ONLINE_BLOCK_S) -> LegResult:
+    """The live path on a whole leg: :class:`~sensorhub.motion.pipeline.OnlinePipeline` fed in
+    ``block_s`` blocks with live calibration, then the rep detector over the frames it emitted (the
+    hub runs the same detector frame by frame; ``detect_reps`` gives the same events)."""
+    from sensorhub.drills import detect_reps, summarize
+    from sensorhub.motion.evaluate import feed_online
+
+    angles = feed_online(leg.side, leg.pelvis, leg.thigh, block_s).series()
+    table = to_table(angles)
+    detection = detect_reps(table, drill)
+    summary = summarize(detection.reps, drill, leg.side, detection.incomplete)
+    return LegResult(leg.side, angles, table, detection, summary)
+
+
+def _analyze(leg: LegInput, drill: str, online: bool) -> LegResult:
+    return analyze_leg_online(leg, drill) if online else analyze_leg(leg, drill)
+
+
+def evaluate_recording(path: Path, online: bool = False) -> CaseResult:
+    """Score one recording with its truth files; ``online``: through the live pipeline instead of batch."""
     meta = json.loads(path.with_suffix(".meta.json").read_text())
     truth = read_truth(path.with_suffix(".truth.csv"), path.with_suffix(".reps.json"),
                        meta["segments"]["static"][1][1], meta["drill_end_s"])
     t0 = time.perf_counter()
     session = load_recording_input(path)
-    result = analyze_leg(session.legs[0], session.drill)
+    result = _analyze(session.legs[0], session.drill, online)
     return score(path.stem, result, truth, time.perf_counter() - t0)
 
 
-def evaluate_example(folder: Path) -> CaseResult:
+def evaluate_example(folder: Path, online: bool = False) -> CaseResult:
+    """Score one shared example folder; ``online``: through the live pipeline instead of batch."""
     meta = json.loads((folder / "meta.json").read_text())
     drill = {"seated": "seated_rotation", "standing": "standing_rotation"}[meta["scenario"]]
     truth = read_truth(folder / "truth.csv", folder / "reps.json", meta["segments"]["static"][1][1], math.inf)
     t0 = time.perf_counter()
     session: SessionInput = load_csv_input(folder / "pelvis.csv", folder / "thigh.csv", side=meta["side"], drill=drill)
-    result = analyze_leg(session.legs[0], drill)
+    result = _analyze(session.legs[0], drill, online)
     return score(f"example {folder.name}", result, truth, time.perf_counter() - t0)
 
 
@@ -277,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed-base", type=int, default=HELD_OUT_SEED_BASE, help="first seed of the random set")
     p.add_argument("--conditions", help="comma-separated subset of the random conditions: " + ", ".join(RANDOM_CONDITIONS))
     p.add_argument("--verbose", action="store_true", help="with --random: also the per-session table")
+    p.add_argument("--online", action="store_true",
+                   help="the live path instead of batch: OnlinePipeline with live calibration, fed in 0.1-s blocks, then rep detection")
     args = p.parse_args(argv)
     if args.random > 0:
         return _main_random(args)
@@ -284,15 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.examples.is_dir():
         for folder in sorted(args.examples.iterdir()):
             if (folder / "truth.csv").exists():
-                results.append(evaluate_example(folder))
+                results.append(evaluate_example(folder, args.online))
     for path in sorted(args.replay_data.glob("*.shr")):
-        results.append(evaluate_recording(path))
+        results.append(evaluate_recording(path, args.online))
     if not args.no_sim:
         with tempfile.TemporaryDirectory() as tmp:
             sim_dir = args.sim_dir or Path(tmp)
             sim_dir.mkdir(parents=True, exist_ok=True)
             for path in simulate_matrix(sim_dir):
-                results.append(evaluate_recording(path))
+                results.append(evaluate_recording(path, args.online))
     print(format_table(results))
     failed = [r.name for r in results if not r.passes]
     print(f"\n{len(results) - len(failed)} of {len(results)} sessions meet every target" + (f"; missing: {', '.join(failed)}" if failed else ""))
@@ -309,7 +338,7 @@ def _main_random(args: argparse.Namespace) -> int:
         sim_dir = args.sim_dir or Path(tmp)
         sim_dir.mkdir(parents=True, exist_ok=True)
         for cond, path in random_sessions(sim_dir, args.random, args.seed_base, conditions):
-            by_condition.setdefault(cond, []).append(evaluate_recording(path))
+            by_condition.setdefault(cond, []).append(evaluate_recording(path, args.online))
     if args.verbose:
         print(format_table([r for rs in by_condition.values() for r in rs]) + "\n")
     print(format_pass_rates(by_condition))

@@ -129,10 +129,11 @@ def sim_matrix(quick: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
         yield "sim seated L 6ax 60/200Hz loss5%", {"drill": "seated_rotation", "side": "left", "seed": 22, "no_mag": True, "rates": (60.0, 200.0), "loss": 0.05}
 
 
-def random_matrix(n: int, seed: int = 2024) -> Iterator[tuple[str, dict[str, Any]]]:
+def random_matrix(n: int, seed: int = 2024, sim_seed_base: int = 100) -> Iterator[tuple[str, dict[str, Any]]]:
     """``n`` sessions with randomly drawn conditions (a check that the fixed matrix was not tuned to):
     drills and sides alternate; 6- or 9-axis, a 30-µT thigh disturbance (9-axis), sample rates from
-    60/100/120/200 Hz and 5 % packet loss are drawn."""
+    60/100/120/200 Hz and 5 % packet loss are drawn (generator seeded with ``seed``); the i-th
+    session is simulated with seed ``sim_seed_base + i``."""
     rng = np.random.default_rng(seed)
     for i in range(n):
         drill = ("seated_rotation", "standing_rotation")[i % 2]
@@ -143,7 +144,7 @@ def random_matrix(n: int, seed: int = 2024) -> Iterator[tuple[str, dict[str, Any
         loss = 0.05 if rng.random() < 0.5 else 0.0
         name = (f"rnd {drill.split('_')[0]} {side[0].upper()} {'6ax' if no_mag else '9ax'}{' dist30' if dist else ''} "
                 f"{rates[0]:.0f}/{rates[1]:.0f}Hz{' loss5%' if loss else ''}")
-        yield name, {"drill": drill, "side": side, "seed": 100 + i, "no_mag": no_mag, "disturbance_uT": dist, "rates": rates, "loss": loss}
+        yield name, {"drill": drill, "side": side, "seed": sim_seed_base + i, "no_mag": no_mag, "disturbance_uT": dist, "rates": rates, "loss": loss}
 
 
 def score(case: Case, series: AngleSeries, mode: str, seconds: float) -> Score:
@@ -159,18 +160,27 @@ def score(case: Case, series: AngleSeries, mode: str, seconds: float) -> Score:
     return Score(case.name, mode, rmse, mean, seconds)
 
 
-def run_online(case: Case, block_s: float = 0.1) -> AngleSeries:
-    """Feed a case through :class:`OnlinePipeline` in blocks of ``block_s`` seconds per sensor."""
-    online = OnlinePipeline(case.side)
-    t_end = max(case.pelvis.t_s[-1], case.thigh.t_s[-1])
-    t = min(case.pelvis.t_s[0], case.thigh.t_s[0])
+def feed_online(side: str, pelvis: ImuSamples, thigh: ImuSamples, block_s: float = 0.1,
+                online: OnlinePipeline | None = None) -> OnlinePipeline:
+    """Feed two sensors' samples through an :class:`OnlinePipeline` (``online``, default a new one
+    with live calibration) in blocks of ``block_s`` seconds per sensor, interleaved in time as live
+    data arrives; returns the pipeline (its ``series()``, ``diagnostics`` and ``calibration`` are
+    what a live session ends with)."""
+    online = OnlinePipeline(side) if online is None else online
+    t_end = max(pelvis.t_s[-1], thigh.t_s[-1])
+    t = min(pelvis.t_s[0], thigh.t_s[0])
     while t <= t_end:
-        for name, smp in (("pelvis", case.pelvis), ("thigh", case.thigh)):
+        for name, smp in (("pelvis", pelvis), ("thigh", thigh)):
             i0, i1 = np.searchsorted(smp.t_s, [t, t + block_s])
             if i1 > i0:
                 online.push(name, slice_samples(smp, int(i0), int(i1)))
         t += block_s
-    return online.series()
+    return online
+
+
+def run_online(case: Case, block_s: float = 0.1) -> AngleSeries:
+    """Feed a case through :class:`OnlinePipeline` in blocks of ``block_s`` seconds per sensor."""
+    return feed_online(case.side, case.pelvis, case.thigh, block_s).series()
 
 
 def plain_vqf(case: Case) -> AngleSeries:
@@ -199,6 +209,10 @@ def plain_vqf(case: Case) -> AngleSeries:
     pel = angles.pelvis_angles_deg(q["pelvis"], _mean_quat(q["pelvis"][nm]))
     return AngleSeries(t, hip[:, 0], hip[:, 1], hip[:, 2], pel[:, 0], pel[:, 1], pel[:, 2], np.zeros(len(t), dtype=bool),
                        case.side, Diagnostics(calibration=cal))
+
+
+#: The modes :func:`evaluate_case` knows (columns of the published table).
+MODES = ("batch", "causal-vqf", "online", "plain", "no-detrend", "no-mag")
 
 
 def evaluate_case(case: Case, modes: tuple[str, ...] = ("batch",)) -> list[Score]:
@@ -252,10 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plain", action="store_true", help="also run the plain-VQF baseline (no drift or disturbance handling)")
     ap.add_argument("--ablation", action="store_true", help="also run batch without drift removal and without magnetometers")
     ap.add_argument("--random", type=int, default=0, metavar="N", help="also N sessions with randomly drawn conditions")
+    ap.add_argument("--random-seed", type=int, default=2024,
+                    help="generator seed of the --random conditions (default 2024, the motion module's own set)")
+    ap.add_argument("--random-sim-seed", type=int, default=100,
+                    help="simulator seed of the first --random session (default 100; the i-th gets this + i)")
+    ap.add_argument("--modes", help="comma-separated modes to run instead of the flags above: "
+                    "batch, causal-vqf, online, plain, no-detrend, no-mag")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     modes: tuple[str, ...] = ("batch",) + (("causal-vqf",) if args.causal_vqf else ()) + (("online",) if args.online else ()) \
         + (("plain",) if args.plain else ()) + (("no-detrend", "no-mag") if args.ablation else ())
+    if args.modes:
+        modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+        unknown = set(modes) - set(MODES)
+        if unknown:
+            ap.error(f"unknown mode(s) {', '.join(sorted(unknown))}; known: {', '.join(MODES)}")
     scores: list[Score] = []
     if args.examples.is_dir():
         for d in sorted(p for p in args.examples.iterdir() if (p / "truth.csv").exists()):
@@ -263,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_sim:
         for name, kw in sim_matrix(args.quick):
             scores += evaluate_case(simulated_case(name, **kw), modes)
-    for name, kw in random_matrix(args.random):
+    for name, kw in random_matrix(args.random, args.random_seed, args.random_sim_seed):
         scores += evaluate_case(simulated_case(name, **kw), modes)
     print(format_table(scores))
     n_fail = sum(not s.passed for s in scores)

@@ -570,12 +570,21 @@ def _flipped_thigh_advice(t: FloatArray, flexion_deg: FloatArray, drill: BoolArr
     n = int(np.count_nonzero(extended))
     if n * dt < FLIPPED_MIN_S:
         return None
-    held_deg = float(np.median(flexion_deg[extended]))
+    return _flipped_thigh_message(float(np.median(flexion_deg[extended])), n * dt, calibration_source)
+
+
+def _flipped_thigh_message(held_deg: float, extension_s: float, calibration_source: str) -> tuple[str, dict[str, float]]:
+    """Advice and metrics of a flipped thigh frame (batch and live word it the same way).
+
+    ``held_deg``: the median hip flexion of the rows below :data:`FLIPPED_FLEXION_DEG`;
+    ``extension_s``: how long they lasted in all; ``calibration_source`` starting with "protocol"
+    (found in this recording, or run live) asks to redo the swings, otherwise the whole calibration.
+    """
     redo = ("redo the swings of the calibration, further forward than back" if calibration_source.startswith("protocol")
             else "redo the calibration, with the swings further forward than back")
-    advice = (f"hip flexion was about {held_deg:.0f}° for {n * dt:.0f} s after the calibration, a hip extension nobody can hold: "
+    advice = (f"hip flexion was about {held_deg:.0f}° for {extension_s:.0f} s after the calibration, a hip extension nobody can hold: "
               f"the front of the thigh found from the swings probably points backwards (thigh frame flipped); {redo}")
-    return advice, {"drill_flexion_deg": held_deg, "drill_extension_s": n * dt}
+    return advice, {"drill_flexion_deg": held_deg, "drill_extension_s": extension_s}
 
 
 def _with_failed_swings(calibration: Calibration, advice: str, metrics: dict[str, float]) -> Calibration:
@@ -1050,6 +1059,15 @@ def _keep_last_three(blocks: list[ImuSamples], block: ImuSamples) -> None:
             return
 
 
+#: Live: apply the seated neutral hold also when the magnetometers refined the thigh mount at neutral
+#: standing, blended with their uncertainty (the mag-refined mount as σ 1.8°, from
+#: SWING_AXIS_SIGMA_DEG and MAG_HEADING_SIGMA_DEG), as batch does (SEATED_NEUTRAL_WITH_MAG). Without
+#: it the live seated 9-axis rotation kept the whole error of the magnetic refinement (a field turned
+#: by a chair nearby or a residual hard iron: 2.1-2.3° rotation RMSE on the table's 200/60-Hz seated
+#: session, docs/accuracy.md "Session 3").
+ONLINE_SEATED_NEUTRAL_WITH_MAG = True
+
+
 class OnlinePipeline:
     """Live hip and pelvis angles: blocks of samples per sensor in, angle frames out.
 
@@ -1108,11 +1126,28 @@ class OnlinePipeline:
         self._m_sensor_segment: dict[str, FloatArray] = {}
         self._m_pair = np.zeros((2, 1, 3, 3))
         self._mag_ref_arrays: tuple[FloatArray, FloatArray, FloatArray] | None = None
+        # Thigh mount uncertainty about the femur axis (1σ, deg) for the seated neutral blend.
+        self._mount_sigma_deg = SWING_AXIS_SIGMA_DEG
+        # Flipped-thigh check (see _watch_flipped_thigh): armed once streaming; hip flexion of the
+        # frames below FLIPPED_FLEXION_DEG so far; the swings verdict once the check fired.
+        self._flip_pending = False
+        self._flip_flexion_deg: list[float] = []
+        self._flip_verdict: StepReport | None = None
 
     @property
     def status(self) -> LiveCalibrationStatus | None:
-        """The live calibration status (step, progress, prompt, verdicts); None with a stored calibration."""
-        return None if self.live_calibration is None else self.live_calibration.status()
+        """The live calibration status (step, progress, prompt, verdicts); None with a stored calibration.
+
+        Once the drill's posture showed a flipped thigh frame (:meth:`_watch_flipped_thigh`) the
+        swings verdict is the failed one, with its advice.
+        """
+        if self.live_calibration is None:
+            return None
+        status = self.live_calibration.status()
+        if self._flip_verdict is None:
+            return status
+        verdicts = [v for v in status.verdicts if v.step != "swings"]
+        return dataclasses.replace(status, verdicts=(*verdicts, self._flip_verdict))
 
     # -- input -------------------------------------------------------------------------------
 
@@ -1293,7 +1328,16 @@ class OnlinePipeline:
         # Kept to re-align the heading if the seated neutral hold turns the thigh mount later.
         self._neutral_pelvis = q_pel
         self._neutral_thigh_sensor = qt
-        self._seated_pending = self.seated_neutral if self.seated_neutral is not None else delta_mag_ref is None
+        # As batch: with the magnetometers' heading the mount refined by them is blended with the
+        # seated neutral hold too (σ of the mag-refined mount; a stored calibration refined earlier
+        # counts the same way).
+        mag_refined = delta_mag_ref is not None and cal.thigh_mag_refined_deg is not None
+        self._mount_sigma_deg = (float((SWING_AXIS_SIGMA_DEG**-2 + MAG_HEADING_SIGMA_DEG**-2) ** -0.5) if mag_refined
+                                 else SWING_AXIS_SIGMA_DEG)
+        self._seated_pending = (self.seated_neutral if self.seated_neutral is not None
+                                else ONLINE_SEATED_NEUTRAL_WITH_MAG or delta_mag_ref is None)
+        self._flip_pending = True
+        self._flip_flexion_deg = []
         self._seated_hist = np.zeros((0, 3))
         # Constant matrices for the per-block work: R_sensor_segment per sensor, R_neutralᵀ.
         self._set_mounts(*(angles.rotation_matrices(quat.conjugate(cal.q_segment_sensor[k])[None, :])[0] for k in ("pelvis", "thigh")))
@@ -1402,6 +1446,8 @@ class OnlinePipeline:
         if long_gap.any():
             a_hip[long_gap] = np.nan
             a_pel[long_gap] = np.nan
+        if self._flip_pending:
+            self._watch_flipped_thigh(a_hip[:, 0])
         block = np.concatenate((t[:, None], a_hip, a_pel), axis=1)
         self._history.append(block, gap)
         return [AngleFrame(r[0], r[1], r[2], r[3], r[4], r[5], r[6], g) for r, g in zip(block.tolist(), gap.tolist())]
@@ -1473,7 +1519,9 @@ class OnlinePipeline:
             self.diagnostics.notes.append(f"first seated still span ends at {hist[-1, 0]:.1f} s with hip rotation {rot:.0f}°: not a neutral hold")
             return
         flex = np.radians(float(np.mean(hist[:, 1])))
-        w = SWING_AXIS_SIGMA_DEG**2 / (SWING_AXIS_SIGMA_DEG**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
+        # Inverse-variance blend of the mount so far (swing axis, or swing axis and magnetometers)
+        # with the athlete's seated neutral.
+        w = self._mount_sigma_deg**2 / (self._mount_sigma_deg**2 + SEATED_NEUTRAL_SIGMA_DEG**2)
         eps = w * np.radians(rot * angles.side_sign(self.side)) / max(1.0 - np.cos(flex), 0.2)
         q_mount = quat.multiply(quat.from_axis_angle(np.array([0.0, 1.0, 0.0]), eps), self.calibration.q_segment_sensor["thigh"])
         q_fem_old = angles.segment_orientation(self._neutral_thigh_sensor, self.calibration.q_segment_sensor["thigh"])
@@ -1485,6 +1533,33 @@ class OnlinePipeline:
         self._set_mounts(self._m_sensor_segment["pelvis"], angles.rotation_matrices(quat.conjugate(q_mount)[None, :])[0])
         self.diagnostics.notes.append(f"thigh mount turned by {np.degrees(eps):.1f}° about the femur axis so that hip rotation is zero "
                                       f"in the seated neutral hold ending at {hist[-1, 0]:.1f} s")
+
+    def _watch_flipped_thigh(self, flexion_deg: FloatArray) -> None:
+        """Live counterpart of the batch flipped-thigh check (:func:`_flipped_thigh_advice`).
+
+        Counts the frames since the drill started whose hip flexion is below
+        :data:`FLIPPED_FLEXION_DEG` (NaN frames of long gaps do not count); once they add up to
+        :data:`FLIPPED_MIN_S`, the swings step is judged poor with the advice batch gives: in
+        ``diagnostics.notes``, ``calibration.quality`` (what the service shows as the calibration
+        result) and the swings verdict of :attr:`status`, plus a warning in the log. Angles are not
+        changed. Checked once per session: it stops after firing.
+        """
+        extended = flexion_deg < FLIPPED_FLEXION_DEG  # False for NaN
+        if not extended.any():
+            return
+        self._flip_flexion_deg += flexion_deg[extended].tolist()
+        extension_s = len(self._flip_flexion_deg) / self.rate_hz
+        if extension_s < FLIPPED_MIN_S or self.calibration is None:
+            return
+        self._flip_pending = False
+        source = ("protocol run live" if self.live_calibration is not None
+                  else f"stored calibration created {self.calibration.created}")
+        advice, metrics = _flipped_thigh_message(float(np.median(self._flip_flexion_deg)), extension_s, source)
+        self.diagnostics.notes.append(advice)
+        log.warning("calibration of the %s leg looks wrong: %s", self.side, advice)
+        self.calibration = _with_failed_swings(self.calibration, advice, metrics)
+        self.diagnostics.calibration = self.calibration
+        self._flip_verdict = next(s for s in self.calibration.quality.steps if s.step == "swings")
 
     def _track_events(self, name: str, t: FloatArray, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> None:
         """Open and close :class:`DisturbanceEvent` s as a sensor's field leaves and regains its reference."""
