@@ -1,10 +1,9 @@
 """The rep detector's own filters against SciPy's (``sensorhub.drills.reps`` no longer imports scipy.signal).
 
 SciPy is imported here, in the test only: the 2nd-order Butterworth design, its steady-state
-initial conditions, the zero-phase filter of a rep's window and the batch EMAs must give SciPy's
-numbers (the neutral tracker to the bit; the two smoothing EMAs, evaluated in blocks since the fifth
-round, to about 1e-15 of the signal, and to the bit equal to the per-sample path, which the batch
-detector relies on).
+initial conditions and the zero-phase filter of a rep's window (the compiled kernel since session 3)
+must give SciPy's numbers. The batch EMAs and the neutral tracker, now in the batch path's kernel,
+are checked in tests/test_reps_kernels.py.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from sensorhub.drills import reps
+from sensorhub.drills import kernels, reps
 
 RATES_HZ = (50.0, 60.0, 100.0, 120.0, 200.0)
 CUTOFFS_HZ = (3.0, 6.0, 10.0)  # the detector uses 3 and 6 Hz
@@ -50,86 +49,16 @@ def test_zero_phase_filter_equals_scipy_filtfilt(fs_hz: float, cutoff_hz: float)
     # ~2e-12 off exact arithmetic there, checked with mpmath while writing this), so 5e-12°.
     tol = 1e-12 if fs_hz <= 100.0 else 5e-12
     rng = np.random.default_rng(int(fs_hz * 10 + cutoff_hz))
-    b, a, zi = reps._butter_ba(cutoff_hz, fs_hz)
     b_ref, a_ref = signal.butter(2, cutoff_hz, fs=fs_hz)
     # Window lengths around the block length and up to a long rep (20 s).
     for n in (16, 19, 63, 64, 65, 128, 129, 700, int(20 * fs_hz)):
         x = _angle_like(rng, 5, n, fs_hz)
         padlen = min(n - 1, 18)
-        got = reps._filtfilt_rows(b, a, zi, x, padlen)
+        got = x.copy()
+        for row in got:
+            kernels.filtfilt2(reps._filter_coef(cutoff_hz, fs_hz), row, padlen)
         want = signal.filtfilt(b_ref, a_ref, x, axis=-1, padtype="odd", padlen=padlen)
         assert np.max(np.abs(got - want)) < tol, (n, float(np.max(np.abs(got - want))))
-
-
-def test_second_order_filter_with_initial_state_equals_scipy_lfilter() -> None:
-    rng = np.random.default_rng(3)
-    for fs_hz, cutoff_hz in ((100.0, 6.0), (100.0, 3.0), (60.0, 6.0), (200.0, 3.0)):
-        b, a, _ = reps._butter_ba(cutoff_hz, fs_hz)
-        for n in (1, 2, 3, 64, 65, 1000):
-            x = _angle_like(rng, 3, n, fs_hz)
-            zi = rng.normal(0.0, 30.0, size=(3, 2))  # an arbitrary state: transients of a few hundred degrees
-            got = reps._lfilter2(b, a, x, zi)
-            want = signal.lfilter(b, a, x, axis=-1, zi=zi)[0]
-            assert got.shape == want.shape
-            scale = max(1.0, float(np.max(np.abs(want))))
-            assert np.max(np.abs(got - want)) < 1e-14 * scale, (fs_hz, cutoff_hz, n)
-
-
-def _step_by_step(det: reps.RepDetector, x: np.ndarray, key: int, gains: reps._Gains) -> tuple[np.ndarray, np.ndarray, list]:
-    out1, out2, states = [], [], []
-    for v in x.tolist():
-        det._step_emas(v, key, gains)
-        out1.append(det._ema1)
-        out2.append(det._ema2)
-        states.append((det._ema_key, det._ema_phase, det._ema_s1, det._ema_s2, det._ema_p1, det._ema_p2))
-    return np.array(out1), np.array(out2), states
-
-
-@pytest.mark.parametrize("dt_us", [5000, 10000, 16667, 20000, 100000, 500000])
-def test_batch_emas_equal_the_per_sample_path_to_the_bit_and_lfilter_to_1e14(dt_us: int) -> None:
-    rng = np.random.default_rng(dt_us)
-    x = np.cumsum(rng.normal(0.0, 1.0, 5000)) + 40.0 * np.sin(np.arange(5000) / 300.0)
-    for start_phase in (None, 0, 7, 40):  # a fresh block, or continuing one part-way through
-        online, batch = reps.RepDetector("seated_rotation"), reps.RepDetector("seated_rotation")
-        gains = online._gains(dt_us)
-        for det in (online, batch):
-            det._ema1, det._ema2 = 3.25, -1.5
-        if start_phase is not None and start_phase + 1 < max(gains.ema_block, 1):
-            for det in (online, batch):  # walk both into the middle of a block with the same samples
-                for v in np.linspace(-2.0, 2.0, start_phase + 1).tolist():
-                    det._step_emas(v, dt_us, gains)
-        y1_0, y2_0 = online._ema1, online._ema2
-        e1, e2, states = _step_by_step(online, x, dt_us, gains)
-        run = reps._EmaRun(batch, x, dt_us, gains)
-        np.testing.assert_array_equal(run.y1, e1)
-        np.testing.assert_array_equal(run.y2, e2)
-        for i in (0, 1, len(x) // 3, len(x) - 1):
-            run.restore(batch, i)
-            assert (batch._ema_key, batch._ema_phase, batch._ema_s1, batch._ema_s2, batch._ema_p1, batch._ema_p2) == states[i]
-        gain, keep = gains.ema, gains.ema_keep
-        ref1 = signal.lfilter([gain], [1.0, -keep], x, zi=[keep * y1_0])[0]
-        ref2 = signal.lfilter([gain], [1.0, -keep], ref1, zi=[keep * y2_0])[0]
-        scale = float(np.max(np.abs(x)))
-        assert np.max(np.abs(e1 - ref1)) < 1e-14 * scale, (dt_us, start_phase)
-        assert np.max(np.abs(e2 - ref2)) < 1e-14 * scale, (dt_us, start_phase)
-
-
-def test_neutral_tracker_equals_lfilter_to_the_bit() -> None:
-    rng = np.random.default_rng(11)
-    x = np.cumsum(rng.normal(0.0, 1.0, 5000))
-    for dt_s, tau_s in ((0.01, 0.03), (1 / 60, 0.03), (0.005, 2.0)):
-        gain = -np.expm1(-dt_s / tau_s)
-        keep = 1.0 - gain
-        # The neutral tracker: whole series below the threshold, then stopping at the first row above it.
-        n_ok, neutral, quiet = reps._track_neutral(x, 0.5, gain, keep, 1e9)
-        ref = signal.lfilter([gain], [1.0, -keep], x, zi=[keep * 0.5])[0]
-        assert n_ok == len(x) and neutral == ref[-1]
-        np.testing.assert_array_equal(quiet, x - np.concatenate(([0.5], ref[:-1])))
-        enter = 0.5 * float(np.max(np.abs(x - np.concatenate(([0.5], ref[:-1])))))
-        n_ok, neutral, quiet = reps._track_neutral(x, 0.5, gain, keep, enter)
-        first = int(np.argmax(np.abs(x - np.concatenate(([0.5], ref[:-1]))) >= enter))
-        assert n_ok == first and len(quiet) == first
-        assert neutral == (ref[first - 1] if first else 0.5)
 
 
 def test_importing_the_analysis_does_not_load_scipy_signal() -> None:

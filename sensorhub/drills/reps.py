@@ -5,11 +5,12 @@ and returns a :class:`RepCompleted` event the moment a rep is over (the hip is b
 most ``settle_s`` after it crossed back inside ``exit_deg``); :func:`detect_reps` runs the same detector
 over a whole :class:`~sensorhub.drills.table.AngleTable`, so live and batch give identical reps by
 construction. For speed the batch path (:meth:`RepDetector.update_table`) applies the stretches of
-samples that cannot change the state in bulk (the smoothing and the neutral tracker are linear
-filters there, evaluated in the same floating-point arithmetic as the per-sample code: the EMAs in
-a blocked form with cumulative sums, see :class:`_Gains`) and sends every sample that may change it
-through :meth:`RepDetector.update`;
-tests/test_reps_batch.py checks events and state against the sample-by-sample path.
+samples that cannot change the state in a compiled kernel (:func:`kernels.scan_quiet`: the smoothing
+EMAs in the blocked form of :class:`_Gains` and the neutral tracker, in the same floating-point
+operations and order as the per-sample code) and sends every sample that may change it through
+:meth:`RepDetector.update`; tests/test_reps_batch.py checks events and state against the
+sample-by-sample path. A closed rep is measured by one kernel (:func:`kernels.measure_core`) on
+both paths.
 
 How a rep is found (angles relative to the athlete's neutral, see docs/drills.md):
 
@@ -46,6 +47,7 @@ from enum import Enum
 import numpy as np
 from numpy.typing import NDArray
 
+from sensorhub.drills import kernels
 from sensorhub.drills.catalog import Direction, DrillDefinition, get_drill
 from sensorhub.drills.scoring import RepMeasures, ScoreComponents, score_rep, sparc
 from sensorhub.drills.scoring import mean_short as _mean_short
@@ -246,12 +248,16 @@ class _Buffer:
         if self._end > self._start and self._rows[self._start, 0] < t_keep:
             self._start += int(np.searchsorted(self._rows[self._start : self._end, 0], t_keep, side="left"))
 
-    def window(self, t0: float, t1: float) -> AngleTable:
-        """The kept rows with ``t0 <= t <= t1`` (a copy)."""
+    def columns(self, t0: float, t1: float) -> FloatArray:
+        """The kept rows with ``t0 <= t <= t1`` as columns (7, n) in the order of :data:`_ROW_COLUMNS` (a copy)."""
         t = self._rows[self._start : self._end, 0]
         i0 = self._start + int(np.searchsorted(t, t0, side="left"))
         i1 = self._start + int(np.searchsorted(t, t1, side="right"))
-        arr = self._rows[i0:i1].T.copy()
+        return self._rows[i0:i1].T.copy()
+
+    def window(self, t0: float, t1: float) -> AngleTable:
+        """The kept rows with ``t0 <= t <= t1`` (a copy)."""
+        arr = self.columns(t0, t1)
         return AngleTable(**{name: arr[k] for k, name in enumerate(_ROW_COLUMNS)})
 
 
@@ -261,13 +267,13 @@ class _Gains:
 
     Each first-order filter is ``y = keep * y_prev + gain * x``. The neutral tracker is evaluated
     in exactly that form. The two smoothing EMAs are evaluated in *blocks* of ``ema_block``
-    samples (:class:`_EmaRun`, :meth:`RepDetector._step_emas`): inside a block that starts from
-    ``s``, sample ``j`` is ``y_j = keep^(j+1) · (s + P_j)`` with ``P_j`` the running sum of
-    ``(gain · x_i) · keep^-(i+1)``. Written this way the batch path evaluates a whole run with one
-    cumulative sum per block row (NumPy's ``cumsum`` adds strictly left to right) and only the
-    block starts in a Python loop, and the per-sample path performs the same operations in the
+    samples (:meth:`RepDetector._step_emas`, and per sample in :func:`kernels.scan_quiet` for the
+    batch path): inside a block that starts from ``s``, sample ``j`` is
+    ``y_j = keep^(j+1) · (s + P_j)`` with ``P_j`` the running sum of ``(gain · x_i) · keep^-(i+1)``.
+    (This form let an earlier NumPy batch path use one cumulative sum per block; it is kept so that
+    the values stay those of the previous rounds.) Both paths perform the same operations in the
     same order, so both give the same values to the bit; they equal the plain recurrence to
-    about 1e-15 of the signal (tests/test_reps_filters.py). ``ema_block`` keeps
+    about 1e-15 of the signal (tests/test_reps_kernels.py). ``ema_block`` keeps
     ``keep^-block`` below 1e6; intervals so long that even two samples would exceed it
     (``ema_block == 0``) use the plain recurrence in both paths.
     """
@@ -307,9 +313,6 @@ def _interval_key(dt_s: float) -> int:
     return math.floor(dt_s * 1e6 + 0.5)
 
 
-# Rows looked at per vectorised step of the batch path; grows while no event is found.
-_SCAN_FIRST_ROWS = 256
-_SCAN_MAX_ROWS = 16384
 _MAX_CACHED_GAINS = 4096
 
 
@@ -347,6 +350,11 @@ class RepDetector:
         self._pending: list[_Excursion] = []
         self._reps_done = 0
         self._gain_cache: dict[int, _Gains] = {}
+        # The fixed thresholds of the batch path's kernel (:meth:`_skip`), in the layout of its parameters.
+        cfg = self.config
+        lo, hi = self.drill.hip_flexion_range_deg
+        self._scan_fixed = (cfg.enter_deg, cfg.exit_deg, cfg.onset_deg, lo, hi, cfg.max_excursion_s, cfg.settle_s,
+                            self.drill.max_mid_pause_s)
 
     # ------------------------------------------------------------------ public API
     def update(
@@ -440,9 +448,10 @@ class RepDetector:
 
         Rows are handled in stretches between *decision rows* (a sample that may change the state:
         leaving neutral, crossing back, a timeout, a gap). Inside a stretch of uniformly sampled,
-        finite data the EMAs and the neutral tracker are linear filters (run as one recurrence per
-        stretch, :class:`_EmaRun`) and the state machine only needs the first row where a threshold is crossed (NumPy); every
-        decision row then goes through :meth:`update` itself, so both paths share one rule book.
+        finite data the rows up to the first one where a threshold is crossed are applied by
+        :func:`kernels.scan_quiet` (the EMAs, the neutral tracker, the peak and the quiet time, as
+        :meth:`update` computes them); every decision row then goes through :meth:`update` itself,
+        so both paths share one rule book.
         """
         cols = np.column_stack([getattr(table, name) for name in _ROW_COLUMNS]).astype(np.float64, copy=False)
         n = len(cols)
@@ -496,7 +505,7 @@ class RepDetector:
         return gains
 
     def _step_emas(self, x: float, key: int, g: _Gains) -> None:
-        """One sample of the two smoothing EMAs in the blocked form of :class:`_Gains` (what :class:`_EmaRun` does per run)."""
+        """One sample of the two smoothing EMAs in the blocked form of :class:`_Gains` (what :func:`kernels.scan_quiet` does per row)."""
         if g.ema_block == 0:
             self._ema1 = g.ema_keep * self._ema1 + g.ema * x
             self._ema2 = g.ema_keep * self._ema2 + g.ema * self._ema1
@@ -520,11 +529,10 @@ class RepDetector:
     def _run(self, cols: FloatArray, r0: int, r1: int, key: int) -> list[RepEvent]:
         """Rows ``r0:r1`` of ``cols``: finite, each right after a finite row, one sample interval (``key``)."""
         gains = self._gains(key)
-        run = _EmaRun(self, cols[r0:r1, 1], key, gains)
         events: list[RepEvent] = []
         k = r0
         while k < r1:
-            e = self._skip(cols, k, r1, run, k - r0, gains)
+            e = self._skip(cols, k, r1, key, gains)
             if e < r1:
                 events.extend(self._update_row(cols[e].tolist()))
                 k = e + 1
@@ -532,57 +540,41 @@ class RepDetector:
                 k = r1
         return events
 
-    def _skip(self, cols: FloatArray, k: int, r1: int, run: _EmaRun, i: int, gains: _Gains) -> int:
-        """Apply every row from ``k`` (row ``i`` of ``run``) up to the next decision row (returned; ``r1`` if none) in bulk."""
-        cfg = self.config
-        span = _SCAN_FIRST_ROWS
-        while k < r1:
-            m = min(span, r1 - k)
-            t = cols[k : k + m, 0]
-            e2 = run.y2[i : i + m]
-            if self._state is _State.EXCURSION:
-                cur = self._current
-                assert cur is not None
-                y = cur.direction.sign * (e2 - self._neutral)
-                decide = (y < cfg.exit_deg) | (t - cur.t_enter > cfg.max_excursion_s)
-                n_ok = int(np.argmax(decide)) if decide.any() else m
-                if n_ok:
-                    cur.peak_deg = max(cur.peak_deg, float(y[:n_ok].max()))
-                quiet_x = None
-            elif self._closing is not None or self._pending:
-                x = e2 - self._neutral
-                flx = cols[k : k + m, 2]
-                lo, hi = self.drill.hip_flexion_range_deg
-                decide = (np.abs(x) > cfg.enter_deg) & (~np.isfinite(flx) | ((flx >= lo) & (flx <= hi)))
-                if self._closing is not None:
-                    # Settling after an exit: closes back at neutral, after settle_s, or on a new start.
-                    decide |= (np.abs(x) < cfg.onset_deg) | (t - self._closing.t_exit >= cfg.settle_s)
-                else:
-                    decide |= t - self._pending[-1].t_back > self.drill.max_mid_pause_s
-                n_ok = int(np.argmax(decide)) if decide.any() else m
-                quiet_x = x[:n_ok]
-            else:
-                # Resting: the neutral tracker follows ema2 as long as |x| stays below enter_deg; the
-                # recurrence runs row by row (the per-sample expression) and stops at the first row
-                # that leaves neutral.
-                n_ok, self._neutral, quiet_x = _track_neutral(e2[:m], self._neutral, gains.neutral, gains.neutral_keep,
-                                                              cfg.enter_deg)
-            if n_ok:
-                self._buffer.extend(cols[k : k + n_ok])
-                self._t_last = self._t_last_valid = float(t[n_ok - 1])
-                run.restore(self, i + n_ok - 1)
-                if quiet_x is not None:
-                    quiet = np.flatnonzero(np.abs(quiet_x) < cfg.onset_deg)
-                    if quiet.size:
-                        self._t_last_quiet = float(t[quiet[-1]])
-                        self._since_gap = False
-                    self._trim()
-            if n_ok < m:
-                return k + n_ok
-            k += m
-            i += m
-            span = min(2 * span, _SCAN_MAX_ROWS)
-        return r1
+    def _skip(self, cols: FloatArray, k: int, r1: int, key: int, gains: _Gains) -> int:
+        """Apply every row from ``k`` up to the next decision row (returned; ``r1`` if none) with :func:`kernels.scan_quiet`."""
+        enter, exit_deg, onset, flex_lo, flex_hi, max_excursion, settle, max_mid_pause = self._scan_fixed
+        sign = t_enter = t_exit = t_back = 0.0
+        cur = self._current
+        if self._state is _State.EXCURSION:
+            assert cur is not None
+            mode = kernels.MODE_EXCURSION
+            sign, t_enter = float(cur.direction.sign), cur.t_enter
+        elif self._closing is not None:
+            mode = kernels.MODE_CLOSING
+            t_exit = self._closing.t_exit
+        elif self._pending:
+            mode = kernels.MODE_PENDING
+            t_back = self._pending[-1].t_back
+        else:
+            mode = kernels.MODE_RESTING
+        # Layout of kernels.Q_* and kernels.S_*.
+        q = np.array((gains.ema, gains.ema_keep, gains.neutral, gains.neutral_keep, enter, exit_deg, onset, flex_lo, flex_hi,
+                      sign, t_enter, max_excursion, t_exit, settle, t_back, max_mid_pause))
+        st = np.array((self._ema1, self._ema2, 1.0 if self._ema_key == key else -1.0, self._ema_phase, self._ema_s1,
+                       self._ema_s2, self._ema_p1, self._ema_p2, self._neutral, self._t_last_quiet,
+                       1.0 if self._since_gap else 0.0, cur.peak_deg if cur is not None else 0.0))
+        e = kernels.scan_quiet(cols, k, r1, mode, q, gains.ema_pow_arr, gains.ema_inv_arr, st)
+        if e > k:
+            (self._ema1, self._ema2, _, phase, self._ema_s1, self._ema_s2, self._ema_p1, self._ema_p2, self._neutral,
+             self._t_last_quiet, since_gap, peak) = st.tolist()
+            self._ema_key, self._ema_phase, self._since_gap = key, int(phase), since_gap != 0.0
+            if cur is not None and mode == kernels.MODE_EXCURSION:
+                cur.peak_deg = peak
+            self._buffer.extend(cols[k:e])
+            self._t_last = self._t_last_valid = float(cols[e - 1, 0])
+            if mode != kernels.MODE_EXCURSION:
+                self._trim()
+        return e
 
     # ------------------------------------------------------------------ internals
     def _posture_ok(self, hip_flexion: float) -> bool:
@@ -653,158 +645,11 @@ class RepDetector:
 
     def _measure(self, halves: Sequence[_Excursion], t: float) -> Rep | None:
         cfg = self.config
-        window = self._buffer.window(halves[0].t_leave - cfg.pre_s, halves[-1].t_back)
-        rep = measure_rep(window, self.drill, halves, self._reps_done + 1, cfg)
+        window = self._buffer.columns(halves[0].t_leave - cfg.pre_s, halves[-1].t_back)
+        rep = _measure_columns(window, self.drill, halves, self._reps_done + 1, cfg)
         if rep is not None:
             self._reps_done += 1
         return rep
-
-
-def _fill_nan(t: FloatArray, x: FloatArray) -> FloatArray:
-    ok = np.isfinite(x)
-    if ok.all() or not ok.any():
-        return x
-    return np.interp(t, t[ok], x[ok])
-
-
-def _median(x: FloatArray) -> float:
-    """``float(np.median(x))`` of a non-empty 1-D array, to the bit (NaN if it holds a NaN), without
-    ``np.median``'s per-call overhead (~10 µs, several times per rep): the middle value of the sorted
-    copy, or the two middle ones added and halved as ``np.median`` does."""
-    v = np.sort(x)
-    n = v.size
-    if math.isnan(v[-1]):  # NaN sorts last
-        return math.nan
-    h = n // 2
-    return float(v[h]) if n % 2 else float((v[h - 1] + v[h]) / 2.0)
-
-
-def _nanmean(x: FloatArray) -> float:
-    """``float(np.nanmean(x))`` to the bit: NaN replaced by 0 and summed over the whole array, divided by
-    the count of the others (what NumPy does), without the per-call overhead."""
-    nan = np.isnan(x)
-    return float(np.where(nan, 0.0, x).sum() / (x.size - int(np.count_nonzero(nan))))
-
-
-class _Gradient:
-    """``np.gradient(f, t)`` (edge order 1) for several ``f`` on one time base ``t``, to the bit.
-
-    NumPy's formula, with the step-dependent coefficients computed once instead of per call:
-    constant steps use the central difference over ``2 * dt``, uneven steps the second-order
-    weights ``a, b, c`` of the neighbours; the ends are one-sided differences.
-    """
-
-    def __init__(self, t: FloatArray) -> None:
-        dx = np.diff(t)
-        self._uniform = bool((dx == dx[0]).all())
-        if self._uniform:
-            self._dx0 = self._dxn = dx[0]
-            self._two_dx = 2.0 * dx[0]
-        else:
-            dx1, dx2 = dx[:-1], dx[1:]
-            self._a = -dx2 / (dx1 * (dx1 + dx2))
-            self._b = (dx2 - dx1) / (dx1 * dx2)
-            self._c = dx1 / (dx2 * (dx1 + dx2))
-            self._dx0, self._dxn = dx[0], dx[-1]
-
-    def __call__(self, f: FloatArray) -> FloatArray:
-        out = np.empty_like(f)
-        if self._uniform:
-            out[1:-1] = (f[2:] - f[:-2]) / self._two_dx
-        else:
-            out[1:-1] = self._a * f[:-2] + self._b * f[1:-1] + self._c * f[2:]
-        out[0] = (f[1] - f[0]) / self._dx0
-        out[-1] = (f[-1] - f[-2]) / self._dxn
-        return out
-
-
-class _EmaRun:
-    """The two smoothing EMAs over one run of rows with one sample interval, continuing the detector's state.
-
-    Values and block state per row are those :meth:`RepDetector._step_emas` produces sample by
-    sample, to the bit (the blocked form of :class:`_Gains`): the rows are laid out as
-    (blocks, ``ema_block``), each block's running sums are one ``cumsum`` along the row, and only
-    the value each block starts from is carried in a Python loop (one step per block).
-    """
-
-    def __init__(self, det: RepDetector, x: FloatArray, key: int, g: _Gains) -> None:
-        m = len(x)
-        self.key = key
-        blk = g.ema_block
-        if blk == 0:  # the plain recurrence, sample by sample (intervals of more than ~0.4 s only)
-            y1, y2 = det._ema1, det._ema2
-            out1, out2 = np.empty(m), np.empty(m)
-            for n, v in enumerate(x.tolist()):
-                y1 = g.ema_keep * y1 + g.ema * v
-                y2 = g.ema_keep * y2 + g.ema * y1
-                out1[n], out2[n] = y1, y2
-            self.y1, self.y2 = out1, out2
-            self.phase = np.zeros(m, dtype=np.intp)
-            zero = np.zeros(m)
-            self.s1 = self.s2 = self.p1 = self.p2 = zero
-            self._plain = True  # the block state is left as it is, as the per-sample path does
-            return
-        self._plain = False
-        continuing = det._ema_key == key and det._ema_phase + 1 < blk
-        j0 = det._ema_phase + 1 if continuing else 0
-        n_blocks = -(-(j0 + m) // blk)
-        inv = np.tile(g.ema_inv_arr, n_blocks)
-        pw = g.ema_pow_arr
-        self.phase = (np.arange(j0, j0 + m) % blk)
-        first1, first2 = (det._ema_s1, det._ema_s2) if continuing else (det._ema1, det._ema2)
-        self.y1, self.p1, self.s1 = self._blocked(g.ema * x, inv, pw, j0, n_blocks, det._ema_p1 if continuing else None, first1)
-        self.y2, self.p2, self.s2 = self._blocked(g.ema * self.y1, inv, pw, j0, n_blocks, det._ema_p2 if continuing else None, first2)
-
-    @staticmethod
-    def _blocked(gx: FloatArray, inv: FloatArray, pw: FloatArray, j0: int, n_blocks: int, p0: float | None,
-                 s0: float) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """One EMA in blocked form: (values, running sums, block start values) per row."""
-        m, blk = len(gx), len(pw)
-        terms = np.zeros(n_blocks * blk)
-        terms[j0 : j0 + m] = gx * inv[j0 : j0 + m]
-        if p0 is not None:
-            terms[j0 - 1] = p0  # the block in progress: its running sum goes on from p0
-        sums = np.cumsum(terms.reshape(n_blocks, blk), axis=1)
-        starts = [s0]
-        last = pw[-1]
-        s = s0
-        for v in sums[:-1, -1].tolist():
-            s = last * (s + v)
-            starts.append(s)
-        start = np.array(starts)
-        y = pw * (start[:, None] + sums)
-        rows = slice(j0, j0 + m)
-        return y.reshape(-1)[rows], sums.reshape(-1)[rows], np.repeat(start, blk)[rows]
-
-    def restore(self, det: RepDetector, i: int) -> None:
-        """Put the EMA state after row ``i`` of the run into ``det``."""
-        det._ema1, det._ema2 = float(self.y1[i]), float(self.y2[i])
-        det._ema_key, det._ema_phase = self.key, int(self.phase[i])
-        if not self._plain:
-            det._ema_s1, det._ema_s2 = float(self.s1[i]), float(self.s2[i])
-            det._ema_p1, det._ema_p2 = float(self.p1[i]), float(self.p2[i])
-
-
-def _track_neutral(ema2: FloatArray, neutral: float, gain: float, keep: float, enter_deg: float) -> tuple[int, float, FloatArray]:
-    """The resting neutral tracker over ``ema2`` up to the first row with ``|ema2 - neutral| >= enter_deg``.
-
-    Returns (rows taken, the neutral after them, ``ema2 - neutral`` of those rows); the update is
-    :meth:`RepDetector.update`'s ``neutral = keep * neutral + gain * ema2``.
-    """
-    xs: list[float] = []
-    add = xs.append
-    for v in ema2.tolist():
-        x = v - neutral
-        if abs(x) >= enter_deg:
-            break
-        add(x)
-        neutral = keep * neutral + gain * v
-    return len(xs), neutral, np.array(xs)
-
-
-#: Block length of the second-order recurrence in :func:`_lfilter2`: the response inside a block is
-#: one matrix product, the carry between blocks a short loop.
-_IIR_BLOCK = 64
 
 
 @functools.lru_cache(maxsize=64)
@@ -816,7 +661,7 @@ def _butter_ba(cutoff_hz: float, fs_hz: float) -> tuple[FloatArray, FloatArray, 
     solution of ``(I - Aᵀ) zi = b[1:] - a[1:]·b[0]`` for the 2 x 2 companion matrix ``A``, here
     solved in closed form.
     Transfer-function form is well conditioned at 2nd order for any cut-off used here (>= 1 % of
-    the sample rate). tests/test_reps.py compares all three with SciPy's.
+    the sample rate). tests/test_reps_filters.py compares all three with SciPy's.
     """
     k = math.tan(math.pi * cutoff_hz / fs_hz)
     kk = k * k
@@ -832,207 +677,90 @@ def _butter_ba(cutoff_hz: float, fs_hz: float) -> tuple[FloatArray, FloatArray, 
 
 
 @functools.lru_cache(maxsize=64)
-def _block_responses(a1: float, a2: float) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """For ``y[n] = v[n] - a1·y[n-1] - a2·y[n-2]`` over one block of :data:`_IIR_BLOCK` samples:
-
-    the lower-triangular matrix ``H`` with ``y = H @ v`` from rest, and without input the responses
-    ``g_level`` to ``y[-1] = y[-2] = 1`` and ``g_step`` to ``y[-1] = 0, y[-2] = 1``. The carry into
-    a block is ``y[-1]·g_level - (y[-1] - y[-2])·g_step``: for a low cut-off the two last outputs
-    are nearly equal and the single responses large and of opposite sign, and this split keeps the
-    cancellation out of the sum.
-    """
-    n = _IIR_BLOCK
-    h, g_level, g_step = [0.0] * n, [0.0] * n, [0.0] * n
-    h_1 = h_2 = 0.0
-    l1, l2 = 1.0, 1.0  # g_level's y[-1], y[-2]
-    s1, s2 = 0.0, 1.0  # g_step's
-    for j in range(n):
-        hj = (1.0 if j == 0 else 0.0) - a1 * h_1 - a2 * h_2
-        h[j], h_1, h_2 = hj, hj, h_1
-        gj = -a1 * l1 - a2 * l2
-        g_level[j], l1, l2 = gj, gj, l1
-        gj = -a1 * s1 - a2 * s2
-        g_step[j], s1, s2 = gj, gj, s1
-    hv = np.array(h)
-    lag = np.arange(n)[:, None] - np.arange(n)[None, :]
-    mat = np.where(lag >= 0, hv[np.clip(lag, 0, n - 1)], 0.0)
-    return mat, np.array(g_level), np.array(g_step)
-
-
-@functools.lru_cache(maxsize=256)
-def _carry_matrix(a1: float, a2: float, n_blocks: int) -> FloatArray:
-    """Block-end states from the blocks' own (from rest) ends: ``s = T @ e`` for :func:`_lfilter2`.
-
-    The state after block ``k`` is its last output ``L`` and ``D = L - (the output before)``;
-    ``s_k = N s_(k-1) + e_k`` with ``N`` from the block responses of :func:`_block_responses`
-    (``L_k = e_L + L·g_level[-1] - D·g_step[-1]``, the same with ``g[-2]`` for the output before),
-    so ``T`` holds the powers ``N^(k-j)`` below its diagonal.
-    """
-    _, g_level, g_step = _block_responses(a1, a2)
-    n_mat = np.array([[g_level[-1], -g_step[-1]],
-                      [g_level[-1] - g_level[-2], -(g_step[-1] - g_step[-2])]])
-    powers = [np.eye(2)]
-    for _ in range(1, n_blocks):
-        powers.append(n_mat @ powers[-1])
-    out = np.zeros((2 * n_blocks, 2 * n_blocks))
-    for k in range(n_blocks):
-        for j in range(k + 1):
-            out[2 * k : 2 * k + 2, 2 * j : 2 * j + 2] = powers[k - j]
-    return out
-
-
-def _lfilter2(b: FloatArray, a: FloatArray, x: FloatArray, zi: FloatArray) -> FloatArray:
-    """``scipy.signal.lfilter(b, a, x, axis=-1, zi=zi)[0]`` for a 2nd-order filter (``a[0] = 1``) on rows ``x`` (r, n).
-
-    Same values to about 1e-14 of the signal's scale (tests/test_reps.py checks against SciPy):
-    the moving-average part is three vector operations, the recursive part is evaluated per block
-    of :data:`_IIR_BLOCK` samples as one matrix product plus the carry of the last two outputs from
-    block to block, instead of a sample-by-sample loop.
-    """
-    r, n = x.shape
-    nb = -(-n // _IIR_BLOCK)
-    v = np.zeros((r, nb * _IIR_BLOCK))
-    v[:, :n] = b[0] * x
-    v[:, 1:n] += b[1] * x[:, :-1]
-    v[:, 2:n] += b[2] * x[:, :-2]
-    v[:, 0] += zi[:, 0]
-    if n > 1:
-        v[:, 1] += zi[:, 1]
-    mat, g_level, g_step = _block_responses(float(a[1]), float(a[2]))
-    forced = (v.reshape(r * nb, _IIR_BLOCK) @ mat.T).reshape(r, nb, _IIR_BLOCK)
-    # Each block's last output and its difference to the one before, with the carries from all
-    # earlier blocks, are one more matrix product (:func:`_carry_matrix`); every block then gets
-    # the carry of the block before it added at once.
-    ends = np.empty((r, nb, 2))
-    ends[:, :, 0] = forced[:, :, -1]
-    ends[:, :, 1] = forced[:, :, -1] - forced[:, :, -2]
-    state = (ends.reshape(r, 2 * nb) @ _carry_matrix(float(a[1]), float(a[2]), nb).T).reshape(r, nb, 2)
-    y = forced
-    y[:, 1:] += state[:, :-1, :1] * g_level - state[:, :-1, 1:] * g_step
-    return y.reshape(r, nb * _IIR_BLOCK)[:, :n]
-
-
-def _filtfilt_rows(b: FloatArray, a: FloatArray, zi: FloatArray, x: FloatArray, padlen: int) -> FloatArray:
-    """``scipy.signal.filtfilt(b, a, x, axis=-1, padtype="odd", padlen=padlen)`` with a precomputed ``zi``.
-
-    The same steps as SciPy's (odd extension, forward pass from the steady state of the first value,
-    backward pass from that of the last), minus the per-call filter analysis.
-    """
-    if padlen > 0:
-        ext = np.concatenate((2.0 * x[:, :1] - x[:, padlen:0:-1], x, 2.0 * x[:, -1:] - x[:, -2 : -(padlen + 2) : -1]), axis=1)
-    else:
-        ext = x
-    y = _lfilter2(b, a, ext, zi[None, :] * ext[:, :1])
-    y = _lfilter2(b, a, y[:, ::-1], zi[None, :] * y[:, -1:])[:, ::-1]
-    return np.asarray(y[:, padlen:-padlen] if padlen > 0 else y, dtype=np.float64)
-
-
-def _lowpass_columns(t: FloatArray, x: FloatArray, cutoff_hz: float, fs_hz: float) -> FloatArray:
-    """Zero-phase 2nd-order Butterworth of each column of ``x`` (n, k) at the sample rate ``fs_hz``.
-
-    NaN is bridged linearly first; a column without any finite value stays NaN. All columns are
-    filtered together: a rep is measured while the live stream waits.
-    """
-    out = np.array(x, dtype=np.float64, copy=True)
-    for j in range(out.shape[1]):
-        out[:, j] = _fill_nan(t, out[:, j])
-    ok = np.isfinite(out).all(axis=0)
-    if len(t) < 16 or cutoff_hz >= 0.45 * fs_hz or not ok.any():
-        return out
+def _filter_coef(cutoff_hz: float, fs_hz: float) -> FloatArray:
+    """``(b0, b1, b2, a1, a2, zi0, zi1)`` of :func:`_butter_ba` for :func:`kernels.filtfilt2`."""
     b, a, zi = _butter_ba(cutoff_hz, fs_hz)
-    rows = np.ascontiguousarray(out[:, ok].T)
-    out[:, ok] = _filtfilt_rows(b, a, zi, rows, min(len(t) - 1, 3 * 6)).T
-    return out
+    return np.array([b[0], b[1], b[2], a[1], a[2], zi[0], zi[1]])
 
 
-def _measure_half(
-    t: FloatArray,
-    y: FloatArray,
-    speed: FloatArray,
-    hold_speed: FloatArray,
-    fs: float,
-    coarse: _Excursion,
-    neutral_deg: float,
-    cfg: DetectorConfig,
-) -> HalfRep:
-    """Refine one excursion on the zero-phase signal ``y`` (positive toward ``coarse.direction``).
-
-    The hold is the stretch around the peak that stays within ``hold_tolerance_deg`` of it while
-    moving slower than ``hold_speed_deg_s``; the onset/return are where ``y`` crosses ``onset_deg``.
-    """
-    inside = np.flatnonzero((t >= coarse.t_leave) & (t <= coarse.t_back))
-    i_peak = int(inside[np.argmax(y[inside])])
-    peak = float(y[i_peak])
-    level = peak - cfg.hold_tolerance_deg
-    still = (y >= level) & (hold_speed < cfg.hold_speed_deg_s)
-    first, last = int(inside[0]), int(inside[-1])
-    # The hold grows from the peak while ``still`` holds, within the excursion.
-    broken = np.flatnonzero(~still[first:i_peak])
-    i_h0 = first + int(broken[-1]) + 1 if broken.size else first
-    broken = np.flatnonzero(~still[i_peak + 1 : last + 1])
-    i_h1 = i_peak + int(broken[0]) if broken.size else last
-    # Onset and return: the nearest samples outside the hold where y is below onset_deg (or the window's ends).
-    below = ~(y >= cfg.onset_deg)
-    outside = np.flatnonzero(below[: i_h0 + 1])
-    i_on = int(outside[-1]) if outside.size else 0
-    outside = np.flatnonzero(below[i_h1:])
-    i_ret = i_h1 + int(outside[0]) if outside.size else len(y) - 1
-    phases = [speed[i_on : i_h0 + 1], speed[i_h1 : i_ret + 1]]
-    values = [sparc(p, fs) for p in phases if p.size >= 4]
-    finite = [v for v in values if math.isfinite(v)]
-    return HalfRep(
-        direction=coarse.direction,
-        t_onset=float(t[i_on]),
-        t_end_range=float(t[i_h0]),
-        t_hold_end=float(t[i_h1]),
-        t_return=float(t[i_ret]),
-        t_peak=float(t[i_peak]),
-        peak_deg=peak,
-        hold_s=float(t[i_h1] - t[i_h0]),
-        smoothness_sparc=_mean_short(finite) if finite else math.nan,
-        neutral_deg=neutral_deg,
-    )
+#: Zero-phase filtering pads each end with an odd extension of ``3 * (filter order + 1)`` samples
+#: (SciPy's default for a 2nd-order filter), fewer when the window is shorter.
+_PADLEN = 18
+#: Windows shorter than this are measured unfiltered (NaN bridged only).
+_MIN_FILTER_ROWS = 16
+#: SPARC of a movement phase longer than this (samples) is computed with one FFT
+#: (:func:`sensorhub.drills.scoring.sparc`) instead of the kernel's direct DFT of the kept bins,
+#: whose cost grows with the square of the length: at 100 Hz the DFT is the cheaper one up to
+#: about this length, and a phase of a normal rep (about 0.5-1.5 s) is well below it.
+_SPARC_DFT_MAX_ROWS = 256
 
 
 def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Excursion], index: int, cfg: DetectorConfig) -> Rep | None:
     """Measure and score one rep from the raw samples ``window`` (from ``pre_s`` before its start to its end)."""
-    t = window.t
-    if len(t) < 8 or np.isfinite(window.hip_rotation).sum() < 8:
-        return None
-    dt = np.diff(t, prepend=t[0])  # dt[0] = 0
-    fs = 1.0 / _median(dt[1:])
-    # The hip rotation and every tracked axis at the measuring cut-off, in one filter call.
-    raw = np.column_stack([window.hip_rotation, *(getattr(window, a) for a in TRACKED_AXES)])
-    low = _lowpass_columns(t, raw, cfg.lowpass_hz, fs)
-    rot = low[:, 0]
-    t_leave = coarse[0].t_leave
-    pre = (t >= t_leave - cfg.pre_s) & (t <= t_leave)
-    neutral = _median(rot[pre]) if pre.any() else coarse[0].neutral_deg
-    if abs(neutral - coarse[0].neutral_deg) > cfg.enter_deg:
-        neutral = coarse[0].neutral_deg  # the "quiet" window was not quiet; trust the tracker
-    gradient = _Gradient(t)
-    speed = np.abs(gradient(rot))
-    hold_speed = np.abs(gradient(_lowpass_columns(t, window.hip_rotation[:, None], cfg.hold_lowpass_hz, fs)[:, 0]))
-    halves: list[HalfRep] = []
-    half_neutral = neutral
-    for c in coarse:
-        if halves:
-            # A pause at neutral between the halves re-measures the neutral, so a step or drift of
-            # the estimate during the first half does not bias the second half's peak.
-            pause = (t >= halves[-1].t_return) & (t <= c.t_leave)
-            if float(np.sum(dt[pause])) >= cfg.min_pause_for_neutral_s:
-                candidate = _median(rot[pause])
-                if abs(candidate - half_neutral) < cfg.exit_deg:
-                    half_neutral = candidate
-        halves.append(_measure_half(t, c.direction.sign * (rot - half_neutral), speed, hold_speed, fs, c, half_neutral, cfg))
-    t_start, t_end = halves[0].t_onset, halves[-1].t_return
-    in_rep = (t >= t_start) & (t <= t_end)
-    gap_s = float(dt[in_rep & ~np.isfinite(window.hip_rotation)].sum())
+    columns = np.array([getattr(window, name) for name in _ROW_COLUMNS], dtype=np.float64)
+    return _measure_columns(columns, drill, coarse, index, cfg)
 
+
+def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequence[_Excursion], index: int,
+                     cfg: DetectorConfig) -> Rep | None:
+    """:func:`measure_rep` of a window given as columns (7, n) in the order of :data:`_ROW_COLUMNS`.
+
+    The numbers come from :func:`kernels.measure_core` (filtering, neutrals, holds, boundaries,
+    SPARC, compensation); this function turns them into the :class:`Rep` and scores it.
+    """
+    t = columns[0]
+    n = t.size
+    if n < 8 or int(np.count_nonzero(np.isfinite(columns[1]))) < 8:
+        return None
+    if len(coarse) > kernels.MAX_HALVES:
+        raise ValueError(f"measure_rep: {len(coarse)} halves; a rep has at most {kernels.MAX_HALVES}")
+    fs = kernels.sample_rate_hz(t)
+    filtered = n >= _MIN_FILTER_ROWS
+    params = np.array([
+        cfg.pre_s, cfg.enter_deg, cfg.exit_deg, cfg.min_pause_for_neutral_s, cfg.hold_tolerance_deg,
+        cfg.hold_speed_deg_s, cfg.onset_deg, cfg.rotating_fraction, 10.0, 0.05, 4.0, float(_SPARC_DFT_MAX_ROWS),
+        1.0 if filtered and cfg.lowpass_hz < 0.45 * fs else 0.0,
+        1.0 if filtered and cfg.hold_lowpass_hz < 0.45 * fs else 0.0,
+        float(min(n - 1, _PADLEN)),
+    ])
+    coef_angles = _filter_coef(cfg.lowpass_hz, fs) if params[kernels.M_FILTER_ANGLES] else _NO_COEF
+    coef_hold = _filter_coef(cfg.hold_lowpass_hz, fs) if params[kernels.M_FILTER_HOLD] else _NO_COEF
+    signs = np.array([float(c.direction.sign) for c in coarse])
+    t_leaves = np.array([c.t_leave for c in coarse])
+    t_backs = np.array([c.t_back for c in coarse])
+    out = np.empty(kernels.RESULT_SIZE)
+    speed = np.empty(n)
+    kernels.measure_core(columns, signs, t_leaves, t_backs, coarse[0].neutral_deg, coef_angles, coef_hold, params, fs,
+                         kernels.TWIDDLE_COS, out, speed)
+    res = out.tolist()
+    times = t.tolist()
+    halves: list[HalfRep] = []
+    for k, c in enumerate(coarse):
+        base = 3 + k * kernels.HALF_SIZE
+        i_on, i_h0, i_h1, i_ret, i_peak = (int(v) for v in res[base : base + 5])
+        values = []
+        for p, (p0, p1) in enumerate(((i_on, i_h0 + 1), (i_h1, i_ret + 1))):
+            v = res[base + kernels.H_SPARC_OUT + p]
+            if v == kernels.SPARC_BY_FFT:
+                v = sparc(speed[p0:p1], fs)
+            if math.isfinite(v):
+                values.append(v)
+        halves.append(HalfRep(
+            direction=c.direction,
+            t_onset=times[i_on],
+            t_end_range=times[i_h0],
+            t_hold_end=times[i_h1],
+            t_return=times[i_ret],
+            t_peak=times[i_peak],
+            peak_deg=res[base + kernels.H_PEAK],
+            hold_s=times[i_h1] - times[i_h0],
+            smoothness_sparc=_mean_short(values) if values else math.nan,
+            neutral_deg=res[base + kernels.H_NEUTRAL],
+        ))
+    t_start, t_end = halves[0].t_onset, halves[-1].t_return
     by_dir = {h.direction: h for h in halves}
     ir, er = by_dir.get(Direction.INTERNAL), by_dir.get(Direction.EXTERNAL)
-
-    comp = _compensation(np.isfinite(raw[:, 1:]).any(axis=0).tolist(), t, rot, low[:, 1:], halves, t_start, drill, cfg)
+    comp = _compensation(res[kernels.R_COMP :], halves, drill)
     tempo: dict[str, float] = {}
     for h in halves:
         name = h.direction.value
@@ -1044,8 +772,7 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
     tempo["total_s"] = t_end - t_start
     sparcs = [h.smoothness_sparc for h in halves if math.isfinite(h.smoothness_sparc)]
     smoothness = _mean_short(sparcs) if sparcs else math.nan
-    flex = window.hip_flexion[in_rep]
-    flex_mean = _nanmean(flex) if np.isfinite(flex).any() else math.nan
+    flex_mean = res[kernels.R_FLEX_MEAN]
     lo, hi = drill.hip_flexion_range_deg
     posture_ok = not math.isfinite(flex_mean) or lo <= flex_mean <= hi
 
@@ -1062,7 +789,7 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
         drill=drill.name,
         t_start=t_start,
         t_end=t_end,
-        neutral_deg=neutral,
+        neutral_deg=res[kernels.R_NEUTRAL],
         halves=tuple(halves),
         peak_internal_rotation=ir.peak_deg if ir else None,
         peak_external_rotation=er.peak_deg if er else None,
@@ -1074,56 +801,34 @@ def measure_rep(window: AngleTable, drill: DrillDefinition, coarse: Sequence[_Ex
         compensation_detail=comp,
         hip_flexion_mean_deg=flex_mean,
         posture_ok=posture_ok,
-        gap_s=gap_s,
+        gap_s=res[kernels.R_GAP_S],
         score=components.total,
         score_components=components,
     )
 
 
-def _compensation(
-    measured: Sequence[bool],
-    t: FloatArray,
-    rot: FloatArray,
-    tracked_lowpass: FloatArray,
-    halves: Sequence[HalfRep],
-    t_start: float,
-    drill: DrillDefinition,
-    cfg: DetectorConfig,
-) -> PelvisCompensation:
-    """Peak change of each of :data:`TRACKED_AXES` (columns of ``tracked_lowpass``; ``measured``: has any raw sample)."""
+_NO_COEF = np.zeros(7)
+
+
+def _compensation(values: Sequence[float], halves: Sequence[HalfRep], drill: DrillDefinition) -> PelvisCompensation:
+    """The compensation verdict from :func:`kernels.measure_core`'s per-axis results (``values``: changes, the half
+    each peaked in, whether the axis has any raw sample; in the order of :data:`TRACKED_AXES`)."""
     limits = drill.compensation
     limit = {
         "pelvis_tilt": limits.pelvis_tilt_deg,
         "pelvis_obliquity": limits.pelvis_obliquity_deg,
         "pelvis_rotation": limits.pelvis_rotation_deg,
     }
+    k = kernels.N_TRACKED
     change: dict[str, float] = {}
     during: dict[str, str] = {}
-    pre = (t >= t_start - cfg.pre_s) & (t <= t_start)
-    # Where each half has the hip turned (the same for every axis).
-    rotating = [(h, m) for h in halves
-                if (m := (t >= h.t_onset) & (t <= h.t_return) & (h.direction.sign * (rot - h.neutral_deg) > cfg.rotating_fraction * h.peak_deg)).any()]
-    # All axes at once: each column's median over the quiet window (the column-wise version of
-    # :func:`_median`) and its largest change per half; a column's max and median do not depend
-    # on the other columns, so the values are those of one axis at a time.
-    if pre.any():
-        v = np.sort(tracked_lowpass[pre], axis=0)
-        h_mid = len(v) // 2
-        base = v[h_mid] if len(v) % 2 else (v[h_mid - 1] + v[h_mid]) / 2.0
-        base = np.where(np.isnan(v[-1]), np.nan, base)
-    else:
-        base = tracked_lowpass[np.searchsorted(t, t_start)]
-    peaks = [(h.direction.value, np.max(np.abs(tracked_lowpass[m] - base), axis=0).tolist()) for h, m in rotating]
     for j, axis in enumerate(TRACKED_AXES):
-        if not measured[j]:
+        if not values[2 * k + j]:
             change[axis] = math.nan
             continue
-        best, best_dir = 0.0, ""
-        for direction, values in peaks:
-            if values[j] > best:
-                best, best_dir = values[j], direction
-        change[axis] = best
-        during[axis] = best_dir
+        change[axis] = values[j]
+        half = int(values[k + j])
+        during[axis] = halves[half].direction.value if half >= 0 else ""
     ratios = [change[a] / limit[a] for a in PELVIS_AXES if math.isfinite(change[a]) and limit[a] > 0]
     worst = max(ratios) if ratios else math.nan
     exceeded = tuple(a for a in PELVIS_AXES if math.isfinite(change[a]) and change[a] > limit[a])

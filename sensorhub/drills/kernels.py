@@ -1,0 +1,621 @@
+"""Compiled kernels of the rep stage (numba): the detector's quiet stretches and the measurement of a closed rep.
+
+Both the live path (:meth:`sensorhub.drills.reps.RepDetector.update`, one sample per call) and the
+batch path (:meth:`~sensorhub.drills.reps.RepDetector.update_table`) use these kernels, so the two
+keep giving identical reps:
+
+* :func:`scan_quiet` advances the detector over the samples of a uniformly sampled stretch that
+  cannot change its state (no threshold crossed, no timeout), with the two smoothing EMAs in the
+  blocked form of :class:`sensorhub.drills.reps._Gains` and the resting neutral tracker, in the same
+  operations and order as the per-sample Python code. It stops at the first *decision row*, which
+  the caller sends through ``update`` itself. Only the batch path calls it; the live path runs the
+  same arithmetic in Python (tests/test_reps_kernels.py checks the two to the bit).
+* :func:`measure_core` measures one closed rep from its raw window: NaN bridging, the zero-phase
+  2nd-order Butterworth low-pass (SciPy's ``filtfilt`` with odd padding, in SciPy's own
+  direct-form-II-transposed order of operations), gradients, neutrals, holds, onsets and returns,
+  SPARC of each movement phase and the pelvis (and knee) compensation. Live and batch both call it
+  when a rep closes.
+
+Arithmetic is written to be NumPy's where the old NumPy code's values are kept: medians of the
+sorted values, ``np.gradient``'s formula, ``np.interp``'s formula, and NumPy's pairwise summation
+(:func:`pairwise_sum`, what ``np.sum`` does for float64). Two parts differ at the level of
+floating-point rounding from the NumPy code they replace: the low-pass (plain recurrence instead of
+block-matrix products; equal to SciPy's ``filtfilt``) and the SPARC spectrum (a direct DFT of the
+bins up to ``fc_hz`` from a cosine table instead of a full ``np.fft.rfft``; see :func:`_sparc_dft`).
+No ``fastmath``: LLVM may then neither reorder nor fuse the floating-point operations.
+
+Every kernel has an explicit signature, so it is compiled (or loaded from the ``__pycache__``
+cache) when this module is imported, never on a live rep. Must not do I/O or logging.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+
+#: Detector modes of :func:`scan_quiet` (which conditions make a row a decision row).
+MODE_EXCURSION = 0
+MODE_CLOSING = 1
+MODE_PENDING = 2
+MODE_RESTING = 3
+
+#: Layout of the detector state array of :func:`scan_quiet` (read and written back).
+S_EMA1, S_EMA2, S_KEY, S_PHASE, S_S1, S_S2, S_P1, S_P2, S_NEUTRAL, S_T_QUIET, S_SINCE_GAP, S_PEAK = range(12)
+STATE_SIZE = 12
+
+#: Layout of the parameters of :func:`scan_quiet`.
+(Q_EMA, Q_KEEP, Q_NEUTRAL, Q_NEUTRAL_KEEP, Q_ENTER, Q_EXIT, Q_ONSET, Q_FLEX_LO, Q_FLEX_HI, Q_SIGN, Q_T_ENTER,
+ Q_MAX_EXCURSION, Q_T_EXIT, Q_SETTLE, Q_T_BACK, Q_MAX_MID_PAUSE) = range(16)
+SCAN_PARAMS = 16
+
+#: Layout of the parameters of :func:`measure_core`.
+(M_PRE, M_ENTER, M_EXIT, M_MIN_PAUSE, M_HOLD_TOL, M_HOLD_SPEED, M_ONSET, M_ROT_FRACTION, M_FC, M_AMP, M_PAD,
+ M_SPARC_MAX_LEN, M_FILTER_ANGLES, M_FILTER_HOLD, M_PADLEN) = range(15)
+MEASURE_PARAMS = 15
+
+#: Layout of the result of :func:`measure_core`: three values, then :data:`HALF_SIZE` per half, then
+#: per tracked axis its change, the half it peaked in (-1: none) and whether it has any raw sample.
+R_NEUTRAL, R_GAP_S, R_FLEX_MEAN = range(3)
+(H_ON, H_H0, H_H1, H_RET, H_PEAK_I, H_PEAK, H_NEUTRAL, H_SPARC_OUT, H_SPARC_BACK) = range(9)
+HALF_SIZE = 9
+MAX_HALVES = 2
+N_TRACKED = 4
+R_COMP = 3 + MAX_HALVES * HALF_SIZE
+RESULT_SIZE = R_COMP + 3 * N_TRACKED
+
+#: Marker for a SPARC phase longer than ``M_SPARC_MAX_LEN`` samples: the caller computes it with
+#: :func:`sensorhub.drills.scoring.sparc` (one FFT is cheaper than the direct DFT there).
+SPARC_BY_FFT = math.inf
+
+#: Cosine table for the SPARC DFT: ``cos(2π m / TWIDDLE_SIZE)``; a smaller power-of-two FFT length
+#: ``N`` uses every ``TWIDDLE_SIZE / N``-th entry.
+TWIDDLE_SIZE = 1 << 14
+TWIDDLE_COS = np.cos(2.0 * np.pi * np.arange(TWIDDLE_SIZE) / TWIDDLE_SIZE)
+
+@numba.njit("float64(float64[::1], int64, int64)", cache=True, nogil=True)
+def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
+    """``np.sum(a[lo:lo + n])`` to the bit: NumPy's pairwise summation of float64 (blocks of up to 128
+    values summed with 8 accumulators, longer runs split in two at a multiple of 8)."""
+    if n < 8:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+        r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+        i = 8
+        stop = n - n % 8
+        while i < stop:
+            j = lo + i
+            r0 += a[j]
+            r1 += a[j + 1]
+            r2 += a[j + 2]
+            r3 += a[j + 3]
+            r4 += a[j + 4]
+            r5 += a[j + 5]
+            r6 += a[j + 6]
+            r7 += a[j + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += a[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
+
+
+@numba.njit("float64(float64[::1])", cache=True, nogil=True)
+def median(x: FloatArray) -> float:
+    """``float(np.median(x))`` of a non-empty array (NaN if it holds a NaN): middle of the sorted values."""
+    v = np.sort(x)
+    n = v.size
+    if math.isnan(v[n - 1]):
+        return math.nan
+    h = n // 2
+    if n % 2:
+        return v[h]
+    return (v[h - 1] + v[h]) / 2.0
+
+
+@numba.njit("float64(float64[::1])", cache=True, nogil=True)
+def sample_rate_hz(t: FloatArray) -> float:
+    """``1 / median(diff(t))`` (at least two samples)."""
+    return 1.0 / median(np.diff(t))
+
+
+@numba.njit("void(float64[::1], float64[::1])", cache=True, nogil=True)
+def _fill_nan(t: FloatArray, x: FloatArray) -> None:
+    """Bridge NaN in ``x`` in place as ``np.interp(t, t[ok], x[ok])`` does (flat beyond the ends); all-NaN stays."""
+    n = x.size
+    prev = -1
+    first = -1
+    for i in range(n):
+        if not math.isnan(x[i]):
+            first = i
+            break
+    if first < 0:
+        return
+    i = 0
+    while i < n:
+        if not math.isnan(x[i]):
+            prev = i
+            i += 1
+            continue
+        nxt = i + 1
+        while nxt < n and math.isnan(x[nxt]):
+            nxt += 1
+        for k in range(i, nxt):
+            if prev < 0:
+                x[k] = x[first]
+            elif nxt >= n:
+                x[k] = x[prev]
+            else:
+                slope = (x[nxt] - x[prev]) / (t[nxt] - t[prev])
+                x[k] = slope * (t[k] - t[prev]) + x[prev]
+        i = nxt
+
+
+@numba.njit("boolean(float64[::1])", cache=True, nogil=True)
+def _all_finite(x: FloatArray) -> bool:
+    for v in x:
+        if not math.isfinite(v):
+            return False
+    return True
+
+
+@numba.njit("void(float64[::1], float64[::1], int64)", cache=True, nogil=True)
+def filtfilt2(coef: FloatArray, x: FloatArray, padlen: int) -> None:
+    """Zero-phase 2nd-order filter of ``x`` in place: ``scipy.signal.filtfilt(b, a, x, padtype="odd", padlen=padlen)``.
+
+    ``coef`` is ``(b0, b1, b2, a1, a2, zi0, zi1)`` with ``a0 = 1`` and ``zi`` SciPy's ``lfilter_zi``.
+    Odd extension, forward pass from the steady state of the first value, backward pass from that of
+    the last; each pass in the order of SciPy's ``lfilter`` (``y = z0 + b0·x``,
+    ``z0 = z1 + x·b1 - y·a1``, ``z1 = x·b2 - y·a2``).
+    """
+    b0, b1, b2, a1, a2, zi0, zi1 = coef[0], coef[1], coef[2], coef[3], coef[4], coef[5], coef[6]
+    n = x.size
+    m = n + 2 * padlen
+    ext = np.empty(m)
+    for k in range(padlen):
+        ext[k] = 2.0 * x[0] - x[padlen - k]
+        ext[padlen + n + k] = 2.0 * x[n - 1] - x[n - 2 - k]
+    for k in range(n):
+        ext[padlen + k] = x[k]
+    x0 = ext[0]
+    z0, z1 = zi0 * x0, zi1 * x0
+    for k in range(m):
+        xn = ext[k]
+        yn = z0 + b0 * xn
+        z0 = z1 + xn * b1 - yn * a1
+        z1 = xn * b2 - yn * a2
+        ext[k] = yn
+    x0 = ext[m - 1]
+    z0, z1 = zi0 * x0, zi1 * x0
+    for k in range(m - 1, -1, -1):
+        xn = ext[k]
+        yn = z0 + b0 * xn
+        z0 = z1 + xn * b1 - yn * a1
+        z1 = xn * b2 - yn * a2
+        ext[k] = yn
+    for k in range(n):
+        x[k] = ext[padlen + k]
+
+
+@numba.njit("void(float64[::1], float64[::1], float64[::1])", cache=True, nogil=True)
+def abs_gradient(t: FloatArray, f: FloatArray, out: FloatArray) -> None:
+    """``np.abs(np.gradient(f, t))`` (edge order 1) into ``out``, NumPy's formula to the bit (at least 2 samples)."""
+    n = f.size
+    dx0 = t[1] - t[0]
+    uniform = True
+    for i in range(1, n - 1):
+        if t[i + 1] - t[i] != dx0:
+            uniform = False
+            break
+    if uniform:
+        two_dx = 2.0 * dx0
+        for i in range(1, n - 1):
+            out[i] = abs((f[i + 1] - f[i - 1]) / two_dx)
+    else:
+        for i in range(1, n - 1):
+            dx1 = t[i] - t[i - 1]
+            dx2 = t[i + 1] - t[i]
+            a = -dx2 / (dx1 * (dx1 + dx2))
+            b = (dx2 - dx1) / (dx1 * dx2)
+            c = dx1 / (dx2 * (dx1 + dx2))
+            out[i] = abs(a * f[i - 1] + b * f[i] + c * f[i + 1])
+    out[0] = abs((f[1] - f[0]) / dx0)
+    out[n - 1] = abs((f[n - 1] - f[n - 2]) / (t[n - 1] - t[n - 2]))
+
+
+@numba.njit("float64(float64[::1], int64, int64, float64, float64, float64, int64, float64[::1])", cache=True, nogil=True)
+def _sparc_dft(speed: FloatArray, lo: int, hi: int, fs_hz: float, fc_hz: float, amp_threshold: float, pad_level: int,
+               cos_table: FloatArray) -> float:
+    """:func:`sensorhub.drills.scoring.sparc` of the non-negative profile ``speed[lo:hi]``, spectrum by direct DFT.
+
+    Only the bins up to ``fc_hz`` are computed (about a fifth of the FFT's at 100 Hz): bin ``k`` of
+    the zero-padded length-``nfft`` transform is ``Σ x_j·e^(-2πi·jk/nfft)`` with the phase ``jk mod
+    nfft`` looked up in the cosine table (sine as the cosine a quarter turn earlier), so every term
+    is as exact as the FFT's. The normalising maximum of the whole spectrum is bin 0 for a
+    non-negative profile (``|X_k| <= Σ|x_j| = X_0``), so no other bin is needed. Values differ from
+    the FFT's at the level of rounding.
+    """
+    size = hi - lo
+    if size < 4:
+        return math.nan
+    peak = 0.0
+    for j in range(lo, hi):
+        v = abs(speed[j])
+        if math.isnan(v):
+            return math.nan
+        peak = max(peak, v)
+    if not (math.isfinite(peak) and peak > 0.0):
+        return math.nan
+    nfft = 1 << (math.ceil(math.log2(size)) + pad_level)
+    step = 1.0 / (nfft * (1.0 / fs_hz))
+    n_keep = min(int(fc_hz / step) + 2, nfft // 2 + 1)
+    while n_keep > 0 and (n_keep - 1) * step > fc_hz:
+        n_keep -= 1
+    if n_keep == 0:
+        return 0.0
+    table_n = cos_table.size
+    if nfft <= table_n:
+        stride = table_n // nfft
+        table = cos_table
+    else:  # longer than the table: a table of this length (only for the rare very long phase)
+        stride = 1
+        table = np.cos(2.0 * np.pi * np.arange(nfft) / nfft)
+    mask = nfft - 1
+    quarter = nfft // 4
+    mag = np.empty(n_keep)
+    for k in range(n_keep):
+        re = 0.0
+        im = 0.0
+        ph = 0
+        for j in range(lo, hi):
+            v = speed[j]
+            re += v * table[ph * stride]
+            im += v * table[((ph - quarter) & mask) * stride]  # sin(θ) = cos(θ - π/2)
+            ph = (ph + k) & mask
+        mag[k] = math.hypot(re, im)
+    top = mag[0]
+    for k in range(n_keep):
+        top = max(top, mag[k])
+    first = -1
+    last = -1
+    for k in range(n_keep):
+        mag[k] = mag[k] / top
+        if mag[k] >= amp_threshold:
+            if first < 0:
+                first = k
+            last = k
+    if first < 0 or last - first < 1:
+        return 0.0
+    width = float(last) * step - float(first) * step
+    terms = np.empty(last - first)
+    for k in range(first, last):
+        d_freq = (float(k + 1) * step - float(k) * step) / width
+        d_mag = mag[k + 1] - mag[k]
+        terms[k - first] = math.sqrt(d_freq * d_freq + d_mag * d_mag)
+    return -pairwise_sum(terms, 0, terms.size)
+
+
+@numba.njit(
+    "void(float64[:, ::1], float64[::1], float64[::1], float64[::1], float64, float64[::1], float64[::1], "
+    "float64[::1], float64, float64[::1], float64[::1], float64[::1])",
+    cache=True, nogil=True,
+)
+def measure_core(rows: FloatArray, signs: FloatArray, t_leaves: FloatArray, t_backs: FloatArray, neutral0: float,
+                 coef_angles: FloatArray, coef_hold: FloatArray, params: FloatArray, fs_hz: float, cos_table: FloatArray,
+                 out: FloatArray, speed: FloatArray) -> None:
+    """Measure one closed rep from its raw window ``rows`` (7, n): t, hip rotation, hip flexion, hip adduction,
+    pelvis tilt, obliquity, rotation (s, degrees; NaN = gap), as :func:`sensorhub.drills.reps.measure_rep` describes.
+
+    ``signs``, ``t_leaves``, ``t_backs``: per half (1 or 2) the direction's sign and the coarse
+    excursion's times; ``neutral0``: the detector's neutral at the first half. ``coef_*``: filter
+    coefficients for :func:`filtfilt2` (``M_FILTER_*`` says whether to filter at all). Writes the
+    layout of :data:`RESULT_SIZE` into ``out`` and the angular speed (deg/s, 6-Hz filtered) into
+    ``speed``.
+    """
+    n = rows.shape[1]
+    t = rows[0]
+    pre_s = params[M_PRE]
+    onset = params[M_ONSET]
+    # The hip rotation and the tracked axes (TRACKED_AXES order: tilt, obliquity, rotation, adduction).
+    low = np.empty((5, n))
+    src = (1, 4, 5, 6, 3)
+    measured = np.zeros(5, dtype=np.bool_)
+    for c in range(5):
+        col = low[c]
+        raw = rows[src[c]]
+        for i in range(n):
+            col[i] = raw[i]
+            if not math.isnan(raw[i]) and not math.isinf(raw[i]):
+                measured[c] = True
+        _fill_nan(t, col)
+        if params[M_FILTER_ANGLES] > 0.0 and _all_finite(col):
+            filtfilt2(coef_angles, col, int(params[M_PADLEN]))
+    rot = low[0]
+    hold = rows[1].copy()
+    _fill_nan(t, hold)
+    if params[M_FILTER_HOLD] > 0.0 and _all_finite(hold):
+        filtfilt2(coef_hold, hold, int(params[M_PADLEN]))
+    hold_speed = np.empty(n)
+    abs_gradient(t, hold, hold_speed)
+    abs_gradient(t, rot, speed)
+    dt = np.empty(n)
+    dt[0] = 0.0
+    for i in range(1, n):
+        dt[i] = t[i] - t[i - 1]
+
+    # Neutral: the median of the filtered angle over pre_s before the first half leaves.
+    t_leave = t_leaves[0]
+    sel = np.empty(n)
+    m = 0
+    lo_t = t_leave - pre_s
+    for i in range(n):
+        if t[i] >= lo_t and t[i] <= t_leave:
+            sel[m] = rot[i]
+            m += 1
+    neutral = median(sel[:m].copy()) if m else neutral0
+    if abs(neutral - neutral0) > params[M_ENTER]:
+        neutral = neutral0
+    out[R_NEUTRAL] = neutral
+
+    n_halves = signs.size
+    y = np.empty(n)
+    half_neutral = neutral
+    for h in range(n_halves):
+        base = 3 + h * HALF_SIZE
+        if h:
+            # A pause at neutral between the halves re-measures the neutral.
+            t_ret_prev = t[int(out[base - HALF_SIZE + H_RET])]
+            m = 0
+            for i in range(n):
+                if t[i] >= t_ret_prev and t[i] <= t_leaves[h]:
+                    sel[m] = dt[i]
+                    m += 1
+            if pairwise_sum(sel, 0, m) >= params[M_MIN_PAUSE]:
+                m = 0
+                for i in range(n):
+                    if t[i] >= t_ret_prev and t[i] <= t_leaves[h]:
+                        sel[m] = rot[i]
+                        m += 1
+                candidate = median(sel[:m].copy())
+                if abs(candidate - half_neutral) < params[M_EXIT]:
+                    half_neutral = candidate
+        sign = signs[h]
+        for i in range(n):
+            y[i] = sign * (rot[i] - half_neutral)
+        # The excursion's samples, its peak (first maximum) and the hold around it.
+        first = -1
+        last = -1
+        i_peak = -1
+        for i in range(n):
+            if t[i] >= t_leaves[h] and t[i] <= t_backs[h]:
+                if first < 0:
+                    first = i
+                last = i
+                if i_peak < 0 or y[i] > y[i_peak]:
+                    i_peak = i
+        if first < 0:
+            raise ValueError("measure_core: no sample inside an excursion")
+        peak = y[i_peak]
+        level = peak - params[M_HOLD_TOL]
+        limit = params[M_HOLD_SPEED]
+        i_h0 = first
+        for i in range(i_peak - 1, first - 1, -1):
+            if not (y[i] >= level and hold_speed[i] < limit):
+                i_h0 = i + 1
+                break
+        i_h1 = last
+        for i in range(i_peak + 1, last + 1):
+            if not (y[i] >= level and hold_speed[i] < limit):
+                i_h1 = i - 1
+                break
+        i_on = 0
+        for i in range(i_h0, -1, -1):
+            if not (y[i] >= onset):
+                i_on = i
+                break
+        i_ret = n - 1
+        for i in range(i_h1, n):
+            if not (y[i] >= onset):
+                i_ret = i
+                break
+        out[base + H_ON] = i_on
+        out[base + H_H0] = i_h0
+        out[base + H_H1] = i_h1
+        out[base + H_RET] = i_ret
+        out[base + H_PEAK_I] = i_peak
+        out[base + H_PEAK] = peak
+        out[base + H_NEUTRAL] = half_neutral
+        for p in range(2):
+            p0, p1 = (i_on, i_h0 + 1) if p == 0 else (i_h1, i_ret + 1)
+            if p1 - p0 < 4:
+                value = math.nan
+            elif p1 - p0 > params[M_SPARC_MAX_LEN]:
+                value = math.inf  # SPARC_BY_FFT
+            else:
+                value = _sparc_dft(speed, p0, p1, fs_hz, params[M_FC], params[M_AMP], int(params[M_PAD]), cos_table)
+            out[base + H_SPARC_OUT + p] = value
+
+    # Gap time inside the rep and the mean hip flexion over it.
+    t_start = t[int(out[3 + H_ON])]
+    t_end = t[int(out[3 + (n_halves - 1) * HALF_SIZE + H_RET])]
+    m = 0
+    k = 0
+    any_flex = False
+    n_nan = 0
+    flex = np.empty(n)
+    for i in range(n):
+        if t[i] >= t_start and t[i] <= t_end:
+            if math.isnan(rows[1, i]) or math.isinf(rows[1, i]):
+                sel[m] = dt[i]
+                m += 1
+            v = rows[2, i]
+            if math.isnan(v):
+                n_nan += 1
+                flex[k] = 0.0
+            else:
+                flex[k] = v
+                if not math.isinf(v):
+                    any_flex = True
+            k += 1
+    out[R_GAP_S] = pairwise_sum(sel, 0, m)
+    out[R_FLEX_MEAN] = pairwise_sum(flex, 0, k) / (k - n_nan) if any_flex else math.nan
+
+    # Compensation: each tracked axis's largest change from its median over pre_s before the rep, where the
+    # hip is turned by more than rot_fraction of the half's peak.
+    comp = R_COMP
+    base_vals = np.empty(N_TRACKED)
+    lo_t = t_start - pre_s
+    m = 0
+    for i in range(n):
+        if t[i] >= lo_t and t[i] <= t_start:
+            m += 1
+    i_start = 0
+    while i_start < n and t[i_start] < t_start:
+        i_start += 1
+    for c in range(N_TRACKED):
+        col = low[c + 1]
+        if m:
+            k = 0
+            for i in range(n):
+                if t[i] >= lo_t and t[i] <= t_start:
+                    sel[k] = col[i]
+                    k += 1
+            base_vals[c] = median(sel[:m].copy())
+        else:
+            base_vals[c] = col[i_start]
+    best = np.zeros(N_TRACKED)
+    best_half = np.full(N_TRACKED, -1.0)
+    frac = params[M_ROT_FRACTION]
+    for h in range(n_halves):
+        hb = 3 + h * HALF_SIZE
+        t_on = t[int(out[hb + H_ON])]
+        t_ret = t[int(out[hb + H_RET])]
+        sign = signs[h]
+        hn = out[hb + H_NEUTRAL]
+        threshold = frac * out[hb + H_PEAK]
+        any_row = False
+        peak_change = np.full(N_TRACKED, -math.inf)
+        for i in range(n):
+            if t[i] >= t_on and t[i] <= t_ret and sign * (rot[i] - hn) > threshold:
+                any_row = True
+                for c in range(N_TRACKED):
+                    v = abs(low[c + 1, i] - base_vals[c])
+                    if math.isnan(v) or math.isnan(peak_change[c]):
+                        peak_change[c] = math.nan
+                    elif v > peak_change[c]:
+                        peak_change[c] = v
+        if any_row:
+            for c in range(N_TRACKED):
+                if peak_change[c] > best[c]:
+                    best[c] = peak_change[c]
+                    best_half[c] = h
+    for c in range(N_TRACKED):
+        out[comp + c] = best[c] if measured[c + 1] else math.nan
+        out[comp + N_TRACKED + c] = best_half[c]
+        out[comp + 2 * N_TRACKED + c] = 1.0 if measured[c + 1] else 0.0
+
+
+@numba.njit(
+    "int64(float64[:, ::1], int64, int64, int64, float64[::1], float64[::1], float64[::1], float64[::1])",
+    cache=True, nogil=True,
+)
+def scan_quiet(cols: FloatArray, k0: int, r1: int, mode: int, params: FloatArray, ema_pow: FloatArray,
+               ema_inv: FloatArray, state: FloatArray) -> int:
+    """Advance the detector over rows ``k0 .. r1-1`` of ``cols`` (n, 7) up to the first decision row; return its index (``r1`` if none).
+
+    The rows are finite, each right after a finite row, at one sample interval whose gains are in
+    ``params`` / ``ema_pow`` / ``ema_inv`` (``ema_pow.size`` is the EMA block length, 0: plain
+    recurrence). Every row before the decision row is applied as ``RepDetector.update`` would:
+    the two EMAs (:meth:`RepDetector._step_emas`, same operations in the same order), then in
+    ``mode`` MODE_EXCURSION the peak, otherwise the quiet-time tracking, and in MODE_RESTING the
+    neutral tracker. ``state`` (layout ``S_*``) is read and written back (``S_KEY``: 1 when the EMA
+    block in progress has this interval, else -1).
+    """
+    ema, keep = params[Q_EMA], params[Q_KEEP]
+    blk = ema_pow.size
+    y1, y2 = state[S_EMA1], state[S_EMA2]
+    key_same = state[S_KEY] > 0.0
+    phase = int(state[S_PHASE])
+    s1, s2, p1, p2 = state[S_S1], state[S_S2], state[S_P1], state[S_P2]
+    neutral = state[S_NEUTRAL]
+    t_quiet = state[S_T_QUIET]
+    since_gap = state[S_SINCE_GAP]
+    peak = state[S_PEAK]
+    enter, exit_deg, onset = params[Q_ENTER], params[Q_EXIT], params[Q_ONSET]
+    flex_lo, flex_hi = params[Q_FLEX_LO], params[Q_FLEX_HI]
+    sign = params[Q_SIGN]
+    g_n, keep_n = params[Q_NEUTRAL], params[Q_NEUTRAL_KEEP]
+    k = k0
+    while k < r1:
+        t = cols[k, 0]
+        x_in = cols[k, 1]
+        # The two smoothing EMAs, one sample (RepDetector._step_emas).
+        if blk == 0:
+            n1 = keep * y1 + ema * x_in
+            n2 = keep * y2 + ema * n1
+            n_phase = 0
+            n_s1, n_s2, n_p1, n_p2 = s1, s2, p1, p2
+        else:
+            j = phase + 1
+            if not key_same or j == blk:
+                j = 0
+                n_s1, n_s2 = y1, y2
+                n_p1 = (ema * x_in) * ema_inv[0]
+            else:
+                n_s1, n_s2 = s1, s2
+                n_p1 = p1 + (ema * x_in) * ema_inv[j]
+            n1 = ema_pow[j] * (n_s1 + n_p1)
+            n_p2 = (ema * n1) * ema_inv[j]
+            if j:
+                n_p2 = p2 + n_p2
+            n2 = ema_pow[j] * (n_s2 + n_p2)
+            n_phase = j
+        x = n2 - neutral
+        if mode == MODE_EXCURSION:
+            yv = sign * x
+            if yv < exit_deg or t - params[Q_T_ENTER] > params[Q_MAX_EXCURSION]:
+                break
+        else:
+            flx = cols[k, 2]
+            posture = not math.isfinite(flx) or (flx >= flex_lo and flx <= flex_hi)
+            ax = abs(x)
+            if mode == MODE_RESTING:
+                if ax >= enter:
+                    break
+            else:
+                if ax > enter and posture:
+                    break
+                if mode == MODE_CLOSING:
+                    if ax < onset or t - params[Q_T_EXIT] >= params[Q_SETTLE]:
+                        break
+                elif t - params[Q_T_BACK] > params[Q_MAX_MID_PAUSE]:
+                    break
+        # Not a decision row: apply it.
+        y1, y2, phase, s1, s2, p1, p2 = n1, n2, n_phase, n_s1, n_s2, n_p1, n_p2
+        key_same = True
+        if mode == MODE_EXCURSION:
+            peak = max(peak, sign * x)
+        else:
+            if abs(x) < onset:
+                t_quiet = t
+                since_gap = 0.0
+            if mode == MODE_RESTING:
+                neutral = keep_n * neutral + g_n * n2
+        k += 1
+    state[S_EMA1], state[S_EMA2], state[S_PHASE] = y1, y2, phase
+    state[S_S1], state[S_S2], state[S_P1], state[S_P2] = s1, s2, p1, p2
+    state[S_KEY] = 1.0 if key_same else -1.0
+    state[S_NEUTRAL], state[S_T_QUIET], state[S_SINCE_GAP], state[S_PEAK] = neutral, t_quiet, since_gap, peak
+    return k
