@@ -187,16 +187,19 @@ def batch_relative_heading(
     valid: BoolArray | None,
     delta0_rad: float,
     t_neutral: BoolArray,
+    *,
+    dt_s: float | None = None,
 ) -> FloatArray:
     """Relative heading Δ(t) (rad) for a whole recording (non-causal).
 
     ``delta_mag_rad``: raw magnetic relative heading (None for 6-axis); ``valid``: samples where both
-    fields are undisturbed; ``t_neutral``: mask of the neutral span where Δ = ``delta0_rad``.
+    fields are undisturbed; ``t_neutral``: mask of the neutral span where Δ = ``delta0_rad``;
+    ``dt_s``: the median step of ``t_s`` if the caller has it.
     """
     n = len(t_s)
     if delta_mag_rad is None or valid is None or np.count_nonzero(valid) < 2:
         return np.full(n, delta0_rad)
-    dt = float(np.median(np.diff(t_s)))
+    dt = float(np.median(np.diff(t_s))) if dt_s is None else dt_s
     w = max(1, round(BATCH_WINDOW_S / dt))
     # Mean over valid samples only within the window (a masked moving average).
     v = valid.astype(np.float64)

@@ -38,8 +38,9 @@ from scipy.interpolate import Akima1DInterpolator
 from scipy.ndimage import uniform_filter1d
 
 from sensorhub.errors import CalibrationError, ConfigurationError
-from sensorhub.motion import align, angles, heading, quat
+from sensorhub.motion import align, angles, heading, kernels, quat
 from sensorhub.motion.calibration import (
+    SMOOTH_S,
     STILL_MAX_DEG_S,
     Calibration,
     CalibrationPhaseError,
@@ -53,7 +54,6 @@ from sensorhub.motion.calibration import (
     calibrate,
     detect_phases,
     runs,
-    smoothed_rate_deg_s,
 )
 from sensorhub.motion.fusion import fuse
 from sensorhub.samples import ImuSamples
@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+
+# The batch path's compiled kernels are loaded (or compiled, once per install) with this module, not
+# inside the first analysis: `sensorhub analyze` imports the motion stage while its workers ingest.
+kernels.warm_up()
 
 ANGLE_COLUMNS = ("t", "hip_flexion", "hip_adduction", "hip_rotation", "pelvis_tilt", "pelvis_obliquity", "pelvis_rotation")
 
@@ -234,11 +238,20 @@ def _neutral_span(phases: CalibrationPhases) -> Interval:
     return Interval(iv.start_s + trim, iv.end_s - trim)
 
 
-def _still_runs(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> tuple[BoolArray, float]:
-    """Both sensors still (0.5-s mean rate below the calibration's still threshold); and the period."""
-    dt = float(np.median(np.diff(t)))
-    p = smoothed_rate_deg_s(gyr_p, 1.0 / dt)
-    th = smoothed_rate_deg_s(gyr_t, 1.0 / dt)
+def _still_runs(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, *, dt: float | None = None,
+                rates_deg_s: tuple[FloatArray, FloatArray] | None = None) -> tuple[BoolArray, float]:
+    """Both sensors still (0.5-s mean rate below the calibration's still threshold); and the period.
+
+    ``calibration.smoothed_rate_deg_s``'s values (same norm, same filter), from the grid's median
+    step ``dt`` and the two rate norms (deg/s, :func:`kernels.rate_norm_deg_s`) if the caller has them.
+    """
+    if dt is None:
+        dt = float(np.median(np.diff(t)))
+    if rates_deg_s is None:
+        rates_deg_s = (kernels.rate_norm_deg_s(gyr_p), kernels.rate_norm_deg_s(gyr_t))
+    w = max(1, int(round(SMOOTH_S * (1.0 / dt))))
+    p = uniform_filter1d(rates_deg_s[0], w, mode="nearest")
+    th = uniform_filter1d(rates_deg_s[1], w, mode="nearest")
     return (p < STILL_MAX_DEG_S) & (th < STILL_MAX_DEG_S), dt
 
 
@@ -251,20 +264,23 @@ def _first_still_span(t_s: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, min
 
 
 def _fuse_6d(samples: ImuSamples, bias_rad_s: FloatArray | None, method: str, offline: bool,
-             params: Mapping[str, Any] | None) -> tuple[FloatArray, ImuSamples]:
+             params: Mapping[str, Any] | None, rate_hz: float | None = None) -> tuple[FloatArray, ImuSamples]:
     """6D orientation of one sensor at its own sample rate, gyroscope bias removed first.
 
     The filter runs at the sensor's median rate on its samples with lost ones filled
     (:data:`BATCH_FILL_GAPS_ONLY`), or on the samples re-sampled onto a uniform grid; the returned
-    samples carry the times the orientations belong to.
+    samples carry the times the orientations belong to. ``rate_hz``: ``samples.rate_hz`` if the
+    caller has it.
     """
+    if rate_hz is None:
+        rate_hz = samples.rate_hz
     imu6 = ImuSamples(samples.t_s, samples.acc_m_s2, samples.gyr_rad_s, None, samples.gap_before)
-    uni = align.fill_gaps(imu6) if BATCH_FILL_GAPS_ONLY else align.to_uniform_rate(imu6)
+    uni = align.fill_gaps(imu6, rate_hz) if BATCH_FILL_GAPS_ONLY else align.to_uniform_rate(imu6)
     gyr = uni.gyr_rad_s - (0.0 if bias_rad_s is None else bias_rad_s)
     corrected = ImuSamples(uni.t_s, uni.acc_m_s2, gyr, None, uni.gap_before)
     p = dict(VQF_PARAMS if method == "vqf" else {})
     p.update(params or {})
-    rate = samples.rate_hz if BATCH_FILL_GAPS_ONLY else uni.rate_hz
+    rate = rate_hz if BATCH_FILL_GAPS_ONLY else uni.rate_hz
     q = fuse(corrected, method, offline=offline, use_mag=False, rate_hz=rate, params=p).q_earth_sensor
     long_gaps = np.flatnonzero(np.diff(samples.t_s) > align.DEFAULT_MAX_BRIDGE_S)
     if offline or not BATCH_CAUSAL_RESTART or not BATCH_FILL_GAPS_ONLY or not long_gaps.size or len(samples) < 4:
@@ -323,13 +339,15 @@ def analyze_imu(
     diag = Diagnostics()
     grid = align.common_grid(pelvis.t_s, thigh.t_s, rate_hz)
     t = grid.t_s
-    # Each sensor's sample interval of every grid point, searched once: the gap masks, the raw
-    # samples on the grid and (for a sensor without filled gaps) its orientation use the same one.
-    j_grid = {"pelvis": align.grid_intervals(pelvis.t_s, t), "thigh": align.grid_intervals(thigh.t_s, t)}
-    in_p, long_p = align.gap_mask(pelvis, t, j=j_grid["pelvis"])
-    in_t, long_t = align.gap_mask(thigh, t, j=j_grid["thigh"])
-    pg = align.resample_samples(pelvis, t, in_p, shared_weights=True, j=j_grid["pelvis"])
-    tg = align.resample_samples(thigh, t, in_t, shared_weights=True, j=j_grid["thigh"])
+    dt = float(np.median(np.diff(t)))  # the grid's median step, as every helper below computed it
+    # Each sensor's median period and the sample interval of every grid point, found once: the gap
+    # masks, the raw samples on the grid, the filter's rate and (for a sensor without filled gaps)
+    # its orientation on the grid use them.
+    period = {"pelvis": _median_period_s(pelvis), "thigh": _median_period_s(thigh)}
+    j_grid = {"pelvis": kernels.grid_intervals(pelvis.t_s, t), "thigh": kernels.grid_intervals(thigh.t_s, t)}
+    pg, long_p = _on_grid(pelvis, t, j_grid["pelvis"], period["pelvis"])
+    tg, long_t = _on_grid(thigh, t, j_grid["thigh"], period["thigh"])
+    rates_deg_s = (kernels.rate_norm_deg_s(pg.gyr_rad_s), kernels.rate_norm_deg_s(tg.gyr_rad_s))
     gap = np.asarray(pg.gap_before, dtype=bool) | np.asarray(tg.gap_before, dtype=bool)
     diag.gap_fraction = float(np.mean(gap))
 
@@ -352,7 +370,7 @@ def analyze_imu(
             diag.drill_start_s = phases.end_s
             found_phases = phases
         except CalibrationPhaseError:
-            span = _first_still_span(t, pg.gyr_rad_s, tg.gyr_rad_s)
+            span = _first_still_span(t, pg.gyr_rad_s, tg.gyr_rad_s)  # the stored-calibration path only
             if span is None:
                 raise CalibrationError("no still span (>= 1 s) in the recording to take as neutral standing") from None
             neutral = span
@@ -365,20 +383,23 @@ def analyze_imu(
 
     q6 = {}
     uni = {}
+    q_seg = {}
     for name, smp in (("pelvis", pelvis), ("thigh", thigh)):
-        q_native, uni[name] = _fuse_6d(smp, bias.get(name), method, offline, fusion_params)
+        rate = 1.0 / period[name] if len(smp) >= 2 else None
+        q_native, uni[name] = _fuse_6d(smp, bias.get(name), method, offline, fusion_params, rate)
         same_times = uni[name].t_s is smp.t_s or np.array_equal(uni[name].t_s, smp.t_s)
-        q6[name] = align.resample_quat(uni[name].t_s, q_native, t, nlerp=True, j=j_grid[name] if same_times else None)
-    q_earth_pelvis = angles.segment_orientation(q6["pelvis"], calibration.q_segment_sensor["pelvis"])
-    q_earth_femur = angles.segment_orientation(q6["thigh"], calibration.q_segment_sensor["thigh"])
+        # Orientation on the grid (normalised lerp) and the segment's orientation, in one pass.
+        q6[name], q_seg[name] = _grid_orientation(uni[name].t_s, q_native, t, j_grid[name] if same_times else None,
+                                                  calibration.q_segment_sensor[name])
+    q_earth_pelvis, q_earth_femur = q_seg["pelvis"], q_seg["thigh"]
 
     nm = neutral.mask(t)
     drill = t > neutral.end_s
     if detrend_heading:
         q_earth_pelvis, q_earth_femur, q6 = _remove_heading_trends(
             t, q_earth_pelvis, q_earth_femur, q6, neutral, drill & ~(long_p | long_t),
-            found_phases, diag, rest_rate_deg_s=_rest_rate_deg_s(t, pg.gyr_rad_s, tg.gyr_rad_s),
-            steps=_heading_steps(pelvis, neutral.end_s) + _heading_steps(thigh, neutral.end_s))
+            found_phases, diag, rest_rate_deg_s=_rest_rate_deg_s(t, pg.gyr_rad_s, tg.gyr_rad_s, dt=dt, rates_deg_s=rates_deg_s),
+            steps=_heading_steps(pelvis, neutral.end_s) + _heading_steps(thigh, neutral.end_s), dt=dt)
     delta0 = heading.neutral_heading_offset(q_earth_pelvis[nm], q_earth_femur[nm])
     delta_mag: FloatArray | None = None
     valid: BoolArray | None = None
@@ -391,16 +412,18 @@ def analyze_imu(
                 calibration = dataclasses.replace(
                     calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_thigh_mount},
                     thigh_mag_refined_deg=float(np.degrees(delta0 - new_delta0)))
-                q_earth_femur = angles.segment_orientation(q6["thigh"], q_thigh_mount)
+                q_earth_femur = kernels.segment_orientation(q6["thigh"], q_thigh_mount)
             delta0 = new_delta0
     if delta_mag is None:
         diag.heading_mode = "gyroscope only (relative heading fixed at neutral standing, linear drift removed)"
     diag.calibration = calibration
     for ev in diag.disturbance_events:
         log.info("%s", ev.describe())
-    delta = heading.batch_relative_heading(t, delta_mag, valid, delta0, nm)
-    q_earth_femur = quat.turn_heading(delta, q_earth_femur)
-    hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
+    delta = heading.batch_relative_heading(t, delta_mag, valid, delta0, nm, dt_s=dt)
+    # Hip angles of the femur turned by Δ (turn, relative orientation and Cardan arguments in one
+    # kernel pass; the identity mount leaves q_earth_femur as it is).
+    sign = angles.side_sign(side)
+    hip = kernels.cardan_deg(kernels.hip_cardan_args(q_earth_pelvis, q_earth_femur, quat.IDENTITY, delta), sign)
 
     # Uncertainty (1σ, deg) of the thigh mount about the femur axis so far: the swing axis alone, or
     # blended with the magnetometers' heading at neutral standing.
@@ -410,7 +433,8 @@ def analyze_imu(
     if seated_neutral is None:
         seated_neutral = SEATED_NEUTRAL_WITH_MAG or delta_mag is None
     if seated_neutral:
-        span = _seated_neutral_span(t, hip[:, 0], pg.gyr_rad_s, tg.gyr_rad_s, neutral.end_s)
+        span = _seated_neutral_span(t, hip[:, 0], pg.gyr_rad_s, tg.gyr_rad_s, neutral.end_s,
+                                    still_dt=_still_runs(t, pg.gyr_rad_s, tg.gyr_rad_s, dt=dt, rates_deg_s=rates_deg_s))
         if span is not None and abs(float(np.mean(hip[span.mask(t), 2]))) > SEATED_NEUTRAL_MAX_DEG:
             diag.notes.append(f"first seated still span {span.start_s:.1f}-{span.end_s:.1f} s is not a neutral hold "
                               f"(hip rotation {np.mean(hip[span.mask(t), 2]):.0f}°); thigh mount from the swing axis only")
@@ -433,8 +457,8 @@ def analyze_imu(
                 d0 = heading.neutral_heading_offset(q_earth_pelvis[nm], angles.segment_orientation(q6["thigh"][nm], q_mount))
                 q_fem_sm = quat.turn_heading(delta[sm] - delta0 + d0, angles.segment_orientation(q6["thigh"][sm], q_mount))
                 rot_sm = angles.hip_angles_deg(q_earth_pelvis[sm], q_fem_sm, side)[:, 2]
-            q_earth_femur = quat.turn_heading(delta - delta0 + d0, angles.segment_orientation(q6["thigh"], q_mount))
-            hip = angles.hip_angles_deg(q_earth_pelvis, q_earth_femur, side)
+            # turn(Δ - Δ0 + d0) ⊗ (thigh ⊗ mount*) and the hip angles in one kernel pass (same operations).
+            hip = kernels.cardan_deg(kernels.hip_cardan_args(q_earth_pelvis, q6["thigh"], q_mount, delta - delta0 + d0), sign)
             calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_mount})
             diag.calibration = calibration
             diag.notes.append(f"thigh mount turned by {np.degrees(total):.1f}° about the femur axis so that hip rotation is zero "
@@ -451,7 +475,7 @@ def analyze_imu(
         diag.calibration = calibration
 
     q_neutral = _mean_quat(q_earth_pelvis[nm])
-    pel = angles.pelvis_angles_deg(q_earth_pelvis, q_neutral)
+    pel = kernels.cardan_deg(kernels.cardan_args(q_neutral[None, :], q_earth_pelvis))  # angles.pelvis_angles_deg
     hip[dead] = np.nan
     pel[dead] = np.nan
     return AngleSeries(
@@ -459,6 +483,42 @@ def analyze_imu(
         pelvis_tilt_deg=pel[:, 0], pelvis_obliquity_deg=pel[:, 1], pelvis_rotation_deg=pel[:, 2],
         gap=gap, side=side, diagnostics=diag,
     )
+
+
+def _median_period_s(samples: ImuSamples) -> float:
+    """Median sample interval (s) of one sensor: ``1 / samples.rate_hz``'s denominator, computed once."""
+    return float(np.median(np.diff(samples.t_s))) if len(samples) >= 2 else float("nan")
+
+
+def _on_grid(samples: ImuSamples, t: FloatArray, j: NDArray[np.int64], period_s: float) -> tuple[ImuSamples, BoolArray]:
+    """One sensor's raw samples on the grid (``gap_before``: grid points in a gap) and the points in a long gap.
+
+    ``align.gap_mask`` and ``align.resample_samples(..., shared_weights=True)`` in one kernel pass
+    (same values); ``j``: ``align.grid_intervals`` of the samples and the grid.
+    """
+    if len(samples) < 2:
+        in_gap, in_long = align.gap_mask(samples, t, j=j)
+        return align.resample_samples(samples, t, in_gap, shared_weights=True, j=j), in_long
+    parts = [samples.acc_m_s2, samples.gyr_rad_s] + ([] if samples.mag_uT is None else [samples.mag_uT])
+    flags = np.zeros(0, dtype=bool) if samples.gap_before is None else np.asarray(samples.gap_before, dtype=bool)
+    values, in_gap, in_long = kernels.resample_on_grid(
+        np.ascontiguousarray(samples.t_s, dtype=np.float64), tuple(np.ascontiguousarray(p, dtype=np.float64) for p in parts),
+        flags, t, j, 1.5 * period_s, align.DEFAULT_MAX_BRIDGE_S)
+    return ImuSamples(t_s=t, acc_m_s2=values[:, 0:3], gyr_rad_s=values[:, 3:6],
+                      mag_uT=None if samples.mag_uT is None else values[:, 6:9], gap_before=in_gap), in_long
+
+
+def _grid_orientation(t_s: FloatArray, q: FloatArray, t: FloatArray, j: NDArray[np.int64] | None,
+                      q_segment_sensor: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``align.resample_quat(t_s, q, t, nlerp=True)`` and ``angles.segment_orientation`` of it, in one kernel pass."""
+    mount = np.ascontiguousarray(q_segment_sensor, dtype=np.float64)
+    if len(t_s) < 2:
+        q_grid = align.resample_quat(t_s, q, t, nlerp=True)
+        return q_grid, angles.segment_orientation(q_grid, mount)
+    t_s = np.ascontiguousarray(t_s, dtype=np.float64)
+    if j is None:
+        j = kernels.grid_intervals(t_s, t)
+    return kernels.nlerp_segment(t_s, np.ascontiguousarray(q, dtype=np.float64), j, t, mount)
 
 
 def _magnetic_heading(
@@ -600,14 +660,46 @@ def _with_failed_swings(calibration: Calibration, advice: str, metrics: dict[str
 
 
 def _seated_neutral_span(t: FloatArray, flexion_deg: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray,
-                         after_s: float) -> Interval | None:
-    """First span after ``after_s`` of >= SEATED_NEUTRAL_MIN_S sitting (hip flexion > 60°) with both sensors still."""
-    still, dt = _still_runs(t, gyr_p, gyr_t)
+                         after_s: float, still_dt: tuple[BoolArray, float] | None = None) -> Interval | None:
+    """First span after ``after_s`` of >= SEATED_NEUTRAL_MIN_S sitting (hip flexion > 60°) with both sensors still.
+
+    ``still_dt``: :func:`_still_runs` of the same data, if the caller has it.
+    """
+    still, dt = _still_runs(t, gyr_p, gyr_t) if still_dt is None else still_dt
     for a, b in runs(still & (t > after_s) & (flexion_deg > 60.0)):
         if (b - a) * dt >= SEATED_NEUTRAL_MIN_S:
             trim = round(0.2 / dt)
             return Interval(float(t[a + trim]), float(t[b - 1 - trim]))
     return None
+
+
+class _SegmentAxes:
+    """A segment's X and Y axes in the earth frame (component rows, :func:`kernels.axes_xy`) and their
+    headings (``arctan2``), each computed at most once."""
+
+    def __init__(self, q_earth_segment: FloatArray) -> None:
+        self.x, self.y = kernels.axes_xy(np.ascontiguousarray(q_earth_segment))
+        self._heading: dict[int, FloatArray] = {}
+
+    def heading_of(self, axis: int) -> FloatArray:
+        """Heading (rad, wrapped) of the X (``axis`` 0) or Y (1) axis projected onto the horizontal plane."""
+        if axis not in self._heading:
+            v = self.x if axis == 0 else self.y
+            self._heading[axis] = np.arctan2(v[1], v[0])
+        return self._heading[axis]
+
+    def segment_heading(self, mask: BoolArray) -> tuple[FloatArray, BoolArray]:
+        """:func:`heading.segment_heading_rad` from these axes: (unwrapped heading, where it is defined)."""
+        axis = 0 if kernels.masked_abs_mean(self.x[2], mask) <= kernels.masked_abs_mean(self.y[2], mask) else 1
+        v = self.x if axis == 0 else self.y
+        return kernels.unwrap(self.heading_of(axis)), kernels.abs_below(v[2], 0.5)
+
+
+def _heading_trend_rad_s(t: FloatArray, axes: _SegmentAxes, mask: BoolArray) -> float:
+    """:func:`heading.heading_trend_rad_s` from a segment's axes (the line fit in one kernel pass)."""
+    h, ok = axes.segment_heading(mask)
+    count, span_s, slope, _, _ = kernels.line_fit(t, h, mask & ok)
+    return 0.0 if count < 50 or span_s < 10.0 else float(slope)
 
 
 def _remove_heading_trends(
@@ -621,6 +713,7 @@ def _remove_heading_trends(
     diag: Diagnostics,
     rest_rate_deg_s: FloatArray | None = None,
     steps: list[tuple[float, float]] | None = None,
+    dt: float | None = None,
 ) -> tuple[FloatArray, FloatArray, dict[str, FloatArray]]:
     """Remove linear heading drift from both segments (batch; see :func:`heading.heading_trend_rad_s`).
 
@@ -628,52 +721,54 @@ def _remove_heading_trends(
     to the pelvis's is used when it stays within a few degrees of the trend line (seated: the
     femur's long axis barely turns relative to the pelvis); when it swings widely (standing rotation reps) a trend fit would follow the reps,
     so the relative drift measured between the two neutral still phases of the protocol is used.
+    ``dt``: the grid's median step, if the caller has it. The per-sample work runs in
+    :mod:`sensorhub.motion.kernels`.
     """
     t_ref = 0.5 * (neutral.start_s + neutral.end_s)
+    if dt is None:
+        dt = float(np.median(np.diff(t)))
 
-    def turn(q: FloatArray, q_sensor: FloatArray, rate: float) -> list[FloatArray]:
+    def turn(q: FloatArray, q_sensor: FloatArray, rate: float) -> tuple[FloatArray, FloatArray]:
         """The segment and its sensor turned back by the same drift (one cosine and sine)."""
-        return quat.turn_heading_each(-rate * (t - t_ref), (q, q_sensor))
+        return kernels.turn_heading_pair(kernels.linear_heading(rate, t, t_ref), q, q_sensor)
 
-    rate_p = heading.heading_trend_rad_s(t, q_earth_pelvis, drill)
+    rate_p = _heading_trend_rad_s(t, _SegmentAxes(q_earth_pelvis), drill)
     q_earth_pelvis, q_sensor_pelvis = turn(q_earth_pelvis, q6["pelvis"], rate_p)
     q6 = {**q6, "pelvis": q_sensor_pelvis}
     diag.heading_trend_deg_min["pelvis"] = float(np.degrees(rate_p) * 60.0)
     # The thigh's heading relative to the pelvis's: pelvis compensation (the thigh turning along
     # with the pelvis) is not drift and drops out.
-    # Segment axes in the earth frame, once: the trend below and the rest-drift fit both use them.
-    axes_f = (quat.rotate_axis(q_earth_femur, 0), quat.rotate_axis(q_earth_femur, 1))
-    axes_p = (quat.rotate_axis(q_earth_pelvis, 0), quat.rotate_axis(q_earth_pelvis, 1))
-    h_f, ok_f = heading.segment_heading_rad(q_earth_femur, drill, axes=axes_f)
-    h_p, ok_p = heading.segment_heading_rad(q_earth_pelvis, drill, axes=axes_p)
+    # Segment axes and headings in the earth frame, once: the trend below and the rest-drift fit both use them.
+    axes_f, axes_p = _SegmentAxes(q_earth_femur), _SegmentAxes(q_earth_pelvis)
+    h_f, ok_f = axes_f.segment_heading(drill)
+    h_p, ok_p = axes_p.segment_heading(drill)
     h = h_f - h_p
     m = drill & ok_f & ok_p
     rate_t = 0.0
     source = "none"
-    if np.count_nonzero(m) >= 50 and np.ptp(t[m]) >= 10.0:
-        coef = np.polyfit(t[m], h[m], 1)
-        spread = float(np.degrees(np.std(h[m] - np.polyval(coef, t[m]))))
+    count, span_s, slope, _, resid_std = kernels.line_fit(t, h, m)
+    if count >= 50 and span_s >= 10.0:
+        spread = float(np.degrees(resid_std))
         if spread <= THIGH_TREND_MAX_SPREAD_DEG:
-            rate_t, source = float(coef[0]), f"thigh heading trend over the drill (spread {spread:.1f}°)"
+            rate_t, source = float(slope), f"thigh heading trend over the drill (spread {spread:.1f}°)"
     if source == "none" and phases is not None:
         m1, m2 = _trimmed_mask(phases.still1, t), _trimmed_mask(phases.still2, t)
         if np.any(m1) and np.any(m2):
             d1 = heading.neutral_heading_offset(q_earth_pelvis[m1], q_earth_femur[m1])
             d2 = heading.neutral_heading_offset(q_earth_pelvis[m2], q_earth_femur[m2])
-            dt = float(np.mean(t[m2]) - np.mean(t[m1]))
+            dt_phases = float(np.mean(t[m2]) - np.mean(t[m1]))
             # Δ grows when the thigh frame turns clockwise relative to the pelvis frame.
-            rate_t = -float(heading.wrap_rad(d2 - d1)) / dt
+            rate_t = -float(heading.wrap_rad(d2 - d1)) / dt_phases
             source = "relative drift between the two neutral still phases"
     curve = None
     if REST_DRIFT and rest_rate_deg_s is not None and phases is not None:
-        curve = _rest_drift_curve(t, q_earth_pelvis, q_earth_femur, drill, phases, t_ref, rate_t, rest_rate_deg_s,
-                                  steps or [], axes=(*axes_f, axes_p[0]))
+        curve = _rest_drift_curve(t, axes_f, axes_p, drill, phases, t_ref, rate_t, rest_rate_deg_s, steps or [], dt)
     if curve is not None:
         source = (f"joint fit over {curve.n_rest_used} neutral rests and both still phases "
                   f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
         rate_t = curve.mean_rate_rad_s()
         drift = -curve(t)
-        q_earth_femur, q_sensor_thigh = quat.turn_heading_each(drift, (q_earth_femur, q6["thigh"]))
+        q_earth_femur, q_sensor_thigh = kernels.turn_heading_pair(drift, q_earth_femur, q6["thigh"])
         q6 = {**q6, "thigh": q_sensor_thigh}
     elif source != "none":
         q_earth_femur, q_sensor_thigh = turn(q_earth_femur, q6["thigh"], rate_t)
@@ -683,35 +778,34 @@ def _remove_heading_trends(
     return q_earth_pelvis, q_earth_femur, q6
 
 
-def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray) -> FloatArray:
-    """The larger of the two sensors' angular rates (deg/s), as a heading.REST_SMOOTH_S moving mean."""
-    n = max(1, round(heading.REST_SMOOTH_S / float(np.median(np.diff(t)))))
-    rates = [uniform_filter1d(np.degrees(quat.norm3(g)), n, mode="nearest") for g in (gyr_p, gyr_t)]
+def _rest_rate_deg_s(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, *, dt: float | None = None,
+                     rates_deg_s: tuple[FloatArray, FloatArray] | None = None) -> FloatArray:
+    """The larger of the two sensors' angular rates (deg/s), as a heading.REST_SMOOTH_S moving mean.
+
+    ``dt`` (the grid's median step) and ``rates_deg_s`` (both rate norms, :func:`kernels.rate_norm_deg_s`)
+    if the caller has them.
+    """
+    if dt is None:
+        dt = float(np.median(np.diff(t)))
+    if rates_deg_s is None:
+        rates_deg_s = (kernels.rate_norm_deg_s(gyr_p), kernels.rate_norm_deg_s(gyr_t))
+    n = max(1, round(heading.REST_SMOOTH_S / dt))
+    rates = [uniform_filter1d(r, n, mode="nearest") for r in rates_deg_s]
     return np.asarray(np.maximum(rates[0], rates[1]))
 
 
-def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: FloatArray, drill: BoolArray,
+def _rest_drift_curve(t: FloatArray, axes_f: _SegmentAxes, axes_p: _SegmentAxes, drill: BoolArray,
                       phases: CalibrationPhases, t_ref: float, rate_init: float,
-                      rest_rate_deg_s: FloatArray, steps: list[tuple[float, float]],
-                      axes: tuple[FloatArray, FloatArray, FloatArray] | None = None) -> heading.DriftCurve | None:
+                      rest_rate_deg_s: FloatArray, steps: list[tuple[float, float]], dt: float) -> heading.DriftCurve | None:
     """Thigh-relative heading drift fitted jointly to both still phases and every rest in the drill.
 
     The relative heading is the femur's heading minus the pelvis's: of the femur's X axis while the
     femur is upright (standing: hip rotation) and of its long axis while it lies flat (seated:
     adduction, independent of the rotation about the long axis). Each posture has its own level.
-    ``axes``: the femur's X and Y and the pelvis's X axis in the earth frame, if the caller has them.
+    ``axes_f``, ``axes_p``: the femur's and the pelvis's axes; ``dt``: the grid's median step.
     """
-    if axes is None:
-        axes = (quat.rotate_axis(q_earth_femur, 0), quat.rotate_axis(q_earth_femur, 1), quat.rotate_axis(q_earth_pelvis, 0))
-    vx, vy, px = axes
-    h_p = np.arctan2(px[:, 1], px[:, 0])
-    upright = np.abs(vy[:, 2]) > 0.7
-    flat = np.abs(vy[:, 2]) < 0.4
-    group = np.where(upright, 0, np.where(flat, 1, -1))
-    group[np.abs(px[:, 2]) > 0.5] = -1
-    rel = np.arctan2(vy[:, 1], vy[:, 0])
-    rel[upright] = np.arctan2(vx[upright, 1], vx[upright, 0])  # element-wise: the rows np.where would take
-    rel -= h_p
+    rel, group, upright = kernels.relative_heading_groups(axes_f.y[2], axes_p.x[2], axes_f.heading_of(0),
+                                                          axes_f.heading_of(1), axes_p.heading_of(0))
     fixed = []
     for iv in (phases.still1, phases.still2):
         m = _trimmed_mask(iv, t) & upright
@@ -720,13 +814,15 @@ def _rest_drift_curve(t: FloatArray, q_earth_pelvis: FloatArray, q_earth_femur: 
         fixed.append((float(np.mean(t[m])), float(np.angle(np.mean(np.exp(1j * rel[m]))))))
     # Centre each group's headings near zero so that averages over a rest never straddle ±π.
     for g in (0, 1):
-        m = group == g
-        if np.any(m):
-            c = fixed[1][1] if g == 0 else float(np.angle(np.mean(np.exp(1j * rel[m & drill]))) if np.any(m & drill) else 0.0)
-            rel[m] = heading.wrap_rad(rel[m] - c) + c
+        c = fixed[1][1] if g == 0 else kernels.circular_mean(rel, group, 1, drill)
+        kernels.wrap_about(rel, group, g, 0.0 if math.isnan(c) else c)
     pts = [heading.RestPoint(tm, v, np.radians(heading.STILL_PHASE_SIGMA_DEG), 0, fixed=True) for tm, v in fixed]
-    pts += heading.rest_points(t, rel, group, rest_rate_deg_s, drill)
-    end = float(t[drill][-1]) if np.any(drill) else float(t[-1])
+    t_rest, h_rest, g_rest = kernels.rest_runs(t, rel, group, rest_rate_deg_s, drill, heading.REST_MAX_DEG_S, dt,
+                                               heading.REST_MIN_S)
+    sigma = np.radians(heading.REST_SIGMA_DEG)
+    pts += [heading.RestPoint(a, b, sigma, g) for a, b, g in zip(t_rest.tolist(), h_rest.tolist(), g_rest.tolist())]
+    in_drill = np.flatnonzero(drill)
+    end = float(t[in_drill[-1]]) if in_drill.size else float(t[-1])
     return heading.fit_rest_drift(pts, t_ref, end, rate_init, steps=sorted(steps) if HEADING_STEPS else ())
 
 
@@ -734,10 +830,13 @@ def _heading_steps(samples: ImuSamples, after_s: float) -> list[tuple[float, flo
     """(time, prior σ in rad) of a possible heading jump at every gap >= heading.STEP_MIN_GAP_S after ``after_s``."""
     t = samples.t_s
     d = np.diff(t)
-    rate = np.degrees(quat.norm3(samples.gyr_rad_s))
+    gaps = np.flatnonzero((d >= heading.STEP_MIN_GAP_S) & (t[1:] > after_s))
+    # The angular rate at the two edges of each gap only (the same values as over all samples).
+    rate_before = np.degrees(quat.norm3(samples.gyr_rad_s[gaps]))
+    rate_after = np.degrees(quat.norm3(samples.gyr_rad_s[gaps + 1]))
     out = []
-    for i in np.flatnonzero((d >= heading.STEP_MIN_GAP_S) & (t[1:] > after_s)):
-        edge_deg_s = 0.5 * (rate[i] + rate[i + 1])
+    for k, i in enumerate(gaps):
+        edge_deg_s = 0.5 * (rate_before[k] + rate_after[k])
         sigma = max(heading.STEP_MIN_SIGMA_DEG, heading.STEP_FRACTION * edge_deg_s * float(d[i]))
         out.append((float(0.5 * (t[i] + t[i + 1])), float(np.radians(sigma))))
     return out

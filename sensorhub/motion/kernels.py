@@ -1,0 +1,578 @@
+"""Compiled per-sample kernels of the batch motion stage (:func:`sensorhub.motion.pipeline.analyze_imu`).
+
+The batch pipeline used to make about thirty full-length NumPy passes over (n, 4) quaternion and
+(n, 3) vector arrays (heading turns, Hamilton products, axis rotations, Cardan arguments, interval
+searches and interpolation), each a few milliseconds on a 30-minute session. The kernels here fuse
+such passes into single loops compiled with numba (``cache=True``: compiled once per install, the
+machine code lands in ``__pycache__``).
+
+What they compute, and how close to the NumPy code they replace (tests/test_motion_kernels.py):
+
+* Products, sums, square roots and the cosine/sine of heading turns use the same operations in
+  the same order as :mod:`sensorhub.motion.quat`, :mod:`sensorhub.motion.align` and
+  :mod:`sensorhub.motion.angles` (numba without fastmath neither reorders nor contracts them, and
+  its ``cos``/``sin`` are the C library's, as NumPy's are): the same bits, except where noted.
+* ``arctan2`` and ``arcsin`` are *not* computed here: NumPy's SIMD versions are about ten times
+  faster than the scalar C library calls a kernel would make (and differ from them in the last
+  bit). Kernels return their arguments (e.g. :func:`cardan_args`) and the caller applies NumPy.
+* Sums over many samples (means, least-squares sums) add left to right, where NumPy sums pairwise:
+  equal to about 1e-15 relative.
+
+Rules for this module: batch only (the live :class:`~sensorhub.motion.pipeline.OnlinePipeline`
+keeps its NumPy code, whose results are compared bit for bit across changes); no I/O; every kernel
+takes and returns contiguous float64 / int64 / bool arrays; callers check shapes and pass
+empty (0, k) arrays for absent optional inputs. :func:`warm_up` compiles (or loads) every kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
+
+_njit = numba.njit(cache=True, nogil=True)
+
+
+@_njit
+def _clip(x: float, lo: float, hi: float) -> float:
+    """``np.minimum(np.maximum(x, lo), hi)`` for one value (NaN stays NaN)."""
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+# --------------------------------------------------------------------------------------------
+# Time alignment (align.grid_intervals, align.gap_mask, align.resample_samples, align.resample_quat)
+
+
+@_njit
+def grid_intervals(t_s: FloatArray, t_grid_s: FloatArray) -> IntArray:
+    """``searchsorted(t_s, t_grid_s, side="right") - 1`` for a non-decreasing ``t_grid_s`` (one merge walk)."""
+    n = len(t_s)
+    out = np.empty(len(t_grid_s), dtype=np.int64)
+    k = 0
+    for g in range(len(t_grid_s)):
+        tg = t_grid_s[g]
+        while k < n and t_s[k] <= tg:
+            k += 1
+        out[g] = k - 1
+    return out
+
+
+@_njit
+def resample_on_grid(t_s: FloatArray, parts: tuple[FloatArray, ...], gap_before: BoolArray, t_grid_s: FloatArray,
+                     j: IntArray, gap_threshold_s: float, max_bridge_s: float) -> tuple[FloatArray, BoolArray, BoolArray]:
+    """Raw samples on the grid and the grid's gap masks, in one pass.
+
+    ``parts``: (n, 3) arrays (accelerometer, gyroscope and optionally magnetometer) interpolated
+    linearly into the columns of one (m, 3 * len(parts)) array, as ``align.resample_samples(...,
+    shared_weights=True)`` (``lo + w * (hi - lo)`` with ``w`` clipped to [0, 1]). ``gap_before``:
+    the samples' flags or an empty array. ``j``: :func:`grid_intervals`. ``gap_threshold_s``: gap
+    factor times the median period. Returns (values, in_gap, in_long_gap) as ``align.gap_mask``.
+    Needs ``len(t_s) >= 2``.
+    """
+    n = len(t_s)
+    m = len(t_grid_s)
+    k = len(parts)
+    out = np.empty((m, 3 * k))
+    in_gap = np.zeros(m, dtype=np.bool_)
+    in_long = np.zeros(m, dtype=np.bool_)
+    has_flags = len(gap_before) == n
+    for g in range(m):
+        jg = j[g]
+        tg = t_grid_s[g]
+        if 0 <= jg < n - 1:
+            d = t_s[jg + 1] - t_s[jg]
+            gap = d > gap_threshold_s or (has_flags and gap_before[jg + 1])
+            if gap and tg > t_s[jg]:
+                in_gap[g] = True
+                in_long[g] = d > max_bridge_s
+        i = min(max(jg, 0), n - 2)
+        w = _clip((tg - t_s[i]) / (t_s[i + 1] - t_s[i]), 0.0, 1.0)
+        for p in range(k):
+            v = parts[p]
+            for c in range(3):
+                lo = v[i, c]
+                out[g, 3 * p + c] = (v[i + 1, c] - lo) * w + lo
+    return out, in_gap, in_long
+
+
+@_njit
+def nlerp_segment(t_s: FloatArray, q: FloatArray, j: IntArray, t_grid_s: FloatArray,
+                  q_segment_sensor: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Orientations on the grid (``align.resample_quat(..., nlerp=True)``) and the segment's orientation.
+
+    Returns ``q_earth_sensor`` on the grid and ``q_earth_segment = q_earth_sensor ⊗ q_segment_sensor*``
+    (``angles.segment_orientation``). ``j``: :func:`grid_intervals` of ``t_s`` and the grid.
+    """
+    n = len(t_s)
+    m = len(t_grid_s)
+    out = np.empty((m, 4))
+    seg = np.empty((m, 4))
+    w2, x2, y2, z2 = q_segment_sensor[0], -q_segment_sensor[1], -q_segment_sensor[2], -q_segment_sensor[3]
+    for g in range(m):
+        i = min(max(j[g], 0), n - 2)
+        w = _clip((t_grid_s[g] - t_s[i]) / (t_s[i + 1] - t_s[i]), 0.0, 1.0)
+        a0, a1, a2, a3 = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+        b0, b1, b2, b3 = q[i + 1, 0], q[i + 1, 1], q[i + 1, 2], q[i + 1, 3]
+        if a0 * b0 + a1 * b1 + a2 * b2 + a3 * b3 < 0.0:
+            b0, b1, b2, b3 = -b0, -b1, -b2, -b3
+        b0 = (b0 - a0) * w + a0
+        b1 = (b1 - a1) * w + a1
+        b2 = (b2 - a2) * w + a2
+        b3 = (b3 - a3) * w + a3
+        norm = math.sqrt(b0 * b0 + b1 * b1 + b2 * b2 + b3 * b3)
+        w1, x1, y1, z1 = b0 / norm, b1 / norm, b2 / norm, b3 / norm
+        out[g, 0], out[g, 1], out[g, 2], out[g, 3] = w1, x1, y1, z1
+        seg[g, 0] = w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2
+        seg[g, 1] = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
+        seg[g, 2] = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
+        seg[g, 3] = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
+    return out, seg
+
+
+@_njit
+def segment_orientation(q_earth_sensor: FloatArray, q_segment_sensor: FloatArray) -> FloatArray:
+    """``angles.segment_orientation`` (``q ⊗ mount*``) in one loop, the same bits."""
+    m = len(q_earth_sensor)
+    seg = np.empty((m, 4))
+    w2, x2, y2, z2 = q_segment_sensor[0], -q_segment_sensor[1], -q_segment_sensor[2], -q_segment_sensor[3]
+    for g in range(m):
+        w1, x1, y1, z1 = q_earth_sensor[g, 0], q_earth_sensor[g, 1], q_earth_sensor[g, 2], q_earth_sensor[g, 3]
+        seg[g, 0] = w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2
+        seg[g, 1] = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
+        seg[g, 2] = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
+        seg[g, 3] = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
+    return seg
+
+
+# --------------------------------------------------------------------------------------------
+# Heading (quat.turn_heading_each, quat.rotate_axis, np.unwrap, line fits, rest moments)
+
+
+@_njit
+def turn_heading(delta_rad: FloatArray, q: FloatArray) -> FloatArray:
+    """``quat.turn_heading(delta_rad, q)`` for (n,) angles and an (n, 4) series, same bits."""
+    n = len(delta_rad)
+    out = np.empty((n, 4))
+    for i in range(n):
+        half = 0.5 * delta_rad[i]
+        c = math.cos(half)
+        s = math.sin(half)
+        w2, x2, y2, z2 = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+        out[i, 0] = c * w2 - s * z2
+        out[i, 1] = c * x2 - s * y2
+        out[i, 2] = c * y2 + s * x2
+        out[i, 3] = c * z2 + s * w2
+    return out
+
+
+@_njit
+def turn_heading_pair(delta_rad: FloatArray, q1: FloatArray, q2: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``quat.turn_heading_each(delta_rad, (q1, q2))``: one cosine and sine per row for both series, same bits."""
+    n = len(delta_rad)
+    o1 = np.empty((n, 4))
+    o2 = np.empty((n, 4))
+    for i in range(n):
+        half = 0.5 * delta_rad[i]
+        c = math.cos(half)
+        s = math.sin(half)
+        w2, x2, y2, z2 = q1[i, 0], q1[i, 1], q1[i, 2], q1[i, 3]
+        o1[i, 0] = c * w2 - s * z2
+        o1[i, 1] = c * x2 - s * y2
+        o1[i, 2] = c * y2 + s * x2
+        o1[i, 3] = c * z2 + s * w2
+        w2, x2, y2, z2 = q2[i, 0], q2[i, 1], q2[i, 2], q2[i, 3]
+        o2[i, 0] = c * w2 - s * z2
+        o2[i, 1] = c * x2 - s * y2
+        o2[i, 2] = c * y2 + s * x2
+        o2[i, 3] = c * z2 + s * w2
+    return o1, o2
+
+
+@_njit
+def linear_heading(rate_rad_s: float, t_s: FloatArray, t_ref_s: float) -> FloatArray:
+    """``-rate_rad_s * (t_s - t_ref_s)``: the heading turn that removes a linear drift (same bits)."""
+    out = np.empty(len(t_s))
+    r = -rate_rad_s
+    for i in range(len(t_s)):
+        out[i] = r * (t_s[i] - t_ref_s)
+    return out
+
+
+@_njit
+def axes_xy(q: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The segment's X and Y axes in the earth frame as component rows (3, n) each.
+
+    Row ``c`` of the first is column ``c`` of ``quat.rotate_axis(q, 0)``, of the second of
+    ``quat.rotate_axis(q, 1)`` (same bits). Component rows keep NumPy's ``arctan2`` on contiguous
+    memory, where its SIMD loop runs (twice as fast as on a strided column).
+    """
+    n = len(q)
+    vx = np.empty((3, n))
+    vy = np.empty((3, n))
+    for r in range(n):
+        w, u0, u1, u2 = q[r, 0], q[r, 1], q[r, 2], q[r, 3]
+        # axis 0: (i, j, k) = (0, 1, 2)
+        vx[0, r] = 1.0 + 2.0 * (u1 * -u1 - u2 * u2)
+        vx[1, r] = 2.0 * w * u2 + 2.0 * (u0 * u1)
+        vx[2, r] = 2.0 * w * -u1 + 2.0 * (u0 * u2)
+        # axis 1: (i, j, k) = (1, 2, 0)
+        vy[1, r] = 1.0 + 2.0 * (u2 * -u2 - u0 * u0)
+        vy[2, r] = 2.0 * w * u0 + 2.0 * (u1 * u2)
+        vy[0, r] = 2.0 * w * -u2 + 2.0 * (u1 * u0)
+    return vx, vy
+
+
+@_njit
+def unwrap(p: FloatArray) -> FloatArray:
+    """``np.unwrap(p)`` (period 2π, discontinuity π) of a 1-D series, the same arithmetic left to right."""
+    n = len(p)
+    out = np.empty(n)
+    if n == 0:
+        return out
+    period = 2.0 * math.pi
+    high = period / 2.0
+    low = -high
+    correction = 0.0
+    out[0] = p[0]
+    for i in range(1, n):
+        dd = p[i] - p[i - 1]
+        if not abs(dd) < high:  # NaN too: np.unwrap carries it into every later value
+            # Python's float % (as np.mod: the result takes the divisor's sign)
+            ddmod = (dd - low) % period + low
+            if ddmod == low and dd > 0.0:
+                ddmod = high
+            correction += ddmod - dd
+        out[i] = p[i] + correction
+    return out
+
+
+@_njit
+def masked_abs_mean(x: FloatArray, mask: BoolArray) -> float:
+    """``np.nanmean(np.abs(x[mask]))`` (all rows when no row is masked), added left to right."""
+    use_all = True
+    for i in range(len(mask)):
+        if mask[i]:
+            use_all = False
+            break
+    s = 0.0
+    n = 0
+    for i in range(len(x)):
+        if use_all or mask[i]:
+            a = abs(x[i])
+            if not math.isnan(a):
+                s += a
+                n += 1
+    return s / n if n else math.nan
+
+
+@_njit
+def abs_below(x: FloatArray, limit: float) -> BoolArray:
+    """``np.abs(x) < limit``."""
+    out = np.empty(len(x), dtype=np.bool_)
+    for i in range(len(x)):
+        out[i] = abs(x[i]) < limit
+    return out
+
+
+@_njit
+def line_fit(t_s: FloatArray, y: FloatArray, mask: BoolArray) -> tuple[int, float, float, float, float]:
+    """Least-squares line through ``(t_s, y)`` over ``mask``: (count, t span, slope, intercept, residual std).
+
+    The residual standard deviation is ``np.std`` of the residuals (ddof 0). Centred sums: equal to
+    ``np.polyfit(t, y, 1)`` to about 1e-12 relative. With fewer than 2 rows the slope is 0.
+    """
+    cnt = 0
+    st = 0.0
+    sy = 0.0
+    tmin = math.inf
+    tmax = -math.inf
+    for i in range(len(t_s)):
+        if mask[i]:
+            cnt += 1
+            st += t_s[i]
+            sy += y[i]
+            tmin = min(tmin, t_s[i])
+            tmax = max(tmax, t_s[i])
+    if cnt < 2:
+        return cnt, 0.0, 0.0, 0.0, math.nan
+    tm = st / cnt
+    ym = sy / cnt
+    stt = 0.0
+    sty = 0.0
+    for i in range(len(t_s)):
+        if mask[i]:
+            dt = t_s[i] - tm
+            stt += dt * dt
+            sty += dt * (y[i] - ym)
+    slope = sty / stt if stt > 0.0 else 0.0
+    intercept = ym - slope * tm
+    sr = 0.0
+    for i in range(len(t_s)):
+        if mask[i]:
+            sr += y[i] - (slope * t_s[i] + intercept)
+    rm = sr / cnt
+    srr = 0.0
+    for i in range(len(t_s)):
+        if mask[i]:
+            e = y[i] - (slope * t_s[i] + intercept) - rm
+            srr += e * e
+    return cnt, tmax - tmin, slope, intercept, math.sqrt(srr / cnt)
+
+
+@_njit
+def wrap_about(x: FloatArray, group: IntArray, g: int, centre: float) -> None:
+    """In place, where ``group == g``: ``x = wrap(x - centre) + centre``, wrapping to [-π, π) by arithmetic.
+
+    (``heading.wrap_rad`` goes through a complex exponential and wraps to (-π, π]; the two agree
+    to about 1e-15 rad, apart from which end a value of exactly ±π lands on.)
+    """
+    period = 2.0 * math.pi
+    for i in range(len(x)):
+        if group[i] == g:
+            d = x[i] - centre
+            x[i] = ((d + math.pi) % period - math.pi) + centre
+
+
+@_njit
+def circular_mean(x: FloatArray, group: IntArray, g: int, mask: BoolArray) -> float:
+    """``np.angle(np.mean(np.exp(1j * x[m])))`` for ``m = (group == g) & mask`` as ``atan2(Σ sin, Σ cos)``.
+
+    NaN when no row qualifies. Sums left to right (NumPy's mean sums pairwise): ~1e-15 rad apart.
+    """
+    sc = 0.0
+    ss = 0.0
+    n = 0
+    for i in range(len(x)):
+        if group[i] == g and mask[i]:
+            sc += math.cos(x[i])
+            ss += math.sin(x[i])
+            n += 1
+    if n == 0:
+        return math.nan
+    return math.atan2(ss / n, sc / n)
+
+
+@_njit
+def relative_heading_groups(vy_z: FloatArray, px_z: FloatArray, h_fx: FloatArray, h_fy: FloatArray,
+                            h_px: FloatArray) -> tuple[FloatArray, IntArray, BoolArray]:
+    """The thigh's heading relative to the pelvis's and its posture group (pipeline._rest_drift_curve).
+
+    ``vy_z``: the vertical component of the femur's Y (long) axis, ``px_z`` of the pelvis's X axis;
+    ``h_fx``, ``h_fy``, ``h_px``: headings (``arctan2(y, x)``) of the femur's X and Y and the
+    pelvis's X axes. Upright femur (|Y_z| > 0.7): the X axis's heading; otherwise the long axis's.
+    Group 0 upright, 1 flat (|Y_z| < 0.4), -1 in between or when the pelvis's X axis is steep
+    (|X_z| > 0.5). Returns (relative heading, group, upright).
+    """
+    n = len(vy_z)
+    rel = np.empty(n)
+    group = np.empty(n, dtype=np.int64)
+    upright = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        z = abs(vy_z[i])
+        up = z > 0.7
+        upright[i] = up
+        g = 0 if up else (1 if z < 0.4 else -1)
+        if abs(px_z[i]) > 0.5:
+            g = -1
+        group[i] = g
+        rel[i] = (h_fx[i] if up else h_fy[i]) - h_px[i]
+    return rel, group, upright
+
+
+@_njit
+def rest_runs(t_s: FloatArray, heading_rad: FloatArray, group: IntArray, rate_deg_s: FloatArray, mask: BoolArray,
+              max_rate_deg_s: float, dt_s: float, min_s: float) -> tuple[FloatArray, FloatArray, IntArray]:
+    """The rest moments of ``heading.rest_points``: (mean time, mean heading, group) of each run.
+
+    A run: consecutive rows with ``rate_deg_s < max_rate_deg_s``, ``mask`` and a finite heading,
+    lasting ``(b - a) * dt_s >= min_s``, all in one group >= 0. Means add left to right (NumPy's
+    ``add.reduce`` pairwise: about 1e-16 relative apart).
+    """
+    n = len(t_s)
+    tm = np.empty(n)
+    hm = np.empty(n)
+    gm = np.empty(n, dtype=np.int64)
+    k = 0
+    i = 0
+    while i < n:
+        if not (rate_deg_s[i] < max_rate_deg_s and mask[i] and math.isfinite(heading_rad[i])):
+            i += 1
+            continue
+        a = i
+        while i < n and rate_deg_s[i] < max_rate_deg_s and mask[i] and math.isfinite(heading_rad[i]):
+            i += 1
+        b = i
+        if (b - a) * dt_s < min_s:
+            continue
+        g0 = group[a]
+        if g0 < 0:
+            continue
+        same = True
+        st = 0.0
+        sh = 0.0
+        for r in range(a, b):
+            if group[r] != g0:
+                same = False
+                break
+            st += t_s[r]
+            sh += heading_rad[r]
+        if not same:
+            continue
+        tm[k] = st / (b - a)
+        hm[k] = sh / (b - a)
+        gm[k] = g0
+        k += 1
+    return tm[:k], hm[:k], gm[:k]
+
+
+# --------------------------------------------------------------------------------------------
+# Joint angles (angles.hip_angles_deg, angles.pelvis_angles_deg, angles.cardan_zxy_deg)
+
+
+@_njit
+def _cardan_row(w: float, x: float, y: float, z: float, out: FloatArray, r: int) -> None:
+    # angles.cardan_zxy_deg's arguments: asin(clip(s (yz + wx))), atan2(s (wz - xy), 1 - s (xx + zz)),
+    # atan2(s (wy - xz), 1 - s (xx + yy)), s = 2 / |q|².
+    s = 2.0 / (w * w + x * x + y * y + z * z)
+    xx = x * x
+    out[0, r] = _clip(s * (y * z + w * x), -1.0, 1.0)
+    out[1, r] = s * (w * z - x * y)
+    out[2, r] = 1.0 - s * (xx + z * z)
+    out[3, r] = s * (w * y - x * z)
+    out[4, r] = 1.0 - s * (xx + y * y)
+
+
+@_njit
+def cardan_args(q_earth_a: FloatArray, q_earth_b: FloatArray) -> FloatArray:
+    """Arguments (5, n) of the Z-X-Y Cardan angles of ``q_a_b = q_earth_a* ⊗ q_earth_b``.
+
+    Row 0: sin β clipped to [-1, 1]; rows 1/2: numerator and denominator of α; rows 3/4: of γ
+    (see :func:`cardan_deg`). ``q_earth_a``: (n, 4), or (1, 4) for one orientation for all rows.
+    """
+    n = len(q_earth_b)
+    out = np.empty((5, n))
+    one = len(q_earth_a) == 1
+    for r in range(n):
+        ra = 0 if one else r
+        w1, x1, y1, z1 = q_earth_a[ra, 0], -q_earth_a[ra, 1], -q_earth_a[ra, 2], -q_earth_a[ra, 3]
+        w2, x2, y2, z2 = q_earth_b[r, 0], q_earth_b[r, 1], q_earth_b[r, 2], q_earth_b[r, 3]
+        w = w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2
+        x = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
+        y = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
+        z = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
+        _cardan_row(w, x, y, z, out, r)
+    return out
+
+
+@_njit
+def hip_cardan_args(q_earth_pelvis: FloatArray, q_earth_thigh: FloatArray, q_segment_thigh: FloatArray,
+                    turn_rad: FloatArray) -> FloatArray:
+    """:func:`cardan_args` of the femur relative to the pelvis, the femur built on the fly.
+
+    ``q_earth_femur = turn(turn_rad) ⊗ (q_earth_thigh ⊗ q_segment_thigh*)``: the thigh sensor's
+    orientation, its mount and the relative heading in one loop instead of three full-length passes
+    (``angles.segment_orientation``, ``quat.turn_heading``, the product in ``angles.hip_angles_deg``),
+    with the same operations, so the same bits. ``turn_rad``: (n,) angles.
+    """
+    n = len(q_earth_thigh)
+    out = np.empty((5, n))
+    mw, mx, my, mz = q_segment_thigh[0], -q_segment_thigh[1], -q_segment_thigh[2], -q_segment_thigh[3]
+    for r in range(n):
+        a, b, c, d = q_earth_thigh[r, 0], q_earth_thigh[r, 1], q_earth_thigh[r, 2], q_earth_thigh[r, 3]
+        fw = a * mw - b * mx - c * my - d * mz
+        fx = a * mx + b * mw + c * mz - d * my
+        fy = a * my - b * mz + c * mw + d * mx
+        fz = a * mz + b * my - c * mx + d * mw
+        half = 0.5 * turn_rad[r]
+        co = math.cos(half)
+        si = math.sin(half)
+        w2 = co * fw - si * fz
+        x2 = co * fx - si * fy
+        y2 = co * fy + si * fx
+        z2 = co * fz + si * fw
+        w1, x1, y1, z1 = q_earth_pelvis[r, 0], -q_earth_pelvis[r, 1], -q_earth_pelvis[r, 2], -q_earth_pelvis[r, 3]
+        w = w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2
+        x = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
+        y = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
+        z = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
+        _cardan_row(w, x, y, z, out, r)
+    return out
+
+
+def cardan_deg(args: FloatArray, sign: float = 1.0) -> FloatArray:
+    """Z-X-Y Cardan angles (n, 3) in degrees from :func:`cardan_args`' rows; columns 1 and 2 times ``sign``.
+
+    NumPy's ``arcsin``/``arctan2`` (SIMD; what ``angles.cardan_zxy_deg`` uses on the same arguments).
+    The result is the transpose of a C-contiguous (3, n) array: each angle's column is contiguous
+    (NumPy's SIMD loops write it directly, and the columns handed on as series need no copy).
+    """
+    out = np.empty((3, args.shape[1]))
+    with np.errstate(invalid="ignore"):
+        np.arctan2(args[1], args[2], out=out[0])
+        np.arcsin(args[0], out=out[1])
+        np.arctan2(args[3], args[4], out=out[2])
+    np.degrees(out, out=out)
+    if sign != 1.0:
+        out[1:] *= sign
+    return out.T
+
+
+# --------------------------------------------------------------------------------------------
+# Rates
+
+
+@_njit
+def rate_norm_deg_s(gyr_rad_s: FloatArray) -> FloatArray:
+    """``np.degrees(quat.norm3(gyr_rad_s))``: angular-rate norm (deg/s) of (n, 3) rows, same bits."""
+    n = len(gyr_rad_s)
+    out = np.empty(n)
+    k = 180.0 / math.pi
+    for i in range(n):
+        x, y, z = gyr_rad_s[i, 0], gyr_rad_s[i, 1], gyr_rad_s[i, 2]
+        out[i] = math.sqrt(x * x + y * y + z * z) * k
+    return out
+
+
+def warm_up() -> None:
+    """Compile (first run after install) or load (from the cache) every kernel on tiny inputs.
+
+    Called at import of the batch pipeline so that no kernel compiles inside a timed analysis.
+    """
+    t = np.array([0.0, 0.01, 0.02])
+    v = np.zeros((3, 3))
+    q = np.zeros((3, 4))
+    q[:, 0] = 1.0
+    flags = np.zeros(3, dtype=np.bool_)
+    j = grid_intervals(t, t)
+    resample_on_grid(t, (v, v), flags, t, j, 0.015, 0.4)
+    resample_on_grid(t, (v, v, v), flags, t, j, 0.015, 0.4)
+    resample_on_grid(t, (v, v), np.zeros(0, dtype=np.bool_), t, j, 0.015, 0.4)
+    nlerp_segment(t, q, j, t, q[0])
+    segment_orientation(q, q[0])
+    turn_heading(t, q)
+    turn_heading_pair(t, q, q)
+    linear_heading(0.1, t, 0.0)
+    vx, vy = axes_xy(q)
+    unwrap(t)
+    masked_abs_mean(vx[2], flags)
+    abs_below(t, 0.5)
+    line_fit(t, t, ~flags)
+    group = np.zeros(3, dtype=np.int64)
+    wrap_about(t.copy(), group, 0, 0.0)
+    circular_mean(t, group, 0, ~flags)
+    rel, group, _ = relative_heading_groups(t, t, t, t, t)
+    rest_runs(t, rel, group, t, ~flags, 10.0, 0.01, 0.1)
+    cardan_deg(cardan_args(q, q))
+    cardan_args(q[:1], q)
+    hip_cardan_args(q, q, q[0], t)
+    rate_norm_deg_s(v)
