@@ -1158,6 +1158,122 @@ def _keep_last_three(blocks: list[ImuSamples], block: ImuSamples) -> None:
             return
 
 
+_REST_NOTE = "relative heading drift (standing) fitted live to"
+
+#: Live: fit the thigh's relative heading drift in the standing posture to the drill's rests as well
+#: as the protocol's still phases (_LiveRestDrift), as batch does, instead of the still phases alone.
+ONLINE_REST_DRIFT = True
+
+
+class _LiveRestDrift:
+    """Live counterpart of the batch rest-drift fit (:func:`heading.fit_rest_drift`), standing posture only.
+
+    The thigh's heading relative to the pelvis's (femur X against pelvis X, before any correction)
+    at every rest of the drill — both sensors below heading.REST_MAX_DEG_S as a
+    heading.REST_SMOOTH_S trailing mean, for at least heading.REST_MIN_S — lies on one line
+    ``level + rate·(t − t_ref)`` together with the protocol's two neutral still phases (σ
+    heading.STILL_PHASE_SIGMA_DEG for those, heading.REST_SIGMA_DEG for each rest): the athlete
+    returns to the same neutral. End-range holds are gated out against the current line
+    (heading.REST_GATES_DEG, starting from the still-phase rate), as in batch; with fewer than 4
+    rests agreeing the fit gives nothing. One straight line, no knots (batch bends every 60 s) and
+    no steps at gaps. Refitted when a rest ends (a 2-parameter weighted least squares).
+
+    Why: the still phases alone are two numbers about 15 s apart, each off by postural sway, so the
+    rate they give is off by several °/min, which a standing rotation drill (whose relative heading
+    swings too far for a trend) kept for its whole length.
+    """
+
+    def __init__(self, t_ref_s: float, fixed: list[tuple[float, float]], rate_init_rad_s: float, dt_s: float) -> None:
+        self._t_ref = t_ref_s
+        self._center = fixed[-1][1]
+        self._fixed_t = np.array([f[0] for f in fixed])
+        self._fixed_y = np.array([f[1] for f in fixed])
+        self._rate_init = rate_init_rad_s
+        self._dt = dt_s
+        self._n_smooth = max(1, round(heading.REST_SMOOTH_S / dt_s))
+        # Frames wait this many frames for the rest of their centred window (scipy's centring of an
+        # even-sized uniform filter: n // 2 before, n - 1 - n // 2 after).
+        self._lag = self._n_smooth - 1 - self._n_smooth // 2
+        self._recent: list[float] = []
+        self._pending: list[tuple[float, float, float, bool]] = []
+        self._run_t: list[float] = []
+        self._run_y: list[float] = []
+        self._rest_t: list[float] = []
+        self._rest_y: list[float] = []
+        #: Fitted drift rate of the relative heading (rad/s), None until enough rests agree.
+        self.rate_rad_s: float | None = None
+        self.n_used = 0
+
+    def add(self, t: FloatArray, rate_deg_s: FloatArray, rel_rad: FloatArray, ok: BoolArray) -> bool:
+        """One block of frames: time, larger sensor rate, relative heading, whether the frame may be a
+        standing rest. True when a rest ended and the fit changed.
+
+        A frame is judged once the moving mean centred on it is known (as batch's
+        ``uniform_filter1d``), i.e. about heading.REST_SMOOTH_S / 2 after it arrived: a trailing mean
+        would let the first frames of each movement into the rest before it.
+        """
+        changed = False
+        recent, pending, n_smooth, lag = self._recent, self._pending, self._n_smooth, self._lag
+        for frame in zip(t.tolist(), rate_deg_s.tolist(), rel_rad.tolist(), ok.tolist()):
+            recent.append(frame[1])
+            if len(recent) > n_smooth:
+                del recent[0]
+            pending.append(frame)
+            if len(pending) <= lag:
+                continue
+            ti, _, yi, oki = pending.pop(0)
+            if oki and math.isfinite(yi) and sum(recent) / len(recent) < heading.REST_MAX_DEG_S:
+                self._run_t.append(ti)
+                self._run_y.append((yi - self._center + math.pi) % (2.0 * math.pi) - math.pi + self._center)
+            elif self._run_t:
+                changed |= self._close_run()
+        return changed
+
+    def _close_run(self) -> bool:
+        n = len(self._run_t)
+        long_enough = n * self._dt >= heading.REST_MIN_S
+        if long_enough:
+            self._rest_t.append(sum(self._run_t) / n)
+            self._rest_y.append(sum(self._run_y) / n)
+        self._run_t, self._run_y = [], []
+        return long_enough and self._fit()
+
+    def _fit(self) -> bool:
+        if len(self._rest_t) < 4:
+            return False
+        t_rest, y_rest = np.array(self._rest_t), np.array(self._rest_y)
+        w_fixed = np.radians(heading.STILL_PHASE_SIGMA_DEG) ** -2
+        w_rest = np.radians(heading.REST_SIGMA_DEG) ** -2
+        rate = self._rate_init
+        level = float(np.mean(self._fixed_y))
+        fitted: float | None = None
+        used = 0
+        for gate in heading.REST_GATES_DEG:
+            dev = y_rest - (level + rate * (t_rest - self._t_ref))
+            m = np.abs(dev) <= np.radians(gate)
+            used = int(np.count_nonzero(m))
+            if used < 4:
+                fitted = None
+                break
+            x = np.concatenate((self._fixed_t, t_rest[m])) - self._t_ref
+            y = np.concatenate((self._fixed_y, y_rest[m]))
+            w = np.concatenate((np.full(len(self._fixed_t), w_fixed), np.full(used, w_rest)))
+            # Weighted least squares of y = level + rate·x (normal equations, 2x2).
+            sw, sx, sy = w.sum(), (w * x).sum(), (w * y).sum()
+            sxx, sxy = (w * x * x).sum(), (w * x * y).sum()
+            det = sw * sxx - sx * sx
+            if not det > 0.0:
+                fitted = None
+                break
+            rate = float((sw * sxy - sx * sy) / det)
+            level = float((sy - rate * sx) / sw)
+            fitted = rate
+        changed = fitted != self.rate_rad_s
+        self.rate_rad_s = fitted
+        self.n_used = used if fitted is not None else 0
+        return changed
+
+
 #: Live: apply the seated neutral hold also when the magnetometers refined the thigh mount at neutral
 #: standing, blended with their uncertainty (the mag-refined mount as σ 1.8°, from
 #: SWING_AXIS_SIGMA_DEG and MAG_HEADING_SIGMA_DEG), as batch does (SEATED_NEUTRAL_WITH_MAG). Without
@@ -1232,6 +1348,9 @@ class OnlinePipeline:
         self._flip_pending = False
         self._flip_flexion_deg: list[float] = []
         self._flip_verdict: StepReport | None = None
+        # Standing rest-drift fit (None: not used) and each sensor's last frame orientation, for the rates it needs.
+        self._rest_drift: _LiveRestDrift | None = None
+        self._q_prev: FloatArray | None = None
 
     @property
     def status(self) -> LiveCalibrationStatus | None:
@@ -1407,17 +1526,27 @@ class OnlinePipeline:
         # estimate for the thigh; running trends over the drill take over once long enough.
         self._t_ref = 0.5 * (neutral.start_s + neutral.end_s)
         self._rel_rate_still = 0.0
+        # The same still phases also anchor the standing rest-drift fit: the femur's X heading minus
+        # the pelvis's, as _remove_drift measures it at the drill's rests.
+        still_rel: list[tuple[float, float]] = []
         if cal.phases is not None and self.live_calibration is not None:
             d = []
             for iv in (cal.phases.still1, cal.phases.still2):
                 tt = np.arange(np.ceil((iv.start_s + 0.25) * self.rate_hz), np.floor((iv.end_s - 0.25) * self.rate_hz) + 1) / self.rate_hz
                 if len(tt) < 2:
                     break
-                d.append((float(np.mean(tt)), heading.neutral_heading_offset(
-                    angles.segment_orientation(_slerp_at(raw["pelvis"].t_s, q6["pelvis"], tt), cal.q_segment_sensor["pelvis"]),
-                    angles.segment_orientation(_slerp_at(raw["thigh"].t_s, q6["thigh"], tt), cal.q_segment_sensor["thigh"]))))
+                q_pel_iv = angles.segment_orientation(_slerp_at(raw["pelvis"].t_s, q6["pelvis"], tt), cal.q_segment_sensor["pelvis"])
+                q_fem_iv = angles.segment_orientation(_slerp_at(raw["thigh"].t_s, q6["thigh"], tt), cal.q_segment_sensor["thigh"])
+                d.append((float(np.mean(tt)), heading.neutral_heading_offset(q_pel_iv, q_fem_iv)))
+                vx_f, vx_p = quat.rotate_axis(q_fem_iv, 0), quat.rotate_axis(q_pel_iv, 0)
+                rel_iv = np.arctan2(vx_f[:, 1], vx_f[:, 0]) - np.arctan2(vx_p[:, 1], vx_p[:, 0])
+                still_rel.append((float(np.mean(tt)), float(np.angle(np.mean(np.exp(1j * rel_iv))))))
             if len(d) == 2 and d[1][0] > d[0][0]:
                 self._rel_rate_still = -float(heading.wrap_rad(d[1][1] - d[0][1])) / (d[1][0] - d[0][0])
+        self._rest_drift = None
+        self._q_prev = None
+        if ONLINE_REST_DRIFT and self.detrend_heading and len(still_rel) == 2 and still_rel[1][0] > still_rel[0][0]:
+            self._rest_drift = _LiveRestDrift(self._t_ref, still_rel, self._rel_rate_still, 1.0 / self.rate_hz)
         self._trend_p = heading.OnlineTrend(ONLINE_TREND_MIN_S)
         self._trend_rel = heading.OnlineTrend(ONLINE_TREND_MIN_S)
         self._rel_anchor = (0.0, self._t_ref)
@@ -1509,12 +1638,13 @@ class OnlinePipeline:
         qb = qb * np.sign(np.einsum("ij,ij->i", qa, qb) + 1e-300)[:, None]
         q = qa + u * (qb - qa)
         q = q / np.sqrt(np.add.reduce(q * q, axis=1, keepdims=True))
+        rest_rate = self._frame_rates_deg_s(q, n) if self._rest_drift is not None else None
         # z[0]: R_earth_sensor, z[1]: R_earth_segment = R_earth_sensor · R_segment_sensorᵀ; [.., 0] pelvis, [.., 1] thigh.
         z = np.empty((2, 2, n, 3, 3))
         angles.rotation_matrices(q, out=z[0].reshape(2 * n, 3, 3))
         np.matmul(z[0], self._m_pair, out=z[1])
         if self.detrend_heading:
-            h = self._remove_drift(t, z[1, 0], z[1, 1], long_gap)
+            h = self._remove_drift(t, z[1, 0], z[1, 1], long_gap, rest_rate)
             z = np.matmul(h.reshape(2, n, 3, 3), z)
         r_pel, r_fem = z[1, 0], z[1, 1]
         if use_mag:
@@ -1556,11 +1686,26 @@ class OnlinePipeline:
         self._m_sensor_segment = {"pelvis": m_pelvis, "thigh": m_thigh}
         self._m_pair = np.stack((m_pelvis, m_thigh))[:, None]
 
-    def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray) -> FloatArray:
+    def _frame_rates_deg_s(self, q: FloatArray, n: int) -> FloatArray:
+        """The larger of the two sensors' angular rates (deg/s) at each of the ``n`` new grid points,
+        from the orientation change since the previous grid point (``q``: pelvis rows, then thigh)."""
+        qq = q.reshape(2, n, 4)
+        prev = qq[:, :1] if self._q_prev is None else self._q_prev
+        full = np.concatenate((prev, qq), axis=1)
+        a, b = full[:, :-1], full[:, 1:]
+        dq = b - a * np.sign(np.einsum("kij,kij->ki", a, b) + 1e-300)[..., None]
+        # |q₁ − q₂| = 2 sin(θ/4) for a turn by θ: θ ≈ 2 |Δq| at these small steps.
+        rate = np.sqrt(np.add.reduce(dq * dq, axis=2)) * (2.0 * math.degrees(1.0) * self.rate_hz)
+        self._q_prev = qq[:, -1:].copy()
+        return np.asarray(np.maximum(rate[0], rate[1]))
+
+    def _remove_drift(self, t: FloatArray, r_pel: FloatArray, r_fem: FloatArray, long_gap: BoolArray,
+                      rest_rate_deg_s: FloatArray | None = None) -> FloatArray:
         """Causal counterpart of the batch drift removal: heading corrections (2n, 3, 3), pelvis rows then femur.
 
         Running least-squares trends of the pelvis heading and of the thigh's heading relative to
-        the pelvis since neutral (see :class:`sensorhub.motion.heading.OnlineTrend`).
+        the pelvis since neutral (see :class:`sensorhub.motion.heading.OnlineTrend`); standing, the
+        relative drift rate comes from the drill's rests once enough agree (:class:`_LiveRestDrift`).
         """
         # Pelvis: heading of its X axis (first column of R_earth_pelvis).
         h_p = np.arctan2(r_pel[:, 1, 0], r_pel[:, 0, 0])
@@ -1587,6 +1732,16 @@ class OnlinePipeline:
         rel = self._rel_rate_still
         if self._trend_rel.ready and math.degrees(self._trend_rel.spread) <= THIGH_TREND_MAX_SPREAD_DEG:
             rel = self._trend_rel.rate
+        rest = self._rest_drift
+        if rest is not None and rest_rate_deg_s is not None:
+            # Standing rests: the femur upright, its X heading (col 0) against the pelvis's.
+            ok_rest = ok_p & ok_f & (np.abs(r_fem[:, 2, 1]) > 0.7) if col == 0 else np.zeros(len(t), dtype=bool)
+            if rest.add(t, rest_rate_deg_s, h_f - h_p, ok_rest) and rest.rate_rad_s is not None:
+                self.diagnostics.notes[:] = [n for n in self.diagnostics.notes if not n.startswith(_REST_NOTE)]
+                self.diagnostics.notes.append(f"{_REST_NOTE} {rest.n_used} standing rests and both still phases: "
+                                              f"{math.degrees(rest.rate_rad_s) * 60:.1f}°/min")
+            if col == 0 and rest.rate_rad_s is not None:
+                rel = rest.rate_rad_s
         self._rel_rate = rel
         phi_p = rate_p * (t - self._t_ref)
         phi_f = phi_p + self._rel_anchor[0] + rel * (t - self._rel_anchor[1])
@@ -1627,6 +1782,11 @@ class OnlinePipeline:
         q_fem_new = angles.segment_orientation(self._neutral_thigh_sensor, q_mount)
         shift = heading.neutral_heading_offset(self._neutral_pelvis, q_fem_new) - heading.neutral_heading_offset(self._neutral_pelvis, q_fem_old)
         self._heading.delta0_rad += shift
+        # Standing rests measured with the old mount no longer match the new one: the seated posture
+        # has its own trend, and the rate in use is kept as the still-phase estimate.
+        if self._rest_drift is not None and self._rest_drift.rate_rad_s is not None:
+            self._rel_rate_still = self._rest_drift.rate_rad_s
+        self._rest_drift = None
         self.calibration = dataclasses.replace(self.calibration, q_segment_sensor={**self.calibration.q_segment_sensor, "thigh": q_mount})
         self.diagnostics.calibration = self.calibration
         self._set_mounts(self._m_sensor_segment["pelvis"], angles.rotation_matrices(quat.conjugate(q_mount)[None, :])[0])
