@@ -101,13 +101,17 @@ class SoakSource:
 
     name = "replay"
 
-    def __init__(self, athletes: int, stagger_s: float = 5.0, seed: int = 1, loop_gap_s: float = 1.0) -> None:
+    def __init__(self, athletes: int, stagger_s: float = 5.0, seed: int = 1, loop_gap_s: float = 1.0,
+                 stage_trace: Any = None) -> None:
         from sensorhub.notification import Notification
         from sensorhub.recording import open_recording
         from sensorhub.service.sources import ReplayNotificationSource
 
         rng = random.Random(seed)
         self.loop_gap_s = loop_gap_s
+        self.stage_trace = stage_trace
+        """A :class:`sensorhub.service.stages.StageTrace` to attach to the hub (``--stages``)."""
+        self.started_s = math.nan
         self.athletes: list[_Athlete] = []
         cache: dict[str, tuple[Any, list[Any], float]] = {}
         for i in range(athletes):
@@ -158,6 +162,9 @@ class SoakSource:
             await asyncio.sleep(self.loop_gap_s)
 
     async def run(self, hub: Any) -> None:
+        self.started_s = time.perf_counter()
+        if self.stage_trace is not None:
+            hub.trace_stages(self.stage_trace)
         try:
             await asyncio.gather(*(self._run_one(hub, a) for a in self.athletes))
         finally:
@@ -175,10 +182,24 @@ def serve(args: argparse.Namespace) -> int:
     storage = StorageSettings(data_dir=Path(args.data_dir), influx_url=args.influx_url, influx_bucket=args.bucket)
     settings = ServiceSettings(ble=False, storage=storage, port=args.port)
     store = open_store(storage)
-    app = create_app(settings, source=SoakSource(args.athletes), store=store)
+    trace = None
+    if args.stages_out:
+        from sensorhub.service.stages import StageTrace
+
+        trace = StageTrace()
+        trace.watch_gc()
+        _trace_storage_batches(store, trace)
+    source = SoakSource(args.athletes, stage_trace=trace)
+    app = create_app(settings, source=source, store=store)
     # The WebSocket settings of `sensorhub serve` (no permessage-deflate).
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", ws="websockets",
                 ws_ping_interval=20.0, ws_ping_timeout=20.0, ws_per_message_deflate=False)
+    if trace is not None:
+        trace.unwatch_gc()
+        summary = trace.summary(since_s=source.started_s + args.warmup_s)
+        cpu = trace.intervals.pop("storage_cpu", [])
+        summary["storage_thread_cpu_s"] = round(sum(b - a for a, b in cpu), 3)
+        Path(args.stages_out).write_text(json.dumps(summary, indent=1))
     # The app's lifespan has ended the sessions; deliver everything, then report what the store counted.
     delivered = store.flush(60.0)
     health = store.health()
@@ -187,6 +208,24 @@ def serve(args: argparse.Namespace) -> int:
               "spool_points": health.spool_points, "delivered": delivered}
     print("SOAK-STORE " + json.dumps(counts), file=sys.stderr, flush=True)
     return 0
+
+
+def _trace_storage_batches(store: Any, trace: Any) -> None:
+    """Note every batch the storage writer thread handles (wall interval, and its CPU time)."""
+    sink = getattr(store, "_sink", None)
+    if sink is None:
+        return
+    handle = sink.handle
+
+    def timed(batch: Any) -> None:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            handle(batch)
+        finally:
+            trace.note_interval("storage", t0, time.perf_counter())
+            trace.note_interval("storage_cpu", c0, time.thread_time())
+
+    sink.handle = timed
 
 
 # == browsers ===========================================================================================
@@ -243,6 +282,16 @@ def cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_wait_s(pid: int) -> float:
+    """Seconds the process's main thread waited for a CPU while runnable (Linux schedstat): the
+    machine's load as the service felt it."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) * 1e-9
+    except (OSError, ValueError, IndexError):
+        return math.nan
 
 
 def machine_busy_s() -> tuple[float, float]:
@@ -330,6 +379,8 @@ class SoakResult:
     rss_slope_mb_per_min: float = math.nan
     """Slope of RSS after the warm-up."""
     service_cpu_cores: float = math.nan
+    service_runqueue_wait_fraction: float = math.nan
+    """Share of the time the service's event-loop thread was runnable but waiting for a CPU."""
     machine_busy_fraction: float = math.nan
     loadavg_1min_start: float = math.nan
     loadavg_1min_end: float = math.nan
@@ -380,8 +431,13 @@ def count_stored(server: Any, bucket: str) -> tuple[int, int, int, int]:
 
 
 def run_soak(duration_s: float, *, athletes: int = 10, clients: int = 50, sample_s: float = 5.0,
-             warmup_s: float | None = None, work_dir: Path | None = None) -> SoakResult:
-    """Run the soak (see the module docstring) and return its result. Needs influxd and nginx."""
+             warmup_s: float | None = None, work_dir: Path | None = None,
+             stages_out: Path | None = None) -> SoakResult:
+    """Run the soak (see the module docstring) and return its result. Needs influxd and nginx.
+
+    ``stages_out``: the service cuts every latency observation into its stages
+    (:mod:`sensorhub.service.stages`) and writes the summary there when it stops.
+    """
     sys.path.insert(0, str(REPO / "tests"))
     from influx_server import InfluxServer, free_port
 
@@ -396,7 +452,8 @@ def run_soak(duration_s: float, *, athletes: int = 10, clients: int = 50, sample
     port = free_port()
     service = subprocess.Popen(
         [sys.executable, __file__, "serve", "--port", str(port), "--data-dir", str(work / "data"),
-         "--influx-url", server.url, "--bucket", bucket, "--athletes", str(athletes)],
+         "--influx-url", server.url, "--bucket", bucket, "--athletes", str(athletes),
+         "--warmup-s", str(warmup_s), *(["--stages-out", str(stages_out)] if stages_out else [])],
         stderr=open(work / "service.log", "wb"),  # noqa: SIM115 - lives as long as the process
     )
     base = f"http://127.0.0.1:{port}"
@@ -439,11 +496,14 @@ def run_soak(duration_s: float, *, athletes: int = 10, clients: int = 50, sample
             if hist_warm is None and now - t0 >= warmup_s:
                 hist_warm = histogram(_get(base + "/metrics").decode())
                 cpu_warm, (busy_warm, total_warm), t_warm = c, (b, tot), now
+                rq_warm = runqueue_wait_s(service.pid)
         text = _get(base + "/metrics").decode()
         t_end = time.monotonic()
         c_end, (busy_end, total_end) = cpu_s(service.pid), machine_busy_s()
+        rq_end = runqueue_wait_s(service.pid)
         if hist_warm is None:
             hist_warm, cpu_warm, busy_warm, total_warm, t_warm = [], cpu0, busy0, total0, t0
+            rq_warm = math.nan
         hist_end = histogram(text)
         result.latency_p50_ms = quantile_ms(hist_warm, hist_end, 0.50)
         result.latency_p99_ms = quantile_ms(hist_warm, hist_end, 0.99)
@@ -453,6 +513,7 @@ def run_soak(duration_s: float, *, athletes: int = 10, clients: int = 50, sample
         result.latency_observations = int(n_obs)
         result.latency_over_20ms_fraction = 1.0 - under_20 / n_obs if n_obs else math.nan
         result.service_cpu_cores = (c_end - cpu_warm) / (t_end - t_warm)
+        result.service_runqueue_wait_fraction = (rq_end - rq_warm) / (t_end - t_warm)
         result.machine_busy_fraction = (busy_end - busy_warm) / max(total_end - total_warm, 1e-9)
         result.loadavg_1min_end = os.getloadavg()[0]
         result.notifications = int(metric(text, "sensorhub_notifications_total"))
@@ -507,16 +568,22 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--influx-url", required=True)
     s.add_argument("--bucket", required=True)
     s.add_argument("--athletes", type=int, required=True)
+    s.add_argument("--warmup-s", type=float, default=30.0)
+    s.add_argument("--stages-out", help="write the latency stage summary here on exit")
     ap.add_argument("--duration-s", type=float, default=600.0, help="length of the run (default 600 s)")
     ap.add_argument("--athletes", type=int, default=10, help="replayed athletes, 2 sensors each (default 10)")
     ap.add_argument("--clients", type=int, default=50, help="WebSocket clients (default 50)")
     ap.add_argument("--sample-s", type=float, default=5.0, help="sampling interval of RSS, CPU, storage")
     ap.add_argument("--json", type=Path, help="write the full result (with the time series) here")
+    ap.add_argument("--stages", type=Path,
+                    help="also cut every latency observation into its stages (sensorhub.service.stages) and "
+                         "write their summary here (costs a few microseconds per observation)")
     args = ap.parse_args(argv)
     if args.command == "serve":
         return serve(args)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = run_soak(args.duration_s, athletes=args.athletes, clients=args.clients, sample_s=args.sample_s)
+    result = run_soak(args.duration_s, athletes=args.athletes, clients=args.clients, sample_s=args.sample_s,
+                      stages_out=args.stages)
     print(json.dumps(result.summary(), indent=1))
     if args.json is not None:
         args.json.write_text(json.dumps(asdict(result), indent=1))

@@ -229,31 +229,64 @@ class _StubPipeline:
         return [_frame(float(block.t_s[-1]))] if segment == "thigh" else []
 
 
-def test_a_frame_completed_before_its_stream_is_due_is_shown_when_due(tmp_path: Path) -> None:
-    """With sparse notifications (a replay sends every ~130 ms) waiting for the next completed frame
-    held frames for up to 350 ms in a soak run; they must run when the stream becomes due."""
+def _stub_stream_hub(tmp_path: Path) -> tuple[Hub, StreamRuntime, _StubPipeline]:
+    """A hub on the running loop with one calibrated stream a/left run by a :class:`_StubPipeline`."""
     from sensorhub.service.sources import SensorInfo
 
-    async def scenario() -> tuple[Hub, StreamRuntime, _StubPipeline, float]:
-        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
-        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
-        hub._loop = asyncio.get_running_loop()
-        hub.sensor_found(SensorInfo("p", "pelvis", None, "a"))
-        hub.sensor_found(SensorInfo("t", "thigh", "left", "a"))
-        stream = hub.streams["a/left"]
-        stub = _StubPipeline()
-        stream.pipeline = stub  # type: ignore[assignment]
-        stream.calibration_reported = True
-        stream.last_frame = _frame(0.0)
-        now = time.perf_counter()
-        due_at = hub._due_at["a/left"] = now + 0.05
-        ready = hub._process_blocks({"p": [_block(0.0, 6)], "t": [_block(0.0, 6)]}, {"p": [now], "t": [now]})
-        assert ready == [] and hub._waiting == {"a/left"}  # complete, not due: waits
-        await asyncio.sleep(0.15)
-        return hub, stream, stub, due_at
+    settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+    hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
+    hub._loop = asyncio.get_running_loop()
+    hub.sensor_found(SensorInfo("p", "pelvis", None, "a"))
+    hub.sensor_found(SensorInfo("t", "thigh", "left", "a"))
+    stream = hub.streams["a/left"]
+    stub = _StubPipeline()
+    stream.pipeline = stub  # type: ignore[assignment]
+    stream.calibration_reported = True
+    stream.last_frame = _frame(0.0)
+    return hub, stream, stub
 
-    hub, stream, stub, due_at = asyncio.run(scenario())
-    assert stub.pushed == [("pelvis", 6), ("thigh", 6)] and not stream.held and not hub._waiting
+
+def test_a_sparse_streams_frame_completed_before_it_is_due_is_shown_at_once(tmp_path: Path) -> None:
+    """A replay sends every ~130 ms per sensor, pelvis and thigh often a few ms apart: the frames
+    complete less often than the display rate allows. Holding such a frame to the stream's due time
+    (up to half a display interval) was most of the soak's latency tail; it must be run and pushed at
+    once, and the due schedule starts over from that push."""
+
+    async def scenario() -> tuple[Hub, StreamRuntime, _StubPipeline, float, float, list[StreamRuntime]]:
+        hub, stream, stub = _stub_stream_hub(tmp_path)
+        stream.completion_interval_s = 0.065  # frames complete every 65 ms on average: sparse
+        now = time.perf_counter()
+        due_at = hub._due_at["a/left"] = now + 0.02
+        ready = hub._process_blocks({"p": [_block(0.0, 6)], "t": [_block(0.0, 6)]}, {"p": [now], "t": [now]})
+        await hub._run_ready(ready)
+        return hub, stream, stub, now, due_at, ready
+
+    hub, stream, stub, now, due_at, ready = asyncio.run(scenario())
+    assert ready == [stream] and not hub._waiting
+    assert stub.pushed == [("pelvis", 6), ("thigh", 6)] and not stream.held
     assert stream.last_frame is not None and stream.last_frame.t_s == pytest.approx(0.05)
-    # Pushed at its due time (not at the stale timer's two intervals, nor at the next block).
-    assert due_at - 1e-3 <= hub._last_push["a/left"] < due_at + 0.05
+    pushed = hub._last_push["a/left"]
+    assert now <= pushed < due_at - 0.01  # at once, not at the due time
+    # The next push is due one display interval after this one.
+    assert hub._due_at["a/left"] == pytest.approx(pushed + 1.0 / hub.settings.display_rate_hz)
+
+
+def test_a_dense_streams_frame_completed_before_it_is_due_waits_for_the_next(tmp_path: Path) -> None:
+    """Sensors sending every 15-30 ms: a frame completed before the stream is due is not pushed; the
+    next completed frame is shown instead, fresh, or this one after MAX_HOLD_S at the latest."""
+
+    async def scenario() -> tuple[Hub, StreamRuntime, _StubPipeline, list[StreamRuntime], float]:
+        hub, stream, stub = _stub_stream_hub(tmp_path)
+        stream.completion_interval_s = 0.02  # dense
+        stream.last_completion_s = time.perf_counter() - 0.02
+        now = time.perf_counter()
+        hub._due_at["a/left"] = now + 0.02
+        ready = hub._process_blocks({"p": [_block(0.0, 6)], "t": [_block(0.0, 6)]}, {"p": [now], "t": [now]})
+        assert ready == [] and hub._waiting == {"a/left"} and stub.pushed == []
+        await asyncio.sleep(hub_module.MAX_HOLD_S + 0.05)
+        return hub, stream, stub, ready, now
+
+    hub, stream, stub, ready, now = asyncio.run(scenario())
+    # No next frame came: run after the hold limit (not at the stale timer, not never).
+    assert stub.pushed == [("pelvis", 6), ("thigh", 6)] and not stream.held and not hub._waiting
+    assert now + hub_module.MAX_HOLD_S - 1e-3 <= hub._last_push["a/left"] < now + hub_module.MAX_HOLD_S + 0.05

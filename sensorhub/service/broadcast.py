@@ -63,6 +63,8 @@ class Outgoing:
 
     text: str
     entered_s: tuple[float, ...] = ()
+    stages: Any = None
+    """What a :class:`~sensorhub.service.stages.StageTrace` needs of a frame message (None: no trace)."""
 
 
 @dataclass(eq=False)
@@ -87,12 +89,15 @@ class Broadcaster:
         *,
         on_latency: Callable[[float], None] | None = None,
         on_drop: Callable[[Client], None] | None = None,
+        on_sent: Callable[[Outgoing, float, float, int], None] | None = None,
     ) -> None:
         self.queue_size = queue_size
         self.clients: set[Client] = set()
         self._ids = itertools.count(1)
         self._on_latency = on_latency
         self._on_drop = on_drop
+        self.on_sent = on_sent
+        """Called with (message, send start, sent, client id) for messages carrying ``stages``."""
         self.dropped_total = 0
 
     def __len__(self) -> int:
@@ -112,11 +117,11 @@ class Broadcaster:
             self.clients.discard(client)
             log.info("websocket client %d left (%d now)", client.id, len(self.clients))
 
-    def publish(self, message: dict[str, Any] | str, entered_s: Sequence[float] = ()) -> None:
+    def publish(self, message: dict[str, Any] | str, entered_s: Sequence[float] = (), stages: Any = None) -> None:
         """Offer one message to every client without waiting; drop the clients that cannot take it."""
         if not self.clients:
             return
-        out = Outgoing(message if isinstance(message, str) else dumps(message), tuple(entered_s))
+        out = Outgoing(message if isinstance(message, str) else dumps(message), tuple(entered_s), stages)
         for client in list(self.clients):
             if client.dropped.is_set():
                 continue
@@ -161,12 +166,15 @@ class Broadcaster:
         on_latency = self._on_latency
         while True:
             out = await client.queue.get()
+            start = time.perf_counter() if out.stages is not None else 0.0
             await ws.send_text(out.text)
             client.sent += 1
             if out.entered_s and on_latency is not None:
                 now = time.perf_counter()
                 for t in out.entered_s:
                     on_latency(now - t)
+                if out.stages is not None and self.on_sent is not None:
+                    self.on_sent(out, start, now, client.id)
 
     @staticmethod
     async def _receive_loop(client: Client) -> None:

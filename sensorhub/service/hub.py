@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 import math
@@ -83,6 +84,7 @@ from sensorhub.service.sources import (
     SensorInfo,
     SessionPlan,
 )
+from sensorhub.service.stages import MessageStages, RunStages, StageTrace
 from sensorhub.storage import AngleFrame as StoredFrame
 from sensorhub.storage import RepRecord, SensorStatus, SessionRecord, Store
 
@@ -109,12 +111,21 @@ SPARSE_FRAMES_FACTOR = 1.5
 MIN_COMPLETION_GAP_S = 0.002
 #: Longest time a stream's blocks wait for its next pipeline run (rep detection stays timely).
 MAX_HOLD_S = 0.1
+#: Pipeline runs of one batch of notifications share one frame message unless they take longer than
+#: this (s); then what is ready goes out on the way (see :meth:`Hub._run_ready`).
+RUN_BATCH_BUDGET_S = 0.004
 #: Longest block handed to the pipeline in one push (samples); real-time runs hold 10-30.
 MAX_PIECE_SAMPLES = 32
 #: Ended sessions kept in memory (newest first); older ones are answered from the store, where each
 #: session was written when it ended. A looped replay ends a session per pass: unbounded, they grew
 #: the process by ~70 kB each.
 ENDED_SESSIONS_KEPT = 16
+#: Freeze the objects alive when a hub starts (``gc.freeze``): a full collection of the service's
+#: ~230 000 objects held the event loop for 150-280 ms about every 30 s in the soak (each one
+#: delayed every frame message of that moment); after the freeze a full collection only scans what
+#: was created since. Costs one ``gc.collect()`` (~0.3 s) at start.
+FREEZE_STARTUP_OBJECTS = True
+_COLLECTED_BEFORE_FREEZE = False
 #: Interpreter thread switch interval while a hub runs (s; Python's default is 5 ms). The storage
 #: writer thread formats its batches in Python, about 30 ms a second at 50 sensors in one burst;
 #: each time the event loop gives up the GIL (every select and socket send) it waits up to a
@@ -281,6 +292,10 @@ class StreamRuntime:
     """When a block last completed a new frame (``perf_counter``)."""
     completion_interval_s: float = math.nan
     """Moving mean of the time between two completed frames (s)."""
+    decided_s: float = math.nan
+    """When the hub decided to run the held blocks (now, or at the due time), ``perf_counter``;
+    NaN until then (for :class:`~sensorhub.service.stages.StageTrace`)."""
+    decided_reason: str = ""
 
     def hold(self, segment: str, block: ImuSamples, entered_s: float) -> None:
         if not self.held:
@@ -398,6 +413,9 @@ class Hub:
         self._switch_interval_before_s = sys.getswitchinterval()
         self._tasks: list[asyncio.Task[Any]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._froze_objects = False
+        self.stage_trace: StageTrace | None = None
+        """Set to cut every latency observation into its stages (a diagnostic; see ``stages.py``)."""
         metrics.attach(self.metrics_snapshot)
 
     # == lifecycle ================================================================================
@@ -407,6 +425,16 @@ class Hub:
         self._switch_interval_before_s = sys.getswitchinterval()
         if self._switch_interval_before_s > SWITCH_INTERVAL_S:
             sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._froze_objects = FREEZE_STARTUP_OBJECTS
+        if self._froze_objects:
+            # Everything alive now (modules, the app, the hub) lives as long as the process: out of
+            # the cyclic collector's sight, its full collections stop costing 150-280 ms each.
+            # Garbage is collected first, once per process (a frozen cycle is never freed).
+            global _COLLECTED_BEFORE_FREEZE
+            if not _COLLECTED_BEFORE_FREEZE:
+                gc.collect()
+                _COLLECTED_BEFORE_FREEZE = True
+            gc.freeze()
         self._tasks = [
             asyncio.create_task(self._consume(), name="hub-consumer"),
             asyncio.create_task(self._periodic(self.settings.status_interval_s, self._status_tick), name="hub-status"),
@@ -417,6 +445,12 @@ class Hub:
         for task in self._tasks:
             task.add_done_callback(self._task_ended)
         log.info("hub started (mode %s)", self.mode)
+
+    def trace_stages(self, trace: StageTrace | None) -> None:
+        """Cut every latency observation into its stages into ``trace`` (None: stop); a diagnostic."""
+        self.stage_trace = trace
+        self.broadcaster.on_sent = None if trace is None else (
+            lambda out, start, sent, client_id: trace.observe(out.entered_s, out.stages, start, sent, client_id))
 
     @staticmethod
     def _task_ended(task: asyncio.Task[Any]) -> None:
@@ -445,6 +479,11 @@ class Hub:
                 self._end_session(session)
         if sys.getswitchinterval() == SWITCH_INTERVAL_S < self._switch_interval_before_s:
             sys.setswitchinterval(self._switch_interval_before_s)
+        if self._froze_objects:
+            # Back to normal collection (a process that runs hubs one after another, like the tests,
+            # must not keep every stopped hub's cycles).
+            gc.unfreeze()
+            self._froze_objects = False
 
     async def _run_source(self, source: NotificationSource) -> None:
         try:
@@ -620,12 +659,19 @@ class Hub:
                 self._maybe_push()  # frames of runs a control action made first
 
     async def _run_ready(self, ready: list[StreamRuntime]) -> None:
-        """Run the pipelines of ``ready`` one stream at a time, letting every message out at once.
+        """Run the pipelines of ``ready``, then let one message with all their new frames out at once.
 
-        A message published here is only *sent* when the event loop gets to the clients' sender
-        tasks; yielding right after each publish keeps a pushed frame from waiting for whatever
-        the hub does next.
+        Messages go out at most ``max_message_rate_hz`` times a second, so a message per stream
+        made every stream after the first of a batch wait for the next message slot (up to 10 ms)
+        and made the clients' sends (one per client per message) run once per stream. The runs of
+        a batch are cheap (~0.5 ms each), so they all go first and share one message; only when
+        they take longer than :data:`RUN_BATCH_BUDGET_S` is what is ready pushed on the way. A
+        message published here is only *sent* when the event loop gets to the clients' sender
+        tasks; the hub yields right after publishing, and rep detection (scoring a completed rep
+        takes ~1 ms) and storage come after that.
         """
+        ran: list[StreamRuntime] = []
+        started = time.perf_counter()
         for stream in ready:
             if self.streams.get(stream.key) is not stream or not stream.held:
                 continue  # erased or reset while this task yielded
@@ -634,9 +680,13 @@ class Hub:
             except Exception:
                 self.metrics.processing_errors.inc()
                 log.exception("hub: pipeline run of %s failed", stream.key)
-            if self._maybe_push():
+            ran.append(stream)
+            if time.perf_counter() - started >= RUN_BATCH_BUDGET_S and self._maybe_push():
                 await asyncio.sleep(0)
-            # Rep detection (a completed rep is scored here, ~1 ms) and storage after the frame left.
+                started = time.perf_counter()
+        if self._maybe_push():
+            await asyncio.sleep(0)
+        for stream in ran:
             try:
                 self._record_frames(stream)
             except Exception:
@@ -698,19 +748,31 @@ class Hub:
             # settle on the moments frames complete.
             if flush_all or not stream.calibrated or now - stream.held_since >= MAX_HOLD_S:
                 ready.append(stream)
+                if math.isnan(stream.decided_s):
+                    stream.decided_s = now
+                    stream.decided_reason = "flush" if flush_all else "calibrating" if not stream.calibrated else "hold"
             elif stream.makes_new_frame(end_before_s.get(stream.key, math.inf), frame_interval_s):
                 every_s = stream.completed(now)
                 due_at = self._due_at.get(stream.key, -math.inf)
+                stream.decided_s = now
                 if now >= due_at:
+                    stream.decided_reason = "now"
+                    ready.append(stream)
+                elif not every_s <= SPARSE_FRAMES_FACTOR * self._push_interval_s:
+                    # Completed before the stream is due, but its frames are sparse (a replay
+                    # sends every ~130 ms, pelvis and thigh often a few ms apart): they complete
+                    # less often than the display rate allows on average, so the rate needs no
+                    # pacing and the frame is shown at once. Holding it to the due time cost up
+                    # to 0.5 display intervals (17 ms) and was the largest part of the soak's tail.
+                    stream.decided_reason = "sparse"
+                    self._due_at[stream.key] = now
                     ready.append(stream)
                 else:
-                    # Completed before the stream is due. When frames complete often (sensors
-                    # sending every 15-30 ms, see SPARSE_FRAMES_FACTOR) the next one is shown
-                    # instead, fresh; when they are sparse (a replay sends every ~130 ms) waiting
-                    # for it would cost more than showing this one at the due time. A stream
+                    # Completed before the stream is due, and frames complete often (sensors
+                    # sending every 15-30 ms): the next one is shown instead, fresh. A stream
                     # waiting for its next frame still runs if none comes within MAX_HOLD_S.
-                    sparse = not every_s <= SPARSE_FRAMES_FACTOR * self._push_interval_s
-                    self._run_at[stream.key] = due_at if sparse else now + MAX_HOLD_S
+                    stream.decided_reason = "due"
+                    self._run_at[stream.key] = now + MAX_HOLD_S
                     self._waiting.add(stream.key)
         if self._waiting:
             self._arm_due_timer(now)
@@ -756,6 +818,7 @@ class Hub:
         held = stream.take_held()
         self._waiting.discard(stream.key)
         frames: list[AngleFrame] = []
+        t_start = time.perf_counter()
         for segment, parts in held.items():
             block = parts[0][0] if len(parts) == 1 else concat_samples([b for b, _ in parts])
             for piece in split_at_gaps(block):
@@ -764,6 +827,11 @@ class Hub:
                 except SensorhubError as exc:
                     self.metrics.processing_errors.inc()
                     log.warning("%s: %s block rejected: %s", stream.key, segment, exc)
+        if self.stage_trace is not None:
+            decided = stream.decided_s if math.isfinite(stream.decided_s) else t_start
+            self.stage_trace.note_run(stream.key, RunStages(decided, t_start, time.perf_counter(),
+                                                            stream.decided_reason or "hold"))
+        stream.decided_s = math.nan
         if not stream.calibration_reported:
             self._check_calibration(stream)
         if frames:
@@ -902,6 +970,7 @@ class Hub:
         log.info("%s: new calibration (%s)", stream.key, why)
         stream.pipeline = self._new_pipeline(stream.side)
         stream.take_held()
+        stream.decided_s = math.nan
         stream.reported_steps = set()
         stream.calibration_reported = False
         stream.last_frame = None
@@ -1090,7 +1159,13 @@ class Hub:
         if not streams:
             return False
         self.metrics.frame_pushes.inc()
-        self.broadcaster.publish(dumps({"type": "frame", "t": time.time(), "streams": streams}), entered)
+        text = dumps({"type": "frame", "t": time.time(), "streams": streams})
+        trace = self.stage_trace
+        if trace is None:
+            self.broadcaster.publish(text, entered)
+        else:
+            runs = tuple(trace.take(s["key"]) for s in streams)
+            self.broadcaster.publish(text, entered, MessageStages(runs, time.perf_counter()))
         return True
 
     def _status_tick(self) -> None:
