@@ -55,10 +55,26 @@ def test_gradient_equals_numpy_gradient_to_the_bit() -> None:
             t = np.arange(n) * 0.25  # exactly equal steps: NumPy's scalar-spacing branch
         else:
             t = np.cumsum(rng.uniform(0.005, 0.02, n))
-        f = np.cumsum(rng.normal(0.0, 1.0, n))
-        out = np.empty(n)
-        kernels.abs_gradient(t, f, out)
-        np.testing.assert_array_equal(out, np.abs(np.gradient(f, t)))
+        f, g = np.cumsum(rng.normal(0.0, 1.0, (2, n)), axis=1)
+        out_f, out_g = np.empty(n), np.empty(n)
+        kernels.abs_gradients(t, f, g, out_f, out_g)
+        np.testing.assert_array_equal(out_f, np.abs(np.gradient(f, t)))
+        np.testing.assert_array_equal(out_g, np.abs(np.gradient(g, t)))
+
+
+def test_filtering_rows_side_by_side_equals_one_row_at_a_time_to_the_bit() -> None:
+    """The measuring kernel filters six rows at once (two cut-offs); each row is the single-row filter's."""
+    rng = np.random.default_rng(10)
+    for n in (16, 17, 19, 64, 757, 2000):
+        x = np.cumsum(rng.normal(0.0, 1.0, (6, n)), axis=1) + rng.uniform(-50, 50, (6, 1))
+        coef = np.array([reps._filter_coef(3.0 if r == 5 else 6.0, 100.0) for r in range(6)])
+        padlen = min(n - 1, 18)
+        together = x.copy()
+        kernels.filtfilt2_rows(coef, together, padlen)
+        for r in range(6):
+            alone = x[r].copy()
+            kernels.filtfilt2(coef[r], alone, padlen)
+            np.testing.assert_array_equal(together[r], alone)
 
 
 def test_nan_bridging_equals_numpy_interp_to_the_bit() -> None:

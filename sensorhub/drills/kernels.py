@@ -114,15 +114,20 @@ def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
 
 @numba.njit("float64(float64[::1])", cache=True, nogil=True)
 def median(x: FloatArray) -> float:
-    """``float(np.median(x))`` of a non-empty array (NaN if it holds a NaN): middle of the sorted values."""
-    v = np.sort(x)
-    n = v.size
-    if math.isnan(v[n - 1]):
-        return math.nan
+    """``float(np.median(x))`` of a non-empty array (NaN if it holds a NaN): the middle value, or the two
+    middle ones added and halved, of the sorted values (found by partitioning, not a full sort)."""
+    n = x.size
+    for v in x:
+        if math.isnan(v):
+            return math.nan
     h = n // 2
+    part = np.partition(x, h)
     if n % 2:
-        return v[h]
-    return (v[h - 1] + v[h]) / 2.0
+        return part[h]
+    below = part[0]
+    for i in range(1, h):
+        below = max(below, part[i])
+    return (below + part[h]) / 2.0
 
 
 @numba.njit("float64(float64[::1])", cache=True, nogil=True)
@@ -209,9 +214,64 @@ def filtfilt2(coef: FloatArray, x: FloatArray, padlen: int) -> None:
         x[k] = ext[padlen + k]
 
 
-@numba.njit("void(float64[::1], float64[::1], float64[::1])", cache=True, nogil=True)
-def abs_gradient(t: FloatArray, f: FloatArray, out: FloatArray) -> None:
-    """``np.abs(np.gradient(f, t))`` (edge order 1) into ``out``, NumPy's formula to the bit (at least 2 samples)."""
+@numba.njit("void(float64[:, ::1], float64[:, ::1], int64)", cache=True, nogil=True)
+def filtfilt2_rows(coef: FloatArray, x: FloatArray, padlen: int) -> None:
+    """:func:`filtfilt2` of every row of ``x`` (k, n) in place, row ``r`` with the coefficients ``coef[r]``.
+
+    The rows are run side by side (sample-major work array), so the k independent recurrences
+    overlap instead of each waiting on its own previous output; every row gets exactly the
+    operations of :func:`filtfilt2`, so the same values to the bit.
+    """
+    k, n = x.shape
+    m = n + 2 * padlen
+    ext = np.empty((m, k))
+    for r in range(k):
+        row = x[r]
+        for i in range(padlen):
+            ext[i, r] = 2.0 * row[0] - row[padlen - i]
+            ext[padlen + n + i, r] = 2.0 * row[n - 1] - row[n - 2 - i]
+        for i in range(n):
+            ext[padlen + i, r] = row[i]
+    b0 = coef[:, 0].copy()
+    b1 = coef[:, 1].copy()
+    b2 = coef[:, 2].copy()
+    a1 = coef[:, 3].copy()
+    a2 = coef[:, 4].copy()
+    z0 = np.empty(k)
+    z1 = np.empty(k)
+    for r in range(k):
+        z0[r] = coef[r, 5] * ext[0, r]
+        z1[r] = coef[r, 6] * ext[0, r]
+    for i in range(m):
+        e = ext[i]
+        for r in range(k):
+            xn = e[r]
+            yn = z0[r] + b0[r] * xn
+            z0[r] = z1[r] + xn * b1[r] - yn * a1[r]
+            z1[r] = xn * b2[r] - yn * a2[r]
+            e[r] = yn
+    for r in range(k):
+        z0[r] = coef[r, 5] * ext[m - 1, r]
+        z1[r] = coef[r, 6] * ext[m - 1, r]
+    for i in range(m - 1, -1, -1):
+        e = ext[i]
+        for r in range(k):
+            xn = e[r]
+            yn = z0[r] + b0[r] * xn
+            z0[r] = z1[r] + xn * b1[r] - yn * a1[r]
+            z1[r] = xn * b2[r] - yn * a2[r]
+            e[r] = yn
+    for r in range(k):
+        row = x[r]
+        for i in range(n):
+            row[i] = ext[padlen + i, r]
+
+
+@numba.njit("void(float64[::1], float64[::1], float64[::1], float64[::1], float64[::1])", cache=True, nogil=True)
+def abs_gradients(t: FloatArray, f: FloatArray, g: FloatArray, out_f: FloatArray, out_g: FloatArray) -> None:
+    """``np.abs(np.gradient(f, t))`` and the same of ``g`` (edge order 1), NumPy's formula to the bit (at least
+    2 samples): the central difference over ``2·dt`` when every step equals the first, otherwise the
+    second-order weights of the uneven neighbours; one-sided differences at the ends."""
     n = f.size
     dx0 = t[1] - t[0]
     uniform = True
@@ -222,7 +282,8 @@ def abs_gradient(t: FloatArray, f: FloatArray, out: FloatArray) -> None:
     if uniform:
         two_dx = 2.0 * dx0
         for i in range(1, n - 1):
-            out[i] = abs((f[i + 1] - f[i - 1]) / two_dx)
+            out_f[i] = abs((f[i + 1] - f[i - 1]) / two_dx)
+            out_g[i] = abs((g[i + 1] - g[i - 1]) / two_dx)
     else:
         for i in range(1, n - 1):
             dx1 = t[i] - t[i - 1]
@@ -230,9 +291,13 @@ def abs_gradient(t: FloatArray, f: FloatArray, out: FloatArray) -> None:
             a = -dx2 / (dx1 * (dx1 + dx2))
             b = (dx2 - dx1) / (dx1 * dx2)
             c = dx1 / (dx2 * (dx1 + dx2))
-            out[i] = abs(a * f[i - 1] + b * f[i] + c * f[i + 1])
-    out[0] = abs((f[1] - f[0]) / dx0)
-    out[n - 1] = abs((f[n - 1] - f[n - 2]) / (t[n - 1] - t[n - 2]))
+            out_f[i] = abs(a * f[i - 1] + b * f[i] + c * f[i + 1])
+            out_g[i] = abs(a * g[i - 1] + b * g[i] + c * g[i + 1])
+    dxn = t[n - 1] - t[n - 2]
+    out_f[0] = abs((f[1] - f[0]) / dx0)
+    out_g[0] = abs((g[1] - g[0]) / dx0)
+    out_f[n - 1] = abs((f[n - 1] - f[n - 2]) / dxn)
+    out_g[n - 1] = abs((g[n - 1] - g[n - 2]) / dxn)
 
 
 @numba.njit("float64(float64[::1], int64, int64, float64, float64, float64, int64, float64[::1])", cache=True, nogil=True)
@@ -267,24 +332,50 @@ def _sparc_dft(speed: FloatArray, lo: int, hi: int, fs_hz: float, fc_hz: float, 
         return 0.0
     table_n = cos_table.size
     if nfft <= table_n:
-        stride = table_n // nfft
-        table = cos_table
+        table = cos_table[:: table_n // nfft].copy()
     else:  # longer than the table: a table of this length (only for the rare very long phase)
-        stride = 1
         table = np.cos(2.0 * np.pi * np.arange(nfft) / nfft)
     mask = nfft - 1
     quarter = nfft // 4
     mag = np.empty(n_keep)
-    for k in range(n_keep):
-        re = 0.0
-        im = 0.0
-        ph = 0
+    # Four bins per pass over the profile: eight independent sums keep the FPU busy (one pair per
+    # bin would wait on its own additions). Each sum still adds its terms in sample order.
+    k = 0
+    while k + 4 <= n_keep:
+        re0 = im0 = re1 = im1 = re2 = im2 = re3 = im3 = 0.0
+        p0 = 0
+        p1 = 0
+        p2 = 0
+        p3 = 0
         for j in range(lo, hi):
             v = speed[j]
-            re += v * table[ph * stride]
-            im += v * table[((ph - quarter) & mask) * stride]  # sin(θ) = cos(θ - π/2)
-            ph = (ph + k) & mask
-        mag[k] = math.hypot(re, im)
+            re0 += v * table[p0]
+            im0 += v * table[(p0 - quarter) & mask]  # sin(θ) = cos(θ - π/2)
+            re1 += v * table[p1]
+            im1 += v * table[(p1 - quarter) & mask]
+            re2 += v * table[p2]
+            im2 += v * table[(p2 - quarter) & mask]
+            re3 += v * table[p3]
+            im3 += v * table[(p3 - quarter) & mask]
+            p0 = (p0 + k) & mask
+            p1 = (p1 + k + 1) & mask
+            p2 = (p2 + k + 2) & mask
+            p3 = (p3 + k + 3) & mask
+        mag[k] = math.hypot(re0, im0)
+        mag[k + 1] = math.hypot(re1, im1)
+        mag[k + 2] = math.hypot(re2, im2)
+        mag[k + 3] = math.hypot(re3, im3)
+        k += 4
+    while k < n_keep:
+        re0 = im0 = 0.0
+        p0 = 0
+        for j in range(lo, hi):
+            v = speed[j]
+            re0 += v * table[p0]
+            im0 += v * table[(p0 - quarter) & mask]
+            p0 = (p0 + k) & mask
+        mag[k] = math.hypot(re0, im0)
+        k += 1
     top = mag[0]
     for k in range(n_keep):
         top = max(top, mag[k])
@@ -320,7 +411,8 @@ def measure_core(rows: FloatArray, signs: FloatArray, t_leaves: FloatArray, t_ba
 
     ``signs``, ``t_leaves``, ``t_backs``: per half (1 or 2) the direction's sign and the coarse
     excursion's times; ``neutral0``: the detector's neutral at the first half. ``coef_*``: filter
-    coefficients for :func:`filtfilt2` (``M_FILTER_*`` says whether to filter at all). Writes the
+    coefficients for :func:`filtfilt2` (``M_FILTER_*`` says whether to filter at all; a column is
+    filtered only when it is finite after bridging its NaN). Writes the
     layout of :data:`RESULT_SIZE` into ``out`` and the angular speed (deg/s, 6-Hz filtered) into
     ``speed``.
     """
@@ -328,28 +420,32 @@ def measure_core(rows: FloatArray, signs: FloatArray, t_leaves: FloatArray, t_ba
     t = rows[0]
     pre_s = params[M_PRE]
     onset = params[M_ONSET]
-    # The hip rotation and the tracked axes (TRACKED_AXES order: tilt, obliquity, rotation, adduction).
-    low = np.empty((5, n))
-    src = (1, 4, 5, 6, 3)
-    measured = np.zeros(5, dtype=np.bool_)
-    for c in range(5):
+    # Rows of ``low``: the hip rotation and the tracked axes (TRACKED_AXES order: tilt, obliquity, rotation,
+    # adduction) for the 6-Hz low-pass, and the hip rotation again for the 3-Hz one of the hold speed.
+    low = np.empty((6, n))
+    src = (1, 4, 5, 6, 3, 1)
+    measured = np.zeros(6, dtype=np.bool_)
+    use = np.zeros(6, dtype=np.bool_)
+    coef = np.empty((6, 7))
+    for c in range(6):
         col = low[c]
         raw = rows[src[c]]
         for i in range(n):
             col[i] = raw[i]
-            if not math.isnan(raw[i]) and not math.isinf(raw[i]):
+            if math.isfinite(raw[i]):
                 measured[c] = True
         _fill_nan(t, col)
-        if params[M_FILTER_ANGLES] > 0.0 and _all_finite(col):
-            filtfilt2(coef_angles, col, int(params[M_PADLEN]))
+        use[c] = params[M_FILTER_HOLD if c == 5 else M_FILTER_ANGLES] > 0.0 and _all_finite(col)
+        coef[c] = coef_hold if c == 5 else coef_angles
+    if use.any():
+        kept = low.copy()
+        filtfilt2_rows(coef, low, int(params[M_PADLEN]))
+        for c in range(6):
+            if not use[c]:
+                low[c] = kept[c]
     rot = low[0]
-    hold = rows[1].copy()
-    _fill_nan(t, hold)
-    if params[M_FILTER_HOLD] > 0.0 and _all_finite(hold):
-        filtfilt2(coef_hold, hold, int(params[M_PADLEN]))
     hold_speed = np.empty(n)
-    abs_gradient(t, hold, hold_speed)
-    abs_gradient(t, rot, speed)
+    abs_gradients(t, rot, low[5], speed, hold_speed)
     dt = np.empty(n)
     dt[0] = 0.0
     for i in range(1, n):
