@@ -261,3 +261,34 @@ def test_rate_norm_equals_norm3_in_degrees() -> None:
     view = g[:, 3:6]  # the gyroscope columns of the resampled block: a strided view
     np.testing.assert_array_equal(kernels.rate_norm_deg_s(view), np.degrees(quat.norm3(view)))
     np.testing.assert_array_equal(kernels.rate_norm_deg_s(np.zeros((0, 3))), np.zeros(0))
+
+
+def test_shared_helpers_give_the_same_bits_on_long_series() -> None:
+    """quat.rotate / rotate_axis / norm3 and heading.wrap_rad / magnetic_relative_heading switch to the
+    kernels from kernels.MIN_ROWS rows: the same bits as their NumPy code (which short blocks keep)."""
+    rng = np.random.default_rng(14)
+    n = kernels.MIN_ROWS + 123
+    q = rng.normal(0.0, 1.0, (n, 4))
+    v = rng.normal(0.0, 30.0, (n, 3))
+    q[7] = np.nan
+    v[9, 1] = np.inf
+    a = rng.uniform(-40.0, 40.0, n)
+    a[:5] = [0.0, -0.0, np.pi, -np.pi, 1e300]
+    # The NumPy code run on two halves (below MIN_ROWS each) is the reference: element-wise maths.
+    halves = [slice(0, n // 2), slice(n // 2, n)]
+    np.testing.assert_array_equal(quat.rotate(q, v), np.concatenate([quat.rotate(q[h], v[h]) for h in halves]))
+    for axis in (0, 1, 2):
+        np.testing.assert_array_equal(quat.rotate_axis(q, axis), np.concatenate([quat.rotate_axis(q[h], axis) for h in halves]))
+    np.testing.assert_array_equal(quat.norm3(v), np.concatenate([quat.norm3(v[h]) for h in halves]))
+    np.testing.assert_array_equal(quat.norm3(v[:, ::-1]), np.linalg.norm(v[:, ::-1], axis=1))  # strided input
+    wrapped = heading.wrap_rad(a)
+    np.testing.assert_array_equal(wrapped, np.concatenate([heading.wrap_rad(a[h]) for h in halves]))
+    assert np.all(np.signbit(wrapped[:2]) == np.signbit(np.arctan2(np.exp(1j * a[:2]).imag, np.exp(1j * a[:2]).real)))
+    a_bad = a.copy()
+    a_bad[100] = np.nan  # non-finite: the NumPy path
+    np.testing.assert_array_equal(heading.wrap_rad(a_bad), np.arctan2(np.exp(1j * a_bad).imag, np.exp(1j * a_bad).real))
+    # magnetic relative heading: the unwrap of the whole series (not of halves) as np.unwrap does it
+    qp, qt = quat.normalize(rng.normal(0.0, 1.0, (n, 4))), quat.normalize(rng.normal(0.0, 1.0, (n, 4)))
+    mp, mt = rng.normal(0.0, 40.0, (n, 3)), rng.normal(0.0, 40.0, (n, 3))
+    psi = heading.wrap_rad(heading.mag_heading_rad(qp, mp) - heading.mag_heading_rad(qt, mt))
+    np.testing.assert_array_equal(heading.magnetic_relative_heading(qp, mp, qt, mt), np.unwrap(psi))

@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import uniform_filter1d
 
-from sensorhub.motion import quat
+from sensorhub.motion import kernels, quat
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,14 @@ class DisturbanceEvent:
 
 def wrap_rad(a: FloatArray | float) -> FloatArray:
     """Wrap angles to (−π, π]."""
-    z = np.exp(1j * np.asarray(a))
+    arr = np.asarray(a)
+    if arr.ndim == 1 and len(arr) >= kernels.MIN_ROWS and arr.dtype == np.float64:
+        # Long series (batch): the complex exponential's cosine and sine in one compiled pass, laid
+        # out as the complex array, then the same arctan2: the same bits (finite input only).
+        rows, finite = kernels.exp_i_rows(np.ascontiguousarray(arr))
+        if finite:
+            return np.asarray(np.arctan2(rows[:, 1], rows[:, 0]))
+    z = np.exp(1j * arr)
     return np.asarray(np.arctan2(z.imag, z.real))  # np.angle's arithmetic without its wrapper (live path)
 
 
@@ -178,7 +185,10 @@ def magnetic_relative_heading(
     """
     psi_p = mag_heading_rad(q6d_pelvis, mag_pelvis_uT, m_earth=m_earth_pelvis)
     psi_t = mag_heading_rad(q6d_thigh, mag_thigh_uT, m_earth=m_earth_thigh)
-    return np.asarray(np.unwrap(wrap_rad(psi_p - psi_t)))
+    wrapped = wrap_rad(psi_p - psi_t)
+    if wrapped.ndim == 1 and len(wrapped) >= kernels.MIN_ROWS:
+        return kernels.unwrap(wrapped)  # np.unwrap's arithmetic in one compiled pass (same bits)
+    return np.asarray(np.unwrap(wrapped))
 
 
 def batch_relative_heading(

@@ -199,6 +199,37 @@ def turn_heading_pair(delta_rad: FloatArray, q1: FloatArray, q2: FloatArray) -> 
 
 
 @_njit
+def turn_pair_inplace(delta_rad: FloatArray, q1: FloatArray, q2: FloatArray) -> None:
+    """:func:`turn_heading_pair` written over ``q1`` and ``q2`` (no new (n, 4) arrays), same bits."""
+    for i in range(len(delta_rad)):
+        half = 0.5 * delta_rad[i]
+        c = math.cos(half)
+        s = math.sin(half)
+        for q in (q1, q2):
+            w2, x2, y2, z2 = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+            q[i, 0] = c * w2 - s * z2
+            q[i, 1] = c * x2 - s * y2
+            q[i, 2] = c * y2 + s * x2
+            q[i, 3] = c * z2 + s * w2
+
+
+@_njit
+def turn_linear_pair_inplace(rate_rad_s: float, t_s: FloatArray, t_ref_s: float, q1: FloatArray, q2: FloatArray) -> None:
+    """``q1``, ``q2`` turned in place by ``-rate_rad_s * (t_s - t_ref_s)`` (:func:`linear_heading`), same bits."""
+    r = -rate_rad_s
+    for i in range(len(t_s)):
+        half = 0.5 * (r * (t_s[i] - t_ref_s))
+        c = math.cos(half)
+        s = math.sin(half)
+        for q in (q1, q2):
+            w2, x2, y2, z2 = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+            q[i, 0] = c * w2 - s * z2
+            q[i, 1] = c * x2 - s * y2
+            q[i, 2] = c * y2 + s * x2
+            q[i, 3] = c * z2 + s * w2
+
+
+@_njit
 def linear_heading(rate_rad_s: float, t_s: FloatArray, t_ref_s: float) -> FloatArray:
     """``-rate_rad_s * (t_s - t_ref_s)``: the heading turn that removes a linear drift (same bits)."""
     out = np.empty(len(t_s))
@@ -219,7 +250,14 @@ def axes_xy(q: FloatArray) -> tuple[FloatArray, FloatArray]:
     n = len(q)
     vx = np.empty((3, n))
     vy = np.empty((3, n))
-    for r in range(n):
+    axes_xy_into(q, vx, vy)
+    return vx, vy
+
+
+@_njit
+def axes_xy_into(q: FloatArray, vx: FloatArray, vy: FloatArray) -> None:
+    """:func:`axes_xy` written into given (3, n) arrays (reused buffers: no fresh pages to fault in)."""
+    for r in range(len(q)):
         w, u0, u1, u2 = q[r, 0], q[r, 1], q[r, 2], q[r, 3]
         # axis 0: (i, j, k) = (0, 1, 2)
         vx[0, r] = 1.0 + 2.0 * (u1 * -u1 - u2 * u2)
@@ -229,7 +267,6 @@ def axes_xy(q: FloatArray) -> tuple[FloatArray, FloatArray]:
         vy[1, r] = 1.0 + 2.0 * (u2 * -u2 - u0 * u0)
         vy[2, r] = 2.0 * w * u0 + 2.0 * (u1 * u2)
         vy[0, r] = 2.0 * w * -u2 + 2.0 * (u1 * u0)
-    return vx, vy
 
 
 @_njit
@@ -459,8 +496,15 @@ def cardan_args(q_earth_a: FloatArray, q_earth_b: FloatArray) -> FloatArray:
     Row 0: sin β clipped to [-1, 1]; rows 1/2: numerator and denominator of α; rows 3/4: of γ
     (see :func:`cardan_deg`). ``q_earth_a``: (n, 4), or (1, 4) for one orientation for all rows.
     """
+    out = np.empty((5, len(q_earth_b)))
+    cardan_args_into(q_earth_a, q_earth_b, out)
+    return out
+
+
+@_njit
+def cardan_args_into(q_earth_a: FloatArray, q_earth_b: FloatArray, out: FloatArray) -> None:
+    """:func:`cardan_args` written into a given (5, n) array."""
     n = len(q_earth_b)
-    out = np.empty((5, n))
     one = len(q_earth_a) == 1
     for r in range(n):
         ra = 0 if one else r
@@ -471,7 +515,6 @@ def cardan_args(q_earth_a: FloatArray, q_earth_b: FloatArray) -> FloatArray:
         y = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
         z = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
         _cardan_row(w, x, y, z, out, r)
-    return out
 
 
 @_njit
@@ -484,8 +527,16 @@ def hip_cardan_args(q_earth_pelvis: FloatArray, q_earth_thigh: FloatArray, q_seg
     (``angles.segment_orientation``, ``quat.turn_heading``, the product in ``angles.hip_angles_deg``),
     with the same operations, so the same bits. ``turn_rad``: (n,) angles.
     """
+    out = np.empty((5, len(q_earth_thigh)))
+    hip_cardan_args_into(q_earth_pelvis, q_earth_thigh, q_segment_thigh, turn_rad, out)
+    return out
+
+
+@_njit
+def hip_cardan_args_into(q_earth_pelvis: FloatArray, q_earth_thigh: FloatArray, q_segment_thigh: FloatArray,
+                         turn_rad: FloatArray, out: FloatArray) -> None:
+    """:func:`hip_cardan_args` written into a given (5, n) array."""
     n = len(q_earth_thigh)
-    out = np.empty((5, n))
     mw, mx, my, mz = q_segment_thigh[0], -q_segment_thigh[1], -q_segment_thigh[2], -q_segment_thigh[3]
     for r in range(n):
         a, b, c, d = q_earth_thigh[r, 0], q_earth_thigh[r, 1], q_earth_thigh[r, 2], q_earth_thigh[r, 3]
@@ -506,17 +557,18 @@ def hip_cardan_args(q_earth_pelvis: FloatArray, q_earth_thigh: FloatArray, q_seg
         y = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
         z = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
         _cardan_row(w, x, y, z, out, r)
-    return out
 
 
-def cardan_deg(args: FloatArray, sign: float = 1.0) -> FloatArray:
+def cardan_deg(args: FloatArray, sign: float = 1.0, out: FloatArray | None = None) -> FloatArray:
     """Z-X-Y Cardan angles (n, 3) in degrees from :func:`cardan_args`' rows; columns 1 and 2 times ``sign``.
 
     NumPy's ``arcsin``/``arctan2`` (SIMD; what ``angles.cardan_zxy_deg`` uses on the same arguments).
     The result is the transpose of a C-contiguous (3, n) array: each angle's column is contiguous
     (NumPy's SIMD loops write it directly, and the columns handed on as series need no copy).
+    ``out``: a (3, n) array to write into (a buffer no longer needed), else a new one.
     """
-    out = np.empty((3, args.shape[1]))
+    if out is None:
+        out = np.empty((3, args.shape[1]))
     with np.errstate(invalid="ignore"):
         np.arctan2(args[1], args[2], out=out[0])
         np.arcsin(args[0], out=out[1])
@@ -543,6 +595,83 @@ def rate_norm_deg_s(gyr_rad_s: FloatArray) -> FloatArray:
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Large-array paths of shared helpers (quat.rotate, quat.rotate_axis, quat.norm3, heading.wrap_rad).
+# Those functions call these only for long series (batch); the live path's short blocks keep NumPy.
+# Same operations in the same order: the same bits (tests/test_motion_kernels.py).
+
+#: Rows from which the shared helpers use the kernels (the live pipeline's blocks are far shorter).
+MIN_ROWS = 4096
+
+
+@_njit
+def norm3_rows(v: FloatArray) -> FloatArray:
+    """``quat.norm3``: ``sqrt(x*x + y*y + z*z)`` of (n, 3) rows."""
+    n = len(v)
+    out = np.empty(n)
+    for i in range(n):
+        x, y, z = v[i, 0], v[i, 1], v[i, 2]
+        out[i] = math.sqrt(x * x + y * y + z * z)
+    return out
+
+
+@_njit
+def rotate_rows(q: FloatArray, v: FloatArray) -> FloatArray:
+    """``quat.rotate(q, v)`` for (n, 4) and (n, 3): ``v + (2 w) (u × v) + 2 u × (u × v)`` row by row."""
+    n = len(q)
+    out = np.empty((n, 3))
+    for i in range(n):
+        w2 = 2.0 * q[i, 0]
+        u0, u1, u2 = q[i, 1], q[i, 2], q[i, 3]
+        v0, v1, v2 = v[i, 0], v[i, 1], v[i, 2]
+        c0 = u1 * v2 - u2 * v1
+        c1 = u2 * v0 - u0 * v2
+        c2 = u0 * v1 - u1 * v0
+        d0 = u1 * c2 - u2 * c1
+        d1 = u2 * c0 - u0 * c2
+        d2 = u0 * c1 - u1 * c0
+        out[i, 0] = v0 + w2 * c0 + 2.0 * d0
+        out[i, 1] = v1 + w2 * c1 + 2.0 * d1
+        out[i, 2] = v2 + w2 * c2 + 2.0 * d2
+    return out
+
+
+@_njit
+def rotate_axis_rows(q: FloatArray, axis: int) -> FloatArray:
+    """``quat.rotate_axis(q, axis)`` for (n, 4): column ``axis`` of each rotation matrix, (n, 3)."""
+    n = len(q)
+    out = np.empty((n, 3))
+    i, j, k = axis, (axis + 1) % 3, (axis + 2) % 3
+    for r in range(n):
+        w = q[r, 0]
+        ui, uj, uk = q[r, 1 + i], q[r, 1 + j], q[r, 1 + k]
+        out[r, i] = 1.0 + 2.0 * (uj * -uj - uk * uk)
+        out[r, j] = 2.0 * w * uk + 2.0 * (ui * uj)
+        out[r, k] = 2.0 * w * -uj + 2.0 * (ui * uk)
+    return out
+
+
+@_njit
+def exp_i_rows(a: FloatArray) -> tuple[FloatArray, bool]:
+    """``np.exp(1j * a)`` as (n, 2) rows (real, imaginary) for finite ``a``; False as the second result otherwise.
+
+    ``1j * a`` has the imaginary part ``0·0 + 1·a`` (so -0 becomes +0) and the real part ±0, whose
+    exponential is 1: the cosine and sine of that imaginary part, as the C library's ``cexp`` gives
+    them. The rows have the memory layout of a complex array, so ``arctan2`` of their columns runs
+    the same loop as on ``z.imag`` and ``z.real``. Non-finite input: the caller keeps NumPy.
+    """
+    n = len(a)
+    out = np.empty((n, 2))
+    for i in range(n):
+        x = a[i]
+        if not math.isfinite(x):
+            return out, False
+        y = 0.0 + x
+        out[i, 0] = math.cos(y)
+        out[i, 1] = math.sin(y)
+    return out, True
+
+
 def warm_up() -> None:
     """Compile (first run after install) or load (from the cache) every kernel on tiny inputs.
 
@@ -561,8 +690,11 @@ def warm_up() -> None:
     segment_orientation(q, q[0])
     turn_heading(t, q)
     turn_heading_pair(t, q, q)
+    turn_pair_inplace(t, q.copy(), q.copy())
+    turn_linear_pair_inplace(0.1, t, 0.0, q.copy(), q.copy())
     linear_heading(0.1, t, 0.0)
     vx, vy = axes_xy(q)
+    axes_xy_into(q, vx, vy)
     unwrap(t)
     masked_abs_mean(vx[2], flags)
     abs_below(t, 0.5)
@@ -575,4 +707,11 @@ def warm_up() -> None:
     cardan_deg(cardan_args(q, q))
     cardan_args(q[:1], q)
     hip_cardan_args(q, q, q[0], t)
+    cardan_args_into(q[:1], q, np.empty((5, 3)))
+    hip_cardan_args_into(q, q, q[0], t, np.empty((5, 3)))
     rate_norm_deg_s(v)
+    rate_norm_deg_s(np.zeros((3, 9))[:, 3:6])
+    norm3_rows(v)
+    rotate_rows(q, v)
+    rotate_axis_rows(q, 2)
+    exp_i_rows(t)

@@ -423,7 +423,8 @@ def analyze_imu(
     # Hip angles of the femur turned by Δ (turn, relative orientation and Cardan arguments in one
     # kernel pass; the identity mount leaves q_earth_femur as it is).
     sign = angles.side_sign(side)
-    hip = kernels.cardan_deg(kernels.hip_cardan_args(q_earth_pelvis, q_earth_femur, quat.IDENTITY, delta), sign)
+    args = kernels.hip_cardan_args(q_earth_pelvis, q_earth_femur, quat.IDENTITY, delta)  # reused below
+    hip = kernels.cardan_deg(args, sign)
 
     # Uncertainty (1σ, deg) of the thigh mount about the femur axis so far: the swing axis alone, or
     # blended with the magnetometers' heading at neutral standing.
@@ -458,7 +459,8 @@ def analyze_imu(
                 q_fem_sm = quat.turn_heading(delta[sm] - delta0 + d0, angles.segment_orientation(q6["thigh"][sm], q_mount))
                 rot_sm = angles.hip_angles_deg(q_earth_pelvis[sm], q_fem_sm, side)[:, 2]
             # turn(Δ - Δ0 + d0) ⊗ (thigh ⊗ mount*) and the hip angles in one kernel pass (same operations).
-            hip = kernels.cardan_deg(kernels.hip_cardan_args(q_earth_pelvis, q6["thigh"], q_mount, delta - delta0 + d0), sign)
+            kernels.hip_cardan_args_into(q_earth_pelvis, q6["thigh"], q_mount, delta - delta0 + d0, args)
+            hip = kernels.cardan_deg(args, sign, out=hip.T)
             calibration = dataclasses.replace(calibration, q_segment_sensor={**calibration.q_segment_sensor, "thigh": q_mount})
             diag.calibration = calibration
             diag.notes.append(f"thigh mount turned by {np.degrees(total):.1f}° about the femur axis so that hip rotation is zero "
@@ -475,7 +477,8 @@ def analyze_imu(
         diag.calibration = calibration
 
     q_neutral = _mean_quat(q_earth_pelvis[nm])
-    pel = kernels.cardan_deg(kernels.cardan_args(q_neutral[None, :], q_earth_pelvis))  # angles.pelvis_angles_deg
+    kernels.cardan_args_into(q_neutral[None, :], q_earth_pelvis, args)
+    pel = kernels.cardan_deg(args)  # angles.pelvis_angles_deg
     hip[dead] = np.nan
     pel[dead] = np.nan
     return AngleSeries(
@@ -675,17 +678,28 @@ def _seated_neutral_span(t: FloatArray, flexion_deg: FloatArray, gyr_p: FloatArr
 
 class _SegmentAxes:
     """A segment's X and Y axes in the earth frame (component rows, :func:`kernels.axes_xy`) and their
-    headings (``arctan2``), each computed at most once."""
+    headings (``arctan2``), each computed at most once.
 
-    def __init__(self, q_earth_segment: FloatArray) -> None:
-        self.x, self.y = kernels.axes_xy(np.ascontiguousarray(q_earth_segment))
+    ``reuse``: axes no longer needed (of the same length), whose arrays are overwritten: fresh
+    full-length arrays cost as much again in page faults as the arithmetic that fills them.
+    """
+
+    def __init__(self, q_earth_segment: FloatArray, reuse: _SegmentAxes | None = None) -> None:
+        q = np.ascontiguousarray(q_earth_segment)
+        if reuse is None:
+            self.x, self.y = kernels.axes_xy(q)
+            self._spare: list[FloatArray] = []
+        else:
+            self.x, self.y = reuse.x, reuse.y
+            kernels.axes_xy_into(q, self.x, self.y)
+            self._spare = list(reuse._heading.values())
         self._heading: dict[int, FloatArray] = {}
 
     def heading_of(self, axis: int) -> FloatArray:
         """Heading (rad, wrapped) of the X (``axis`` 0) or Y (1) axis projected onto the horizontal plane."""
         if axis not in self._heading:
             v = self.x if axis == 0 else self.y
-            self._heading[axis] = np.arctan2(v[1], v[0])
+            self._heading[axis] = np.arctan2(v[1], v[0], out=self._spare.pop() if self._spare else None)
         return self._heading[axis]
 
     def segment_heading(self, mask: BoolArray) -> tuple[FloatArray, BoolArray]:
@@ -722,24 +736,29 @@ def _remove_heading_trends(
     femur's long axis barely turns relative to the pelvis); when it swings widely (standing rotation reps) a trend fit would follow the reps,
     so the relative drift measured between the two neutral still phases of the protocol is used.
     ``dt``: the grid's median step, if the caller has it. The per-sample work runs in
-    :mod:`sensorhub.motion.kernels`.
+    :mod:`sensorhub.motion.kernels`; the quaternion arrays given (segments and ``q6``'s sensors) are
+    turned in place and returned.
     """
     t_ref = 0.5 * (neutral.start_s + neutral.end_s)
     if dt is None:
         dt = float(np.median(np.diff(t)))
+    # The quaternion arrays are turned in place (the caller's own, unturned values are not used again):
+    # no fresh (n, 4) arrays.
+    q6 = {**q6, "pelvis": np.ascontiguousarray(q6["pelvis"]), "thigh": np.ascontiguousarray(q6["thigh"])}
+    q_earth_pelvis, q_earth_femur = np.ascontiguousarray(q_earth_pelvis), np.ascontiguousarray(q_earth_femur)
 
-    def turn(q: FloatArray, q_sensor: FloatArray, rate: float) -> tuple[FloatArray, FloatArray]:
-        """The segment and its sensor turned back by the same drift (one cosine and sine)."""
-        return kernels.turn_heading_pair(kernels.linear_heading(rate, t, t_ref), q, q_sensor)
+    def turn(q: FloatArray, q_sensor: FloatArray, rate: float) -> None:
+        """The segment and its sensor turned back by the same drift (one cosine and sine), in place."""
+        kernels.turn_linear_pair_inplace(rate, t, t_ref, q, q_sensor)
 
-    rate_p = _heading_trend_rad_s(t, _SegmentAxes(q_earth_pelvis), drill)
-    q_earth_pelvis, q_sensor_pelvis = turn(q_earth_pelvis, q6["pelvis"], rate_p)
-    q6 = {**q6, "pelvis": q_sensor_pelvis}
+    axes_p0 = _SegmentAxes(q_earth_pelvis)
+    rate_p = _heading_trend_rad_s(t, axes_p0, drill)
+    turn(q_earth_pelvis, q6["pelvis"], rate_p)
     diag.heading_trend_deg_min["pelvis"] = float(np.degrees(rate_p) * 60.0)
     # The thigh's heading relative to the pelvis's: pelvis compensation (the thigh turning along
     # with the pelvis) is not drift and drops out.
     # Segment axes and headings in the earth frame, once: the trend below and the rest-drift fit both use them.
-    axes_f, axes_p = _SegmentAxes(q_earth_femur), _SegmentAxes(q_earth_pelvis)
+    axes_f, axes_p = _SegmentAxes(q_earth_femur), _SegmentAxes(q_earth_pelvis, reuse=axes_p0)
     h_f, ok_f = axes_f.segment_heading(drill)
     h_p, ok_p = axes_p.segment_heading(drill)
     h = h_f - h_p
@@ -767,12 +786,11 @@ def _remove_heading_trends(
         source = (f"joint fit over {curve.n_rest_used} neutral rests and both still phases "
                   f"(residual {curve.rms_residual_deg:.1f}°; {source} {np.degrees(rate_t) * 60:.1f}°/min)")
         rate_t = curve.mean_rate_rad_s()
-        drift = -curve(t)
-        q_earth_femur, q_sensor_thigh = kernels.turn_heading_pair(drift, q_earth_femur, q6["thigh"])
-        q6 = {**q6, "thigh": q_sensor_thigh}
+        drift = curve(t)
+        np.negative(drift, out=drift)
+        kernels.turn_pair_inplace(drift, q_earth_femur, q6["thigh"])
     elif source != "none":
-        q_earth_femur, q_sensor_thigh = turn(q_earth_femur, q6["thigh"], rate_t)
-        q6 = {**q6, "thigh": q_sensor_thigh}
+        turn(q_earth_femur, q6["thigh"], rate_t)
     diag.heading_trend_deg_min["thigh"] = float(np.degrees(rate_t) * 60.0)
     diag.notes.append(f"heading drift removed: pelvis {np.degrees(rate_p) * 60:.1f}°/min, thigh {np.degrees(rate_t) * 60:.1f}°/min ({source})")
     return q_earth_pelvis, q_earth_femur, q6
