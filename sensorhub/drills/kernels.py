@@ -72,10 +72,12 @@ RESULT_SIZE = R_COMP + 3 * N_TRACKED
 #: :func:`sensorhub.drills.scoring.sparc` (one FFT is cheaper than the direct DFT there).
 SPARC_BY_FFT = math.inf
 
-#: Cosine table for the SPARC DFT: ``cos(2π m / TWIDDLE_SIZE)``; a smaller power-of-two FFT length
-#: ``N`` uses every ``TWIDDLE_SIZE / N``-th entry.
+#: Cosine tables for the SPARC DFT, one per power-of-two length ``L`` from 32 to ``TWIDDLE_SIZE``,
+#: concatenated: the table ``cos(2π m / L)`` starts at offset ``L - 32`` (every ``TWIDDLE_SIZE / L``-th
+#: value of the longest one), so a kernel takes it as a contiguous slice.
 TWIDDLE_SIZE = 1 << 14
-TWIDDLE_COS = np.cos(2.0 * np.pi * np.arange(TWIDDLE_SIZE) / TWIDDLE_SIZE)
+_TWIDDLE_FULL = np.cos(2.0 * np.pi * np.arange(TWIDDLE_SIZE) / TWIDDLE_SIZE)
+TWIDDLE_COS = np.concatenate([_TWIDDLE_FULL[:: TWIDDLE_SIZE >> i] for i in range(5, 15)])
 
 @numba.njit("float64(float64[::1], int64, int64)", cache=True, nogil=True)
 def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
@@ -306,9 +308,9 @@ def _sparc_dft(speed: FloatArray, lo: int, hi: int, fs_hz: float, fc_hz: float, 
     """:func:`sensorhub.drills.scoring.sparc` of the non-negative profile ``speed[lo:hi]``, spectrum by direct DFT.
 
     Only the bins up to ``fc_hz`` are computed (about a fifth of the FFT's at 100 Hz): bin ``k`` of
-    the zero-padded length-``nfft`` transform is ``Σ x_j·e^(-2πi·jk/nfft)`` with the phase ``jk mod
-    nfft`` looked up in the cosine table (sine as the cosine a quarter turn earlier), so every term
-    is as exact as the FFT's. The normalising maximum of the whole spectrum is bin 0 for a
+    the zero-padded length-``nfft`` transform is ``Σ x_j·e^(-2πi·jk/nfft)``, summed over sample pairs
+    symmetric about the profile's centre (below), each phase looked up in a cosine table (sine as the
+    cosine a quarter turn earlier), so every term is as exact as the FFT's. The normalising maximum of the whole spectrum is bin 0 for a
     non-negative profile (``|X_k| <= Σ|x_j| = X_0``), so no other bin is needed. Values differ from
     the FFT's at the level of rounding.
     """
@@ -330,52 +332,62 @@ def _sparc_dft(speed: FloatArray, lo: int, hi: int, fs_hz: float, fc_hz: float, 
         n_keep -= 1
     if n_keep == 0:
         return 0.0
-    table_n = cos_table.size
-    if nfft <= table_n:
-        table = cos_table[:: table_n // nfft].copy()
-    else:  # longer than the table: a table of this length (only for the rare very long phase)
-        table = np.cos(2.0 * np.pi * np.arange(nfft) / nfft)
-    mask = nfft - 1
-    quarter = nfft // 4
+    # Samples paired around the profile's centre c = (size - 1) / 2: with d = 2j - (size - 1),
+    # |X_k| = |Σ x_j·e^(-iθ_k·d/2)| = hypot(Σ (x_j + x_j')·cos(θ_k·d/2), Σ (x_j - x_j')·sin(θ_k·d/2)) over
+    # the first half (j' = size - 1 - j; the middle sample of an odd length in the cosine sum alone):
+    # half the terms of the plain sum. The phase k·d is looked up in a table of 2·nfft steps.
+    n2 = 2 * nfft
+    if n2 <= cos_table.size + 32 - n2:
+        table = cos_table[n2 - 32 : 2 * n2 - 32]  # the table of length n2 (see TWIDDLE_COS)
+    else:  # longer than the tables: one of this length (only for a very long phase)
+        table = np.cos(2.0 * np.pi * np.arange(n2) / n2)
+    mask = n2 - 1
+    quarter = n2 // 4
+    half = size // 2
+    odd = size % 2 == 1
+    plus = np.empty(half)
+    minus = np.empty(half)
+    for j in range(half):
+        a = speed[lo + j]
+        b = speed[hi - 1 - j]
+        plus[j] = a + b
+        minus[j] = a - b
+    middle = speed[lo + half] if odd else 0.0
     mag = np.empty(n_keep)
-    # Four bins per pass over the profile: eight independent sums keep the FPU busy (one pair per
-    # bin would wait on its own additions). Each sum still adds its terms in sample order.
+    # Four bins per pass: eight independent sums keep the FPU busy (one pair per bin would wait on
+    # its own additions). Each sum adds its terms in sample order.
     k = 0
-    while k + 4 <= n_keep:
-        re0 = im0 = re1 = im1 = re2 = im2 = re3 = im3 = 0.0
-        p0 = 0
-        p1 = 0
-        p2 = 0
-        p3 = 0
-        for j in range(lo, hi):
-            v = speed[j]
-            re0 += v * table[p0]
-            im0 += v * table[(p0 - quarter) & mask]  # sin(θ) = cos(θ - π/2)
-            re1 += v * table[p1]
-            im1 += v * table[(p1 - quarter) & mask]
-            re2 += v * table[p2]
-            im2 += v * table[(p2 - quarter) & mask]
-            re3 += v * table[p3]
-            im3 += v * table[(p3 - quarter) & mask]
-            p0 = (p0 + k) & mask
-            p1 = (p1 + k + 1) & mask
-            p2 = (p2 + k + 2) & mask
-            p3 = (p3 + k + 3) & mask
-        mag[k] = math.hypot(re0, im0)
-        mag[k + 1] = math.hypot(re1, im1)
-        mag[k + 2] = math.hypot(re2, im2)
-        mag[k + 3] = math.hypot(re3, im3)
-        k += 4
     while k < n_keep:
-        re0 = im0 = 0.0
-        p0 = 0
-        for j in range(lo, hi):
-            v = speed[j]
-            re0 += v * table[p0]
-            im0 += v * table[(p0 - quarter) & mask]
-            p0 = (p0 + k) & mask
+        k1 = min(k + 1, n_keep - 1)
+        k2 = min(k + 2, n_keep - 1)
+        k3 = min(k + 3, n_keep - 1)
+        re0 = re1 = re2 = re3 = middle
+        im0 = im1 = im2 = im3 = 0.0
+        start = 1 - size  # d of the first sample
+        p0 = (k * start) & mask
+        p1 = (k1 * start) & mask
+        p2 = (k2 * start) & mask
+        p3 = (k3 * start) & mask
+        for j in range(half):
+            u = plus[j]
+            w = minus[j]
+            re0 += u * table[p0]
+            im0 += w * table[(p0 - quarter) & mask]  # sin(θ) = cos(θ - π/2)
+            re1 += u * table[p1]
+            im1 += w * table[(p1 - quarter) & mask]
+            re2 += u * table[p2]
+            im2 += w * table[(p2 - quarter) & mask]
+            re3 += u * table[p3]
+            im3 += w * table[(p3 - quarter) & mask]
+            p0 = (p0 + 2 * k) & mask
+            p1 = (p1 + 2 * k1) & mask
+            p2 = (p2 + 2 * k2) & mask
+            p3 = (p3 + 2 * k3) & mask
         mag[k] = math.hypot(re0, im0)
-        k += 1
+        mag[k1] = math.hypot(re1, im1)
+        mag[k2] = math.hypot(re2, im2)
+        mag[k3] = math.hypot(re3, im3)
+        k += 4
     top = mag[0]
     for k in range(n_keep):
         top = max(top, mag[k])
