@@ -290,3 +290,33 @@ def test_a_dense_streams_frame_completed_before_it_is_due_waits_for_the_next(tmp
     # No next frame came: run after the hold limit (not at the stale timer, not never).
     assert stub.pushed == [("pelvis", 6), ("thigh", 6)] and not stream.held and not hub._waiting
     assert now + hub_module.MAX_HOLD_S - 1e-3 <= hub._last_push["a/left"] < now + hub_module.MAX_HOLD_S + 0.05
+
+
+def test_frame_messages_average_the_message_rate_with_bursts_of_two(tmp_path: Path) -> None:
+    """A second message may follow the first at once (a frame completed 3 ms after another stream's
+    message used to wait the rest of 10 ms); over time messages stay within max_message_rate_hz."""
+    settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+    hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
+    interval = 1.0 / settings.max_message_rate_hz
+    assert hub._message_slot_at() == -math.inf  # nothing sent yet
+    hub._take_message_slot(10.0)
+    assert hub._message_slot_at() == pytest.approx(10.0)  # the burst's second message: at once
+    hub._take_message_slot(10.003)
+    # Both slots used: the next one when the bucket, refilled since the first, holds a slot again.
+    assert hub._message_slot_at() == pytest.approx(10.0 + interval)
+    hub._take_message_slot(10.0 + interval)
+    assert hub._message_slot_at() == pytest.approx(10.0 + 2 * interval)
+    # Sending whenever allowed for 10 s: never more than the rate plus the burst in any second.
+    sent = [10.0 + 2 * interval]
+    hub._take_message_slot(sent[-1])
+    while sent[-1] < 20.0:
+        sent.append(hub._message_slot_at())
+        hub._take_message_slot(sent[-1])
+    times = np.array(sent)
+    per_second = np.searchsorted(times, times + 1.0) - np.arange(len(times))
+    assert per_second.max() <= settings.max_message_rate_hz + hub_module.MESSAGE_BURST
+    # After a pause the bucket refills to the burst, no further.
+    hub._take_message_slot(30.0)
+    assert hub._message_slot_at() == pytest.approx(30.0)
+    hub._take_message_slot(30.0)
+    assert hub._message_slot_at() == pytest.approx(30.0 + interval)
