@@ -113,12 +113,17 @@ def test_turns_equal_quat_turn_heading() -> None:
             q1[0] = np.nan
             delta[1] = np.nan
         ref1, ref2 = quat.turn_heading_each(delta, (q1, q2))
-        o1, o2 = kernels.turn_heading_pair(delta, q1, q2)
+        o1, o2 = q1.copy(), q2.copy()
+        kernels.turn_pair_inplace(delta, o1, o2)
         np.testing.assert_array_equal(o1, ref1)
         np.testing.assert_array_equal(o2, ref2)
-        np.testing.assert_array_equal(kernels.turn_heading(delta, q1), quat.turn_heading(delta, q1))
-    t = np.linspace(0.0, 1800.0, 1001)
-    np.testing.assert_array_equal(kernels.linear_heading(1.7e-3, t, 12.25), -1.7e-3 * (t - 12.25))
+        # a linear drift turned back: -rate * (t - t_ref), as pipeline._remove_heading_trends had it
+        t = np.linspace(0.0, 1800.0, n)
+        ref1, ref2 = quat.turn_heading_each(-1.7e-3 * (t - 12.25), (q1, q2))
+        o1, o2 = q1.copy(), q2.copy()
+        kernels.turn_linear_pair_inplace(1.7e-3, t, 12.25, o1, o2)
+        np.testing.assert_array_equal(o1, ref1)
+        np.testing.assert_array_equal(o2, ref2)
 
 
 def test_axes_equal_rotate_axis() -> None:
@@ -281,6 +286,8 @@ def test_shared_helpers_give_the_same_bits_on_long_series() -> None:
         np.testing.assert_array_equal(quat.rotate_axis(q, axis), np.concatenate([quat.rotate_axis(q[h], axis) for h in halves]))
     np.testing.assert_array_equal(quat.norm3(v), np.concatenate([quat.norm3(v[h]) for h in halves]))
     np.testing.assert_array_equal(quat.norm3(v[:, ::-1]), np.linalg.norm(v[:, ::-1], axis=1))  # strided input
+    np.testing.assert_array_equal(quat.conjugate(q[8:]), np.concatenate([quat.conjugate(q[8:][h]) for h in halves]))
+    np.testing.assert_array_equal(quat.conjugate(q), q * np.array([1.0, -1.0, -1.0, -1.0]))  # NaN row: NumPy path
     wrapped = heading.wrap_rad(a)
     np.testing.assert_array_equal(wrapped, np.concatenate([heading.wrap_rad(a[h]) for h in halves]))
     assert np.all(np.signbit(wrapped[:2]) == np.signbit(np.arctan2(np.exp(1j * a[:2]).imag, np.exp(1j * a[:2]).real)))

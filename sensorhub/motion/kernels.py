@@ -53,21 +53,24 @@ def _clip(x: float, lo: float, hi: float) -> float:
 # Time alignment (align.grid_intervals, align.gap_mask, align.resample_samples, align.resample_quat)
 
 
-@_njit
 def grid_intervals(t_s: FloatArray, t_grid_s: FloatArray) -> IntArray:
     """``searchsorted(t_s, t_grid_s, side="right") - 1`` for a non-decreasing ``t_grid_s`` (one merge walk)."""
-    n = len(t_s)
     out = np.empty(len(t_grid_s), dtype=np.int64)
+    _grid_intervals_into(t_s, t_grid_s, out)
+    return out
+
+
+@_njit
+def _grid_intervals_into(t_s: FloatArray, t_grid_s: FloatArray, out: IntArray) -> None:
+    n = len(t_s)
     k = 0
     for g in range(len(t_grid_s)):
         tg = t_grid_s[g]
         while k < n and t_s[k] <= tg:
             k += 1
         out[g] = k - 1
-    return out
 
 
-@_njit
 def resample_on_grid(t_s: FloatArray, parts: tuple[FloatArray, ...], gap_before: BoolArray, t_grid_s: FloatArray,
                      j: IntArray, gap_threshold_s: float, max_bridge_s: float) -> tuple[FloatArray, BoolArray, BoolArray]:
     """Raw samples on the grid and the grid's gap masks, in one pass.
@@ -79,16 +82,29 @@ def resample_on_grid(t_s: FloatArray, parts: tuple[FloatArray, ...], gap_before:
     factor times the median period. Returns (values, in_gap, in_long_gap) as ``align.gap_mask``.
     Needs ``len(t_s) >= 2``.
     """
+    m = len(t_grid_s)
+    # Outputs allocated by NumPy (which asks for transparent huge pages on large arrays: several
+    # times fewer page faults than the kernel's own allocation of the same fresh memory).
+    out = np.empty((m, 3 * len(parts)))
+    in_gap = np.empty(m, dtype=np.bool_)
+    in_long = np.empty(m, dtype=np.bool_)
+    _resample_on_grid_into(t_s, parts, gap_before, t_grid_s, j, gap_threshold_s, max_bridge_s, out, in_gap, in_long)
+    return out, in_gap, in_long
+
+
+@_njit
+def _resample_on_grid_into(t_s: FloatArray, parts: tuple[FloatArray, ...], gap_before: BoolArray, t_grid_s: FloatArray,
+                           j: IntArray, gap_threshold_s: float, max_bridge_s: float, out: FloatArray,
+                           in_gap: BoolArray, in_long: BoolArray) -> None:
     n = len(t_s)
     m = len(t_grid_s)
     k = len(parts)
-    out = np.empty((m, 3 * k))
-    in_gap = np.zeros(m, dtype=np.bool_)
-    in_long = np.zeros(m, dtype=np.bool_)
     has_flags = len(gap_before) == n
     for g in range(m):
         jg = j[g]
         tg = t_grid_s[g]
+        in_gap[g] = False
+        in_long[g] = False
         if 0 <= jg < n - 1:
             d = t_s[jg + 1] - t_s[jg]
             gap = d > gap_threshold_s or (has_flags and gap_before[jg + 1])
@@ -102,10 +118,8 @@ def resample_on_grid(t_s: FloatArray, parts: tuple[FloatArray, ...], gap_before:
             for c in range(3):
                 lo = v[i, c]
                 out[g, 3 * p + c] = (v[i + 1, c] - lo) * w + lo
-    return out, in_gap, in_long
 
 
-@_njit
 def nlerp_segment(t_s: FloatArray, q: FloatArray, j: IntArray, t_grid_s: FloatArray,
                   q_segment_sensor: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Orientations on the grid (``align.resample_quat(..., nlerp=True)``) and the segment's orientation.
@@ -113,10 +127,17 @@ def nlerp_segment(t_s: FloatArray, q: FloatArray, j: IntArray, t_grid_s: FloatAr
     Returns ``q_earth_sensor`` on the grid and ``q_earth_segment = q_earth_sensor ⊗ q_segment_sensor*``
     (``angles.segment_orientation``). ``j``: :func:`grid_intervals` of ``t_s`` and the grid.
     """
+    out = np.empty((len(t_grid_s), 4))
+    seg = np.empty((len(t_grid_s), 4))
+    _nlerp_segment_into(t_s, q, j, t_grid_s, q_segment_sensor, out, seg)
+    return out, seg
+
+
+@_njit
+def _nlerp_segment_into(t_s: FloatArray, q: FloatArray, j: IntArray, t_grid_s: FloatArray, q_segment_sensor: FloatArray,
+                        out: FloatArray, seg: FloatArray) -> None:
     n = len(t_s)
     m = len(t_grid_s)
-    out = np.empty((m, 4))
-    seg = np.empty((m, 4))
     w2, x2, y2, z2 = q_segment_sensor[0], -q_segment_sensor[1], -q_segment_sensor[2], -q_segment_sensor[3]
     for g in range(m):
         i = min(max(j[g], 0), n - 2)
@@ -136,14 +157,18 @@ def nlerp_segment(t_s: FloatArray, q: FloatArray, j: IntArray, t_grid_s: FloatAr
         seg[g, 1] = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
         seg[g, 2] = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
         seg[g, 3] = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
-    return out, seg
+
+
+def segment_orientation(q_earth_sensor: FloatArray, q_segment_sensor: FloatArray) -> FloatArray:
+    """``angles.segment_orientation`` (``q ⊗ mount*``) in one loop, the same bits."""
+    seg = np.empty((len(q_earth_sensor), 4))
+    _segment_orientation_into(q_earth_sensor, q_segment_sensor, seg)
+    return seg
 
 
 @_njit
-def segment_orientation(q_earth_sensor: FloatArray, q_segment_sensor: FloatArray) -> FloatArray:
-    """``angles.segment_orientation`` (``q ⊗ mount*``) in one loop, the same bits."""
+def _segment_orientation_into(q_earth_sensor: FloatArray, q_segment_sensor: FloatArray, seg: FloatArray) -> None:
     m = len(q_earth_sensor)
-    seg = np.empty((m, 4))
     w2, x2, y2, z2 = q_segment_sensor[0], -q_segment_sensor[1], -q_segment_sensor[2], -q_segment_sensor[3]
     for g in range(m):
         w1, x1, y1, z1 = q_earth_sensor[g, 0], q_earth_sensor[g, 1], q_earth_sensor[g, 2], q_earth_sensor[g, 3]
@@ -151,51 +176,10 @@ def segment_orientation(q_earth_sensor: FloatArray, q_segment_sensor: FloatArray
         seg[g, 1] = w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2
         seg[g, 2] = w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2
         seg[g, 3] = w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2
-    return seg
 
 
 # --------------------------------------------------------------------------------------------
 # Heading (quat.turn_heading_each, quat.rotate_axis, np.unwrap, line fits, rest moments)
-
-
-@_njit
-def turn_heading(delta_rad: FloatArray, q: FloatArray) -> FloatArray:
-    """``quat.turn_heading(delta_rad, q)`` for (n,) angles and an (n, 4) series, same bits."""
-    n = len(delta_rad)
-    out = np.empty((n, 4))
-    for i in range(n):
-        half = 0.5 * delta_rad[i]
-        c = math.cos(half)
-        s = math.sin(half)
-        w2, x2, y2, z2 = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
-        out[i, 0] = c * w2 - s * z2
-        out[i, 1] = c * x2 - s * y2
-        out[i, 2] = c * y2 + s * x2
-        out[i, 3] = c * z2 + s * w2
-    return out
-
-
-@_njit
-def turn_heading_pair(delta_rad: FloatArray, q1: FloatArray, q2: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """``quat.turn_heading_each(delta_rad, (q1, q2))``: one cosine and sine per row for both series, same bits."""
-    n = len(delta_rad)
-    o1 = np.empty((n, 4))
-    o2 = np.empty((n, 4))
-    for i in range(n):
-        half = 0.5 * delta_rad[i]
-        c = math.cos(half)
-        s = math.sin(half)
-        w2, x2, y2, z2 = q1[i, 0], q1[i, 1], q1[i, 2], q1[i, 3]
-        o1[i, 0] = c * w2 - s * z2
-        o1[i, 1] = c * x2 - s * y2
-        o1[i, 2] = c * y2 + s * x2
-        o1[i, 3] = c * z2 + s * w2
-        w2, x2, y2, z2 = q2[i, 0], q2[i, 1], q2[i, 2], q2[i, 3]
-        o2[i, 0] = c * w2 - s * z2
-        o2[i, 1] = c * x2 - s * y2
-        o2[i, 2] = c * y2 + s * x2
-        o2[i, 3] = c * z2 + s * w2
-    return o1, o2
 
 
 @_njit
@@ -229,17 +213,6 @@ def turn_linear_pair_inplace(rate_rad_s: float, t_s: FloatArray, t_ref_s: float,
             q[i, 3] = c * z2 + s * w2
 
 
-@_njit
-def linear_heading(rate_rad_s: float, t_s: FloatArray, t_ref_s: float) -> FloatArray:
-    """``-rate_rad_s * (t_s - t_ref_s)``: the heading turn that removes a linear drift (same bits)."""
-    out = np.empty(len(t_s))
-    r = -rate_rad_s
-    for i in range(len(t_s)):
-        out[i] = r * (t_s[i] - t_ref_s)
-    return out
-
-
-@_njit
 def axes_xy(q: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The segment's X and Y axes in the earth frame as component rows (3, n) each.
 
@@ -269,13 +242,17 @@ def axes_xy_into(q: FloatArray, vx: FloatArray, vy: FloatArray) -> None:
         vy[0, r] = 2.0 * w * -u2 + 2.0 * (u1 * u0)
 
 
-@_njit
 def unwrap(p: FloatArray) -> FloatArray:
     """``np.unwrap(p)`` (period 2π, discontinuity π) of a 1-D series, the same arithmetic left to right."""
+    out = np.empty(len(p))
+    if len(p):
+        _unwrap_into(p, out)
+    return out
+
+
+@_njit
+def _unwrap_into(p: FloatArray, out: FloatArray) -> None:
     n = len(p)
-    out = np.empty(n)
-    if n == 0:
-        return out
     period = 2.0 * math.pi
     high = period / 2.0
     low = -high
@@ -290,7 +267,6 @@ def unwrap(p: FloatArray) -> FloatArray:
                 ddmod = high
             correction += ddmod - dd
         out[i] = p[i] + correction
-    return out
 
 
 @_njit
@@ -312,13 +288,17 @@ def masked_abs_mean(x: FloatArray, mask: BoolArray) -> float:
     return s / n if n else math.nan
 
 
-@_njit
 def abs_below(x: FloatArray, limit: float) -> BoolArray:
     """``np.abs(x) < limit``."""
     out = np.empty(len(x), dtype=np.bool_)
+    _abs_below_into(x, limit, out)
+    return out
+
+
+@_njit
+def _abs_below_into(x: FloatArray, limit: float, out: BoolArray) -> None:
     for i in range(len(x)):
         out[i] = abs(x[i]) < limit
-    return out
 
 
 @_njit
@@ -368,7 +348,7 @@ def line_fit(t_s: FloatArray, y: FloatArray, mask: BoolArray) -> tuple[int, floa
 
 @_njit
 def wrap_about(x: FloatArray, group: IntArray, g: int, centre: float) -> None:
-    """In place, where ``group == g``: ``x = wrap(x - centre) + centre``, wrapping to [-π, π) by arithmetic.
+    """In place, where ``group == g``: ``x = wrap(x - centre) + centre``, wrapping to [-π, π) by whole turns.
 
     (``heading.wrap_rad`` goes through a complex exponential and wraps to (-π, π]; the two agree
     to about 1e-15 rad, apart from which end a value of exactly ±π lands on.)
@@ -377,7 +357,16 @@ def wrap_about(x: FloatArray, group: IntArray, g: int, centre: float) -> None:
     for i in range(len(x)):
         if group[i] == g:
             d = x[i] - centre
-            x[i] = ((d + math.pi) % period - math.pi) + centre
+            if not math.isfinite(d):
+                x[i] = math.nan
+                continue
+            if d >= math.pi or d < -math.pi:
+                d -= period * math.floor((d + math.pi) / period)
+                while d >= math.pi:  # rounding at the edges
+                    d -= period
+                while d < -math.pi:
+                    d += period
+            x[i] = d + centre
 
 
 @_njit
@@ -399,7 +388,6 @@ def circular_mean(x: FloatArray, group: IntArray, g: int, mask: BoolArray) -> fl
     return math.atan2(ss / n, sc / n)
 
 
-@_njit
 def relative_heading_groups(vy_z: FloatArray, px_z: FloatArray, h_fx: FloatArray, h_fy: FloatArray,
                             h_px: FloatArray) -> tuple[FloatArray, IntArray, BoolArray]:
     """The thigh's heading relative to the pelvis's and its posture group (pipeline._rest_drift_curve).
@@ -414,7 +402,14 @@ def relative_heading_groups(vy_z: FloatArray, px_z: FloatArray, h_fx: FloatArray
     rel = np.empty(n)
     group = np.empty(n, dtype=np.int64)
     upright = np.empty(n, dtype=np.bool_)
-    for i in range(n):
+    _relative_heading_groups_into(vy_z, px_z, h_fx, h_fy, h_px, rel, group, upright)
+    return rel, group, upright
+
+
+@_njit
+def _relative_heading_groups_into(vy_z: FloatArray, px_z: FloatArray, h_fx: FloatArray, h_fy: FloatArray, h_px: FloatArray,
+                                  rel: FloatArray, group: IntArray, upright: BoolArray) -> None:
+    for i in range(len(vy_z)):
         z = abs(vy_z[i])
         up = z > 0.7
         upright[i] = up
@@ -423,7 +418,6 @@ def relative_heading_groups(vy_z: FloatArray, px_z: FloatArray, h_fx: FloatArray
             g = -1
         group[i] = g
         rel[i] = (h_fx[i] if up else h_fy[i]) - h_px[i]
-    return rel, group, upright
 
 
 @_njit
@@ -489,7 +483,6 @@ def _cardan_row(w: float, x: float, y: float, z: float, out: FloatArray, r: int)
     out[4, r] = 1.0 - s * (xx + y * y)
 
 
-@_njit
 def cardan_args(q_earth_a: FloatArray, q_earth_b: FloatArray) -> FloatArray:
     """Arguments (5, n) of the Z-X-Y Cardan angles of ``q_a_b = q_earth_a* ⊗ q_earth_b``.
 
@@ -517,7 +510,6 @@ def cardan_args_into(q_earth_a: FloatArray, q_earth_b: FloatArray, out: FloatArr
         _cardan_row(w, x, y, z, out, r)
 
 
-@_njit
 def hip_cardan_args(q_earth_pelvis: FloatArray, q_earth_thigh: FloatArray, q_segment_thigh: FloatArray,
                     turn_rad: FloatArray) -> FloatArray:
     """:func:`cardan_args` of the femur relative to the pelvis, the femur built on the fly.
@@ -583,16 +575,20 @@ def cardan_deg(args: FloatArray, sign: float = 1.0, out: FloatArray | None = Non
 # Rates
 
 
-@_njit
 def rate_norm_deg_s(gyr_rad_s: FloatArray) -> FloatArray:
     """``np.degrees(quat.norm3(gyr_rad_s))``: angular-rate norm (deg/s) of (n, 3) rows, same bits."""
+    out = np.empty(len(gyr_rad_s))
+    _rate_norm_deg_s_into(gyr_rad_s, out)
+    return out
+
+
+@_njit
+def _rate_norm_deg_s_into(gyr_rad_s: FloatArray, out: FloatArray) -> None:
     n = len(gyr_rad_s)
-    out = np.empty(n)
     k = 180.0 / math.pi
     for i in range(n):
         x, y, z = gyr_rad_s[i, 0], gyr_rad_s[i, 1], gyr_rad_s[i, 2]
         out[i] = math.sqrt(x * x + y * y + z * z) * k
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,23 +600,30 @@ def rate_norm_deg_s(gyr_rad_s: FloatArray) -> FloatArray:
 MIN_ROWS = 4096
 
 
-@_njit
 def norm3_rows(v: FloatArray) -> FloatArray:
     """``quat.norm3``: ``sqrt(x*x + y*y + z*z)`` of (n, 3) rows."""
-    n = len(v)
-    out = np.empty(n)
-    for i in range(n):
-        x, y, z = v[i, 0], v[i, 1], v[i, 2]
-        out[i] = math.sqrt(x * x + y * y + z * z)
+    out = np.empty(len(v))
+    _norm3_rows_into(v, out)
     return out
 
 
 @_njit
+def _norm3_rows_into(v: FloatArray, out: FloatArray) -> None:
+    for i in range(len(v)):
+        x, y, z = v[i, 0], v[i, 1], v[i, 2]
+        out[i] = math.sqrt(x * x + y * y + z * z)
+
+
 def rotate_rows(q: FloatArray, v: FloatArray) -> FloatArray:
     """``quat.rotate(q, v)`` for (n, 4) and (n, 3): ``v + (2 w) (u × v) + 2 u × (u × v)`` row by row."""
-    n = len(q)
-    out = np.empty((n, 3))
-    for i in range(n):
+    out = np.empty((len(q), 3))
+    _rotate_rows_into(q, v, out)
+    return out
+
+
+@_njit
+def _rotate_rows_into(q: FloatArray, v: FloatArray, out: FloatArray) -> None:
+    for i in range(len(q)):
         w2 = 2.0 * q[i, 0]
         u0, u1, u2 = q[i, 1], q[i, 2], q[i, 3]
         v0, v1, v2 = v[i, 0], v[i, 1], v[i, 2]
@@ -633,14 +636,18 @@ def rotate_rows(q: FloatArray, v: FloatArray) -> FloatArray:
         out[i, 0] = v0 + w2 * c0 + 2.0 * d0
         out[i, 1] = v1 + w2 * c1 + 2.0 * d1
         out[i, 2] = v2 + w2 * c2 + 2.0 * d2
+
+
+def rotate_axis_rows(q: FloatArray, axis: int) -> FloatArray:
+    """``quat.rotate_axis(q, axis)`` for (n, 4): column ``axis`` of each rotation matrix, (n, 3)."""
+    out = np.empty((len(q), 3))
+    _rotate_axis_rows_into(q, axis, out)
     return out
 
 
 @_njit
-def rotate_axis_rows(q: FloatArray, axis: int) -> FloatArray:
-    """``quat.rotate_axis(q, axis)`` for (n, 4): column ``axis`` of each rotation matrix, (n, 3)."""
+def _rotate_axis_rows_into(q: FloatArray, axis: int, out: FloatArray) -> None:
     n = len(q)
-    out = np.empty((n, 3))
     i, j, k = axis, (axis + 1) % 3, (axis + 2) % 3
     for r in range(n):
         w = q[r, 0]
@@ -648,10 +655,28 @@ def rotate_axis_rows(q: FloatArray, axis: int) -> FloatArray:
         out[r, i] = 1.0 + 2.0 * (uj * -uj - uk * uk)
         out[r, j] = 2.0 * w * uk + 2.0 * (ui * uj)
         out[r, k] = 2.0 * w * -uj + 2.0 * (ui * uk)
-    return out
+
+
+def conjugate_rows(q: FloatArray) -> tuple[FloatArray, bool]:
+    """``quat.conjugate`` (``q * [1, -1, -1, -1]``) of finite (n, 4) rows; False as the second result
+    when a value is not finite (the sign of a NaN after a multiplication is the caller's NumPy's affair)."""
+    out = np.empty((len(q), 4))
+    return out, _conjugate_rows_into(q, out)
 
 
 @_njit
+def _conjugate_rows_into(q: FloatArray, out: FloatArray) -> bool:
+    for i in range(len(q)):
+        w, x, y, z = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
+        if not (math.isfinite(w) and math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+            return False
+        out[i, 0] = w * 1.0
+        out[i, 1] = x * -1.0
+        out[i, 2] = y * -1.0
+        out[i, 3] = z * -1.0
+    return True
+
+
 def exp_i_rows(a: FloatArray) -> tuple[FloatArray, bool]:
     """``np.exp(1j * a)`` as (n, 2) rows (real, imaginary) for finite ``a``; False as the second result otherwise.
 
@@ -660,16 +685,20 @@ def exp_i_rows(a: FloatArray) -> tuple[FloatArray, bool]:
     them. The rows have the memory layout of a complex array, so ``arctan2`` of their columns runs
     the same loop as on ``z.imag`` and ``z.real``. Non-finite input: the caller keeps NumPy.
     """
-    n = len(a)
-    out = np.empty((n, 2))
-    for i in range(n):
+    out = np.empty((len(a), 2))
+    return out, _exp_i_rows_into(a, out)
+
+
+@_njit
+def _exp_i_rows_into(a: FloatArray, out: FloatArray) -> bool:
+    for i in range(len(a)):
         x = a[i]
         if not math.isfinite(x):
-            return out, False
+            return False
         y = 0.0 + x
         out[i, 0] = math.cos(y)
         out[i, 1] = math.sin(y)
-    return out, True
+    return True
 
 
 def warm_up() -> None:
@@ -688,11 +717,8 @@ def warm_up() -> None:
     resample_on_grid(t, (v, v), np.zeros(0, dtype=np.bool_), t, j, 0.015, 0.4)
     nlerp_segment(t, q, j, t, q[0])
     segment_orientation(q, q[0])
-    turn_heading(t, q)
-    turn_heading_pair(t, q, q)
     turn_pair_inplace(t, q.copy(), q.copy())
     turn_linear_pair_inplace(0.1, t, 0.0, q.copy(), q.copy())
-    linear_heading(0.1, t, 0.0)
     vx, vy = axes_xy(q)
     axes_xy_into(q, vx, vy)
     unwrap(t)
@@ -715,3 +741,4 @@ def warm_up() -> None:
     rotate_rows(q, v)
     rotate_axis_rows(q, 2)
     exp_i_rows(t)
+    conjugate_rows(q)

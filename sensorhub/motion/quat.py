@@ -68,6 +68,10 @@ def make_continuous(q: ArrayLike) -> FloatArray:
 def conjugate(q: ArrayLike) -> FloatArray:
     """Conjugate (the inverse for unit quaternions): ``q_b_a = conjugate(q_a_b)``."""
     arr = as_quat(q)
+    if arr.ndim == 2 and len(arr) >= kernels.MIN_ROWS:
+        out, finite = kernels.conjugate_rows(np.ascontiguousarray(arr))  # long series: one compiled pass, the same bits
+        if finite:
+            return out
     return arr * np.array([1.0, -1.0, -1.0, -1.0])
 
 
