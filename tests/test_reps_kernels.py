@@ -43,6 +43,14 @@ def test_median_equals_numpy_median_to_the_bit() -> None:
         assert (math.isnan(got) and math.isnan(want)) or got == want, (n, got, want)
     t = np.cumsum(rng.uniform(0.005, 0.02, 50))
     assert kernels.sample_rate_hz(t) == 1.0 / float(np.median(np.diff(t)))
+    rows = np.zeros((7, 50))
+    rows[0] = t
+    assert kernels.window_rate_hz(rows) == 1.0 / float(np.median(np.diff(t)))
+    rows[1, 8:] = np.nan  # 8 samples with a hip rotation: still measured
+    assert kernels.window_rate_hz(rows) == 1.0 / float(np.median(np.diff(t)))
+    rows[1, 7] = np.inf  # 7: too few
+    assert math.isnan(kernels.window_rate_hz(rows))
+    assert math.isnan(kernels.window_rate_hz(np.zeros((7, 7))))
 
 
 def test_gradient_equals_numpy_gradient_to_the_bit() -> None:

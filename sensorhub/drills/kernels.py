@@ -138,6 +138,22 @@ def sample_rate_hz(t: FloatArray) -> float:
     return 1.0 / median(np.diff(t))
 
 
+@numba.njit("float64(float64[:, ::1])", cache=True, nogil=True)
+def window_rate_hz(rows: FloatArray) -> float:
+    """The sample rate of a rep's window ``rows`` (7, n) (:func:`sample_rate_hz` of its times), NaN when
+    fewer than 8 of its samples have a hip rotation (row 1; too few to measure)."""
+    n = rows.shape[1]
+    if n < 8:
+        return math.nan
+    finite = 0
+    for v in rows[1]:
+        if math.isfinite(v):
+            finite += 1
+    if finite < 8:
+        return math.nan
+    return sample_rate_hz(rows[0].copy())
+
+
 @numba.njit("void(float64[::1], float64[::1])", cache=True, nogil=True)
 def _fill_nan(t: FloatArray, x: FloatArray) -> None:
     """Bridge NaN in ``x`` in place as ``np.interp(t, t[ok], x[ok])`` does (flat beyond the ends); all-NaN stays."""
@@ -411,18 +427,17 @@ def _sparc_dft(speed: FloatArray, lo: int, hi: int, fs_hz: float, fc_hz: float, 
 
 
 @numba.njit(
-    "void(float64[:, ::1], float64[::1], float64[::1], float64[::1], float64, float64[::1], float64[::1], "
-    "float64[::1], float64, float64[::1], float64[::1], float64[::1])",
+    "void(float64[:, ::1], float64[:, ::1], float64, float64[::1], float64[::1], float64[::1], float64, float64[::1], "
+    "float64[::1], float64[::1])",
     cache=True, nogil=True,
 )
-def measure_core(rows: FloatArray, signs: FloatArray, t_leaves: FloatArray, t_backs: FloatArray, neutral0: float,
-                 coef_angles: FloatArray, coef_hold: FloatArray, params: FloatArray, fs_hz: float, cos_table: FloatArray,
-                 out: FloatArray, speed: FloatArray) -> None:
+def measure_core(rows: FloatArray, halves: FloatArray, neutral0: float, coef_angles: FloatArray, coef_hold: FloatArray,
+                 params: FloatArray, fs_hz: float, cos_table: FloatArray, out: FloatArray, speed: FloatArray) -> None:
     """Measure one closed rep from its raw window ``rows`` (7, n): t, hip rotation, hip flexion, hip adduction,
     pelvis tilt, obliquity, rotation (s, degrees; NaN = gap), as :func:`sensorhub.drills.reps.measure_rep` describes.
 
-    ``signs``, ``t_leaves``, ``t_backs``: per half (1 or 2) the direction's sign and the coarse
-    excursion's times; ``neutral0``: the detector's neutral at the first half. ``coef_*``: filter
+    ``halves`` (3, 1 or 2): per half the direction's sign and the coarse excursion's leave and back
+    times; ``neutral0``: the detector's neutral at the first half. ``coef_*``: filter
     coefficients for :func:`filtfilt2` (``M_FILTER_*`` says whether to filter at all; a column is
     filtered only when it is finite after bridging its NaN). Writes the
     layout of :data:`RESULT_SIZE` into ``out`` and the angular speed (deg/s, 6-Hz filtered) into
@@ -430,6 +445,7 @@ def measure_core(rows: FloatArray, signs: FloatArray, t_leaves: FloatArray, t_ba
     """
     n = rows.shape[1]
     t = rows[0]
+    signs, t_leaves, t_backs = halves[0], halves[1], halves[2]
     pre_s = params[M_PRE]
     onset = params[M_ONSET]
     # Rows of ``low``: the hip rotation and the tracked axes (TRACKED_AXES order: tilt, obliquity, rotation,

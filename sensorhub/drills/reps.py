@@ -708,36 +708,33 @@ def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequen
     The numbers come from :func:`kernels.measure_core` (filtering, neutrals, holds, boundaries,
     SPARC, compensation); this function turns them into the :class:`Rep` and scores it.
     """
-    t = columns[0]
-    n = t.size
-    if n < 8 or int(np.count_nonzero(np.isfinite(columns[1]))) < 8:
-        return None
     if len(coarse) > kernels.MAX_HALVES:
         raise ValueError(f"measure_rep: {len(coarse)} halves; a rep has at most {kernels.MAX_HALVES}")
-    fs = kernels.sample_rate_hz(t)
+    fs = kernels.window_rate_hz(columns)
+    if not fs > 0.0:  # fewer than 8 samples with a hip rotation
+        return None
+    t = columns[0]
+    n = t.size
     filtered = n >= _MIN_FILTER_ROWS
-    params = np.array([
-        cfg.pre_s, cfg.enter_deg, cfg.exit_deg, cfg.min_pause_for_neutral_s, cfg.hold_tolerance_deg,
-        cfg.hold_speed_deg_s, cfg.onset_deg, cfg.rotating_fraction, 10.0, 0.05, 4.0, float(_SPARC_DFT_MAX_ROWS),
-        1.0 if filtered and cfg.lowpass_hz < 0.45 * fs else 0.0,
-        1.0 if filtered and cfg.hold_lowpass_hz < 0.45 * fs else 0.0,
-        float(min(n - 1, _PADLEN)),
-    ])
-    coef_angles = _filter_coef(cfg.lowpass_hz, fs) if params[kernels.M_FILTER_ANGLES] else _NO_COEF
-    coef_hold = _filter_coef(cfg.hold_lowpass_hz, fs) if params[kernels.M_FILTER_HOLD] else _NO_COEF
-    signs = np.array([float(c.direction.sign) for c in coarse])
-    t_leaves = np.array([c.t_leave for c in coarse])
-    t_backs = np.array([c.t_back for c in coarse])
+    params = _measure_params(cfg).copy()
+    filter_angles = filtered and cfg.lowpass_hz < 0.45 * fs
+    filter_hold = filtered and cfg.hold_lowpass_hz < 0.45 * fs
+    params[kernels.M_FILTER_ANGLES] = 1.0 if filter_angles else 0.0
+    params[kernels.M_FILTER_HOLD] = 1.0 if filter_hold else 0.0
+    params[kernels.M_PADLEN] = min(n - 1, _PADLEN)
+    coef_angles = _filter_coef(cfg.lowpass_hz, fs) if filter_angles else _NO_COEF
+    coef_hold = _filter_coef(cfg.hold_lowpass_hz, fs) if filter_hold else _NO_COEF
+    halves_in = np.array([[_SIGN[c.direction] for c in coarse], [c.t_leave for c in coarse], [c.t_back for c in coarse]])
     out = np.empty(kernels.RESULT_SIZE)
     speed = np.empty(n)
-    kernels.measure_core(columns, signs, t_leaves, t_backs, coarse[0].neutral_deg, coef_angles, coef_hold, params, fs,
-                         kernels.TWIDDLE_COS, out, speed)
+    kernels.measure_core(columns, halves_in, coarse[0].neutral_deg, coef_angles, coef_hold, params, fs, kernels.TWIDDLE_COS,
+                         out, speed)
     res = out.tolist()
-    times = t.tolist()
     halves: list[HalfRep] = []
     for k, c in enumerate(coarse):
         base = 3 + k * kernels.HALF_SIZE
         i_on, i_h0, i_h1, i_ret, i_peak = (int(v) for v in res[base : base + 5])
+        t_on, t_h0, t_h1, t_ret, t_peak = t[[i_on, i_h0, i_h1, i_ret, i_peak]].tolist()
         values = []
         for p, (p0, p1) in enumerate(((i_on, i_h0 + 1), (i_h1, i_ret + 1))):
             v = res[base + kernels.H_SPARC_OUT + p]
@@ -747,13 +744,13 @@ def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequen
                 values.append(v)
         halves.append(HalfRep(
             direction=c.direction,
-            t_onset=times[i_on],
-            t_end_range=times[i_h0],
-            t_hold_end=times[i_h1],
-            t_return=times[i_ret],
-            t_peak=times[i_peak],
+            t_onset=t_on,
+            t_end_range=t_h0,
+            t_hold_end=t_h1,
+            t_return=t_ret,
+            t_peak=t_peak,
             peak_deg=res[base + kernels.H_PEAK],
-            hold_s=times[i_h1] - times[i_h0],
+            hold_s=t_h1 - t_h0,
             smoothness_sparc=_mean_short(values) if values else math.nan,
             neutral_deg=res[base + kernels.H_NEUTRAL],
         ))
@@ -808,6 +805,22 @@ def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequen
 
 
 _NO_COEF = np.zeros(7)
+_SIGN = {d: float(d.sign) for d in Direction}
+
+
+@functools.lru_cache(maxsize=16)
+def _measure_params(cfg: DetectorConfig) -> FloatArray:
+    """The parameters of :func:`kernels.measure_core` that depend on the configuration only (the filter
+    switches and the pad length are set per window); callers copy it."""
+    params = np.zeros(kernels.MEASURE_PARAMS)
+    params[kernels.M_PRE], params[kernels.M_ENTER], params[kernels.M_EXIT] = cfg.pre_s, cfg.enter_deg, cfg.exit_deg
+    params[kernels.M_MIN_PAUSE], params[kernels.M_HOLD_TOL] = cfg.min_pause_for_neutral_s, cfg.hold_tolerance_deg
+    params[kernels.M_HOLD_SPEED], params[kernels.M_ONSET] = cfg.hold_speed_deg_s, cfg.onset_deg
+    params[kernels.M_ROT_FRACTION] = cfg.rotating_fraction
+    # SPARC as scoring.sparc's defaults (cut-off 10 Hz, threshold 0.05, padding level 4).
+    params[kernels.M_FC], params[kernels.M_AMP], params[kernels.M_PAD] = 10.0, 0.05, 4.0
+    params[kernels.M_SPARC_MAX_LEN] = _SPARC_DFT_MAX_ROWS
+    return params
 
 
 def _compensation(values: Sequence[float], halves: Sequence[HalfRep], drill: DrillDefinition) -> PelvisCompensation:
