@@ -10,7 +10,9 @@ whether compensation was flagged in exactly the reps that had it.
 By default it evaluates the fixed set (the examples, replay_data/ and :data:`SIM_MATRIX`);
 ``--random N`` instead simulates N held-out sessions per condition of :data:`RANDOM_CONDITIONS` and
 reports the pass rate per condition (conditions named ``stress_*`` go beyond the acceptance and do
-not set the exit code). Results and commands: docs/accuracy.md.
+not set the exit code). ``--online`` scores the live path instead of batch: the same input through
+:class:`~sensorhub.motion.pipeline.OnlinePipeline` (live calibration, 0.1-s blocks per sensor) and
+the rep detector over the frames it emitted. Results and commands: docs/accuracy.md.
 
 Run ``python -m sensorhub.evaluation --help``. This module reads files and may run the simulator; it
 is a measuring tool, not part of the live path.

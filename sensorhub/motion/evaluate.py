@@ -10,7 +10,8 @@ Options: ``--examples DIR`` (default ../shared/examples beside the checkout), ``
 ``--quick`` (a smaller simulated matrix), ``--online`` (also run :class:`OnlinePipeline`),
 ``--causal-vqf`` (batch with the causal VQF instead of its offline variant, the batch default), ``--plain`` (the plain-VQF baseline),
 ``--ablation`` (batch without drift removal, and without magnetometers), ``--random N`` (N more
-sessions with randomly drawn conditions).
+sessions with randomly drawn conditions; ``--random-seed`` / ``--random-sim-seed`` draw another set
+than the default seeds 2024 / 100-115), ``--modes a,b`` (exactly these modes, e.g. ``online``).
 This is a developer tool: it reads files and prints; the library modules do neither.
 """
 

@@ -1177,6 +1177,9 @@ def _keep_last_three(blocks: list[ImuSamples], block: ImuSamples) -> None:
 
 
 _REST_NOTE = "relative heading drift (standing) fitted live to"
+#: Rests the live fit keeps (the latest; about 20 minutes of a standing drill): bounds its memory
+#: and the cost of each refit in a session that runs for hours.
+_LIVE_REST_MAX = 600
 
 #: Live: fit the thigh's relative heading drift in the standing posture to the drill's rests as well
 #: as the protocol's still phases (_LiveRestDrift), as batch does, instead of the still phases alone.
@@ -1253,6 +1256,8 @@ class _LiveRestDrift:
         if long_enough:
             self._rest_t.append(sum(self._run_t) / n)
             self._rest_y.append(sum(self._run_y) / n)
+            if len(self._rest_t) > _LIVE_REST_MAX:
+                del self._rest_t[0], self._rest_y[0]
         self._run_t, self._run_y = [], []
         return long_enough and self._fit()
 
