@@ -299,3 +299,35 @@ def test_shared_helpers_give_the_same_bits_on_long_series() -> None:
     mp, mt = rng.normal(0.0, 40.0, (n, 3)), rng.normal(0.0, 40.0, (n, 3))
     psi = heading.wrap_rad(heading.mag_heading_rad(qp, mp) - heading.mag_heading_rad(qt, mt))
     np.testing.assert_array_equal(heading.magnetic_relative_heading(qp, mp, qt, mt), np.unwrap(psi))
+
+
+def test_field_kernels_equal_mag_norm_dip_and_disturbed_mask_arithmetic() -> None:
+    rng = np.random.default_rng(15)
+    n = kernels.MIN_ROWS + 77
+    m = rng.normal(0.0, 30.0, (n, 3))
+    m[3] = 0.0  # zero field: the 1e-12 floor
+    m[4, 2] = np.nan
+    m[5] = [0.0, 0.0, 1e-14]
+    norm, dip = heading.mag_norm_dip(np.zeros((n, 4)), np.zeros((n, 3)), m_earth=m)  # the kernel path
+    ref_norm = quat.norm3(m[:100])  # NumPy path on a short block, and the arithmetic written out
+    np.testing.assert_array_equal(norm[:100], ref_norm)
+    np.testing.assert_array_equal(dip, np.degrees(np.arcsin(np.clip(m[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0))))
+    bad, dn, dd = kernels.field_deviation(norm, dip, 42.0, -60.0, heading.MAG_NORM_TOL * 42.0, heading.MAG_DIP_TOL_DEG)
+    np.testing.assert_array_equal(dn, np.abs(norm - 42.0))
+    np.testing.assert_array_equal(dd, np.abs(dip - -60.0))
+    np.testing.assert_array_equal(bad, (np.abs(norm - 42.0) > heading.MAG_NORM_TOL * 42.0) | (np.abs(dip + 60.0) > heading.MAG_DIP_TOL_DEG))
+
+
+def test_interval_jitter_equals_the_numpy_figures() -> None:
+    rng = np.random.default_rng(16)
+    t = np.cumsum(rng.normal(0.01, 0.002, 3000))
+    flags = rng.random(3000) < 0.01
+    for gap_before in (flags, None):
+        gaps, jitter, any_ok = kernels.interval_jitter(t, np.zeros(0, dtype=bool) if gap_before is None else gap_before, 100.0)
+        ok = np.ones(2999, dtype=bool) if gap_before is None else ~gap_before[1:]
+        assert gaps == (0 if gap_before is None else int(np.count_nonzero(gap_before[1:])))
+        assert jitter == float(np.max(np.abs(np.diff(t)[ok] * 100.0 - 1.0)))
+        assert any_ok
+    _, jitter, _ = kernels.interval_jitter(np.array([0.0, np.nan, 0.02]), np.zeros(0, dtype=bool), 100.0)
+    assert np.isnan(jitter)
+    assert kernels.interval_jitter(np.array([0.0, 0.5]), np.array([False, True]), 100.0) == (1, -np.inf, False)

@@ -49,7 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.spatial.transform import Rotation
 
 from sensorhub.errors import ConfigurationError, SensorhubError
-from sensorhub.motion import quat
+from sensorhub.motion import kernels, quat
 from sensorhub.samples import ImuSamples
 
 logger = logging.getLogger(__name__)
@@ -374,13 +374,12 @@ def _result_from(method: str, offline: bool, has_mag: bool, out: Mapping[str, Fl
 def _describe_time_base(samples: ImuSamples, rate_hz: float) -> None:
     if len(samples) < 2:
         return
-    dt = np.diff(samples.t_s)
-    gaps = 0 if samples.gap_before is None else int(np.count_nonzero(samples.gap_before[1:]))
-    ok = np.ones(len(dt), dtype=bool) if samples.gap_before is None else ~samples.gap_before[1:]
+    # Flagged gaps and the largest deviation of the other intervals from the period, in one compiled pass.
+    flags = np.zeros(0, dtype=bool) if samples.gap_before is None else np.asarray(samples.gap_before, dtype=bool)
+    gaps, jitter, any_ok = kernels.interval_jitter(np.ascontiguousarray(samples.t_s, dtype=np.float64), flags, float(rate_hz))
     if gaps:
         logger.info("fusion: %d gap(s) in the samples; filter state is carried across them", gaps)
-    if ok.any():
-        jitter = float(np.max(np.abs(dt[ok] * rate_hz - 1.0)))
+    if any_ok:
         if jitter > 0.25:
             logger.warning(
                 "fusion: sample intervals deviate by up to %.0f%% from 1/%.3f Hz; the filters assume a fixed rate",

@@ -114,6 +114,10 @@ def mag_norm_dip(q_earth_sensor: FloatArray, mag_uT: FloatArray, *, m_earth: Flo
     """
     if m_earth is None:
         m_earth = quat.rotate(q_earth_sensor, mag_uT)
+    if m_earth.ndim == 2 and len(m_earth) >= kernels.MIN_ROWS and m_earth.dtype == np.float64:
+        # Long series (batch): norm and clipped sine in one compiled pass (same bits), NumPy's arcsine.
+        norm, sine = kernels.field_norm_sine(np.ascontiguousarray(m_earth))
+        return norm, np.degrees(np.arcsin(sine, out=sine), out=sine)
     norm = quat.norm3(m_earth)
     dip = np.degrees(np.arcsin(np.clip(m_earth[:, 2] / np.maximum(norm, 1e-12), -1.0, 1.0)))
     return norm, dip
@@ -143,9 +147,7 @@ def disturbed_mask(
     ``m_earth`` as in :func:`mag_norm_dip`.
     """
     norm, dip = mag_norm_dip(q_earth_sensor, mag_uT, m_earth=m_earth)
-    dn = np.abs(norm - ref.norm_uT)
-    dd = np.abs(dip - ref.dip_deg)
-    bad = (dn > MAG_NORM_TOL * ref.norm_uT) | (dd > MAG_DIP_TOL_DEG)
+    bad, dn, dd = kernels.field_deviation(norm, dip, ref.norm_uT, ref.dip_deg, MAG_NORM_TOL * ref.norm_uT, MAG_DIP_TOL_DEG)
     if margin_s > 0 and len(t_s) > 1 and bad.any():
         dt = float(np.median(np.diff(t_s)))
         w = 2 * round(margin_s / dt) + 1

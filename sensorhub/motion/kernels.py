@@ -701,6 +701,75 @@ def _exp_i_rows_into(a: FloatArray, out: FloatArray) -> bool:
     return True
 
 
+def field_norm_sine(m_earth: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``heading.mag_norm_dip``'s arithmetic before the arcsine: the field's norm and the sine of its dip.
+
+    ``norm = sqrt(x*x + y*y + z*z)``, ``sine = clip(z / maximum(norm, 1e-12), -1, 1)`` of (n, 3)
+    rows (NaN stays NaN, as with ``np.maximum`` and ``np.clip``): the same bits.
+    """
+    norm = np.empty(len(m_earth))
+    sine = np.empty(len(m_earth))
+    _field_norm_sine_into(m_earth, norm, sine)
+    return norm, sine
+
+
+@_njit
+def _field_norm_sine_into(m_earth: FloatArray, norm: FloatArray, sine: FloatArray) -> None:
+    for i in range(len(m_earth)):
+        x, y, z = m_earth[i, 0], m_earth[i, 1], m_earth[i, 2]
+        nrm = math.sqrt(x * x + y * y + z * z)
+        norm[i] = nrm
+        d = nrm if (nrm >= 1e-12 or math.isnan(nrm)) else 1e-12
+        sine[i] = _clip(z / d, -1.0, 1.0)
+
+
+def field_deviation(norm_uT: FloatArray, dip_deg: FloatArray, ref_norm_uT: float, ref_dip_deg: float,
+                    norm_tol_uT: float, dip_tol_deg: float) -> tuple[BoolArray, FloatArray, FloatArray]:
+    """``heading.disturbed_mask``'s per-sample part: (``dn > norm_tol | dd > dip_tol``, ``dn``, ``dd``) with
+    ``dn = |norm - ref_norm|``, ``dd = |dip - ref_dip|``, in one pass (same bits)."""
+    n = len(norm_uT)
+    bad = np.empty(n, dtype=np.bool_)
+    dn = np.empty(n)
+    dd = np.empty(n)
+    _field_deviation_into(norm_uT, dip_deg, ref_norm_uT, ref_dip_deg, norm_tol_uT, dip_tol_deg, bad, dn, dd)
+    return bad, dn, dd
+
+
+@_njit
+def _field_deviation_into(norm_uT: FloatArray, dip_deg: FloatArray, ref_norm_uT: float, ref_dip_deg: float,
+                          norm_tol_uT: float, dip_tol_deg: float, bad: BoolArray, dn: FloatArray, dd: FloatArray) -> None:
+    for i in range(len(norm_uT)):
+        a = abs(norm_uT[i] - ref_norm_uT)
+        b = abs(dip_deg[i] - ref_dip_deg)
+        dn[i] = a
+        dd[i] = b
+        bad[i] = a > norm_tol_uT or b > dip_tol_deg
+
+
+@_njit
+def interval_jitter(t_s: FloatArray, gap_before: BoolArray, rate_hz: float) -> tuple[int, float, bool]:
+    """``fusion._describe_time_base``'s figures in one pass: (intervals flagged as gaps, the largest
+    ``|dt * rate_hz - 1|`` over the others (NaN if any is NaN), whether any interval is unflagged).
+    ``gap_before``: the samples' flags or an empty array."""
+    n = len(t_s)
+    has_flags = len(gap_before) == n
+    gaps = 0
+    worst = -math.inf
+    seen_nan = False
+    any_ok = False
+    for i in range(1, n):
+        if has_flags and gap_before[i]:
+            gaps += 1
+            continue
+        any_ok = True
+        d = abs((t_s[i] - t_s[i - 1]) * rate_hz - 1.0)
+        if math.isnan(d):
+            seen_nan = True
+        elif d > worst:
+            worst = d
+    return gaps, (math.nan if seen_nan else worst), any_ok
+
+
 def warm_up() -> None:
     """Compile (first run after install) or load (from the cache) every kernel on tiny inputs.
 
@@ -742,3 +811,7 @@ def warm_up() -> None:
     rotate_axis_rows(q, 2)
     exp_i_rows(t)
     conjugate_rows(q)
+    norm, sine = field_norm_sine(v)
+    field_deviation(norm, sine, 1.0, 1.0, 0.1, 0.1)
+    interval_jitter(t, flags, 100.0)
+    interval_jitter(t, np.zeros(0, dtype=np.bool_), 100.0)
