@@ -24,8 +24,13 @@ block-matrix products; equal to SciPy's ``filtfilt``) and the SPARC spectrum (a 
 bins up to ``fc_hz`` from a cosine table instead of a full ``np.fft.rfft``; see :func:`_sparc_dft`).
 No ``fastmath``: LLVM may then neither reorder nor fuse the floating-point operations.
 
-Every kernel has an explicit signature, so it is compiled (or loaded from the ``__pycache__``
-cache) when this module is imported, never on a live rep. Must not do I/O or logging.
+The three entry points the detector calls (:func:`window_rate_hz`, :func:`measure_core`,
+:func:`scan_quiet`) have explicit signatures, so they are compiled (or loaded from the
+``__pycache__`` cache) when this module is imported, never on a live rep; the helpers they call are
+compiled into them (the helpers' own dispatchers compile only when called directly, as the tests
+do). :func:`pairwise_sum` keeps an explicit signature too: it calls itself, and numba 0.68 cannot
+load a lazily compiled recursive function from its cache (the cached caller then fails to link,
+"Symbol not found ... pairwise_sum"). Must not do I/O or logging.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ def pairwise_sum(a: FloatArray, lo: int, n: int) -> float:
     return pairwise_sum(a, lo, n2) + pairwise_sum(a, lo + n2, n - n2)
 
 
-@numba.njit("float64(float64[::1])", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def median(x: FloatArray) -> float:
     """``float(np.median(x))`` of a non-empty array (NaN if it holds a NaN): the middle value, or the two
     middle ones added and halved, of the sorted values (found by partitioning, not a full sort)."""
@@ -132,7 +137,7 @@ def median(x: FloatArray) -> float:
     return (below + part[h]) / 2.0
 
 
-@numba.njit("float64(float64[::1])", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def sample_rate_hz(t: FloatArray) -> float:
     """``1 / median(diff(t))`` (at least two samples)."""
     return 1.0 / median(np.diff(t))
@@ -154,7 +159,7 @@ def window_rate_hz(rows: FloatArray) -> float:
     return sample_rate_hz(rows[0].copy())
 
 
-@numba.njit("void(float64[::1], float64[::1])", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _fill_nan(t: FloatArray, x: FloatArray) -> None:
     """Bridge NaN in ``x`` in place as ``np.interp(t, t[ok], x[ok])`` does (flat beyond the ends); all-NaN stays."""
     n = x.size
@@ -186,7 +191,7 @@ def _fill_nan(t: FloatArray, x: FloatArray) -> None:
         i = nxt
 
 
-@numba.njit("boolean(float64[::1])", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _all_finite(x: FloatArray) -> bool:
     for v in x:
         if not math.isfinite(v):
@@ -194,7 +199,7 @@ def _all_finite(x: FloatArray) -> bool:
     return True
 
 
-@numba.njit("void(float64[::1], float64[::1], int64)", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def filtfilt2(coef: FloatArray, x: FloatArray, padlen: int) -> None:
     """Zero-phase 2nd-order filter of ``x`` in place: ``scipy.signal.filtfilt(b, a, x, padtype="odd", padlen=padlen)``.
 
@@ -232,7 +237,7 @@ def filtfilt2(coef: FloatArray, x: FloatArray, padlen: int) -> None:
         x[k] = ext[padlen + k]
 
 
-@numba.njit("void(float64[:, ::1], float64[:, ::1], int64)", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def filtfilt2_rows(coef: FloatArray, x: FloatArray, padlen: int) -> None:
     """:func:`filtfilt2` of every row of ``x`` (k, n) in place, row ``r`` with the coefficients ``coef[r]``.
 
@@ -285,7 +290,7 @@ def filtfilt2_rows(coef: FloatArray, x: FloatArray, padlen: int) -> None:
             row[i] = ext[padlen + i, r]
 
 
-@numba.njit("void(float64[::1], float64[::1], float64[::1], float64[::1], float64[::1])", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def abs_gradients(t: FloatArray, f: FloatArray, g: FloatArray, out_f: FloatArray, out_g: FloatArray) -> None:
     """``np.abs(np.gradient(f, t))`` and the same of ``g`` (edge order 1), NumPy's formula to the bit (at least
     2 samples): the central difference over ``2·dt`` when every step equals the first, otherwise the
@@ -318,7 +323,7 @@ def abs_gradients(t: FloatArray, f: FloatArray, g: FloatArray, out_f: FloatArray
     out_g[n - 1] = abs((g[n - 1] - g[n - 2]) / dxn)
 
 
-@numba.njit("float64(float64[::1], int64, int64, float64, float64, float64, int64, float64[::1])", cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _sparc_dft(speed: FloatArray, lo: int, hi: int, fs_hz: float, fc_hz: float, amp_threshold: float, pad_level: int,
                cos_table: FloatArray) -> float:
     """:func:`sensorhub.drills.scoring.sparc` of the non-negative profile ``speed[lo:hi]``, spectrum by direct DFT.
