@@ -1037,6 +1037,13 @@ class _Tail:
         return self._gap[self._i0:self._i1]
 
 
+#: Live: across a gap longer than align.DEFAULT_MAX_BRIDGE_S the restarted filter takes the heading
+#: of the last orientation turned by the gyroscope interpolated through the gap (_Stream._gap_turn),
+#: as batch's bridged restart (BATCH_CAUSAL_RESTART), instead of the last heading as it was: a
+#: 0.5-s gap during fast rotation otherwise leaves a heading step of several degrees.
+ONLINE_BRIDGE_GAP_TURN = True
+
+
 class _Stream:
     """One sensor's live state: raw buffer until calibrated, then its filter and a short tail."""
 
@@ -1057,6 +1064,7 @@ class _Stream:
         # Heading continuity across filter restarts after long gaps (see restart_filter).
         self.q_before_restart: FloatArray | None = None
         self.q_heading_fix: FloatArray | None = None
+        self.gap_turn: FloatArray | None = None
 
     def fill_gap(self, block: ImuSamples) -> tuple[ImuSamples, BoolArray, bool]:
         """Bridge a short gap before ``block``; return (samples, gap flags, whether the gap was long).
@@ -1076,6 +1084,7 @@ class _Stream:
         if block.t_s[0] - self.last_t > align.DEFAULT_MAX_BRIDGE_S:
             gap = np.zeros(len(block), dtype=bool)
             gap[0] = True
+            self.gap_turn = self._gap_turn(block) if ONLINE_BRIDGE_GAP_TURN else None
             return block, gap, True
         t_fill = self.last_t + (block.t_s[0] - self.last_t) * np.arange(1, missing + 1) / (missing + 1)
         k = min(3, len(block))
@@ -1116,13 +1125,47 @@ class _Stream:
         edges = [0, *cuts.tolist(), len(block)]
         return [align.slice_samples(block, a, b) for a, b in itertools.pairwise(edges)]
 
+    def _gap_turn(self, block: ImuSamples) -> FloatArray | None:
+        """The sensor's turn across the gap before ``block`` (body frame, w x y z), from its gyroscope
+        interpolated through the gap (Akima through three samples on each side, as a short gap is
+        filled, bias removed) and integrated on the nominal grid; None without neighbours.
+
+        Batch bridges a long gap the same way (its filter runs through the interpolated samples and
+        the restarted filter takes that heading); live the turn is applied when the filter restarts.
+        """
+        if self.rate_hz is None or self.last_t is None or len(self.hist_t) == 0:
+            return None
+        k = min(3, len(block))
+        t_nb = np.concatenate((self.hist_t, block.t_s[:k]))
+        g_nb = np.vstack((self.hist_gyr, block.gyr_rad_s[:k])) - self.bias
+        t0, t1 = self.last_t, float(block.t_s[0])
+        m = max(1, round((t1 - t0) * self.rate_hz))
+        edges = t0 + (t1 - t0) * np.arange(m + 1) / m
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        if len(t_nb) >= 3:
+            w = np.asarray(Akima1DInterpolator(t_nb, g_nb, axis=0)(mid))
+        else:
+            w = g_nb[0] + (g_nb[-1] - g_nb[0]) * ((mid - t_nb[0]) / (t_nb[-1] - t_nb[0]))[:, None]
+        q = quat.IDENTITY.copy()
+        for rv in w * ((t1 - t0) / m):
+            angle = float(np.sqrt(rv @ rv))
+            if angle > 0.0:
+                q = quat.multiply(q, quat.from_axis_angle(rv / angle, angle))
+        return q
+
     def restart_filter(self) -> None:
         """After a long gap: forget the filter's state (it re-initialises its inclination from the
-        accelerometer on the next samples) and keep the last known heading (:meth:`fix_heading`)."""
+        accelerometer on the next samples) and carry the heading on (:meth:`fix_heading`): the last
+        orientation before the gap, turned by the gyroscope interpolated through the gap
+        (:meth:`_gap_turn`, when :data:`ONLINE_BRIDGE_GAP_TURN`)."""
         if self.filter is None or len(self.tail) == 0:
             return
         self.filter.reset()
-        self.q_before_restart = self.tail.q[-1].copy()
+        q = self.tail.q[-1].copy()
+        if self.gap_turn is not None:
+            q = quat.normalize(quat.multiply(q, self.gap_turn))
+        self.gap_turn = None
+        self.q_before_restart = q
 
     def fix_heading(self, q_earth_sensor: FloatArray) -> FloatArray:
         """Apply the heading correction that continues the heading across a filter restart.
