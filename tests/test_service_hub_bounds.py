@@ -17,6 +17,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -275,7 +276,7 @@ def test_a_dense_streams_frame_completed_before_it_is_due_waits_for_the_next(tmp
     """Sensors sending every 15-30 ms: a frame completed before the stream is due is not pushed; the
     next completed frame is shown instead, fresh, or this one after MAX_HOLD_S at the latest."""
 
-    async def scenario() -> tuple[Hub, StreamRuntime, _StubPipeline, list[StreamRuntime], float]:
+    async def scenario() -> tuple[Hub, StreamRuntime, _StubPipeline, float]:
         hub, stream, stub = _stub_stream_hub(tmp_path)
         stream.completion_interval_s = 0.02  # dense
         stream.last_completion_s = time.perf_counter() - 0.02
@@ -284,9 +285,9 @@ def test_a_dense_streams_frame_completed_before_it_is_due_waits_for_the_next(tmp
         ready = hub._process_blocks({"p": [_block(0.0, 6)], "t": [_block(0.0, 6)]}, {"p": [now], "t": [now]})
         assert ready == [] and hub._waiting == {"a/left"} and stub.pushed == []
         await asyncio.sleep(hub_module.MAX_HOLD_S + 0.05)
-        return hub, stream, stub, ready, now
+        return hub, stream, stub, now
 
-    hub, stream, stub, ready, now = asyncio.run(scenario())
+    hub, stream, stub, now = asyncio.run(scenario())
     # No next frame came: run after the hold limit (not at the stale timer, not never).
     assert stub.pushed == [("pelvis", 6), ("thigh", 6)] and not stream.held and not hub._waiting
     assert now + hub_module.MAX_HOLD_S - 1e-3 <= hub._last_push["a/left"] < now + hub_module.MAX_HOLD_S + 0.05
@@ -320,3 +321,37 @@ def test_frame_messages_average_the_message_rate_with_bursts_of_two(tmp_path: Pa
     assert hub._message_slot_at() == pytest.approx(30.0)
     hub._take_message_slot(30.0)
     assert hub._message_slot_at() == pytest.approx(30.0 + interval)
+
+
+def test_streams_made_ready_together_share_one_message(tmp_path: Path) -> None:
+    """The runs of one batch go first and share one frame message: published one by one, every
+    stream after the first waited for the next message slot, and each message costs a send per client."""
+    from sensorhub.service.sources import SensorInfo
+
+    async def scenario() -> tuple[list[Any], list[_StubPipeline]]:
+        settings = ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path))
+        hub = Hub(settings, store=None, metrics=LiveMetrics(), broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
+        hub._loop = asyncio.get_running_loop()
+        published: list[Any] = []
+        hub.broadcaster.publish = lambda message, entered_s=(), stages=None: published.append(message)  # type: ignore[method-assign]
+        stubs = []
+        for athlete in ("a", "b"):
+            hub.sensor_found(SensorInfo(f"{athlete}p", "pelvis", None, athlete))
+            hub.sensor_found(SensorInfo(f"{athlete}t", "thigh", "left", athlete))
+            stream = hub.streams[f"{athlete}/left"]
+            stub = _StubPipeline()
+            stream.pipeline = stub  # type: ignore[assignment]
+            stream.calibration_reported = True
+            stream.last_frame = _frame(0.0)
+            stubs.append(stub)
+        now = time.perf_counter()
+        blocks = {sid: [_block(0.0, 6)] for sid in ("ap", "at", "bp", "bt")}
+        ready = hub._process_blocks(blocks, {sid: [now] for sid in blocks})
+        assert [s.key for s in ready] == ["a/left", "b/left"]
+        await hub._run_ready(ready)
+        return published, stubs
+
+    published, stubs = asyncio.run(scenario())
+    assert all(stub.pushed == [("pelvis", 6), ("thigh", 6)] for stub in stubs)
+    (message,) = published
+    assert [s["key"] for s in json.loads(message)["streams"]] == ["a/left", "b/left"]

@@ -15,7 +15,13 @@ from fastapi.testclient import TestClient
 from sensorhub.service import ServiceSettings, create_app
 from sensorhub.service.metrics import LiveMetrics
 from sensorhub.service.sources import ReplayNotificationSource
-from sensorhub.service.stages import REASONS, STAGES, MessageStages, RunStages, StageTrace
+from sensorhub.service.stages import (
+    REASONS,
+    STAGES,
+    MessageStages,
+    RunStages,
+    StageTrace,
+)
 from sensorhub.storage import StorageSettings
 
 REPLAY = Path(__file__).resolve().parent.parent / "replay_data"

@@ -15,7 +15,12 @@ import pytest
 
 from sensorhub.storage.influx import FrameEncoder, encode_batch
 from sensorhub.storage.model import AngleFrame, RepRecord, SensorStatus, SessionRecord
-from sensorhub.storage.schema import frame_points, rep_point, session_point, status_point
+from sensorhub.storage.schema import (
+    frame_points,
+    rep_point,
+    session_point,
+    status_point,
+)
 from sensorhub.storage.writer import RecordBatch
 
 

@@ -129,7 +129,7 @@ class StageTrace:
         """Percentiles of the total and of each stage, and what the observations above ``slow_ms`` spent
         where (mean per stage, share by run reason, share overlapping each noted interval kind)."""
         a = self.array(since_s)
-        out: dict[str, Any] = {"observations": int(len(a))}
+        out: dict[str, Any] = {"observations": len(a)}
         if not len(a):
             return out
         total_ms = (a[:, 6] - a[:, 0]) * 1e3
@@ -166,7 +166,7 @@ class StageTrace:
             durations = (iv[:, 1] - iv[:, 0]) * 1e3
             hit = _overlaps(a[:, 0], a[:, 6], iv)
             overlap[kind] = {
-                "count": int(len(iv)), "duration_ms": _percentiles(durations),
+                "count": len(iv), "duration_ms": _percentiles(durations),
                 "total_s": round(float(durations.sum()) / 1e3, 3),
                 "all_overlapping": round(float(hit.mean()), 4),
                 "slow_overlapping": round(float(hit[slow].mean()), 4) if slow.any() else None,

@@ -126,7 +126,7 @@ def encode_batch(batch: RecordBatch, store_raw_imu: bool, frames: FrameEncoder |
 def _float_text(value: float) -> str:
     """A float field value as influxdb-client writes it (``str``, a trailing ``.0`` trimmed)."""
     text = str(value)
-    return text[:-2] if text.endswith(".0") else text
+    return text.removesuffix(".0")
 
 
 class FrameEncoder:
