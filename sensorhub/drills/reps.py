@@ -566,7 +566,9 @@ class RepDetector:
         e = kernels.scan_quiet(cols, k, r1, mode, q, gains.ema_pow_arr, gains.ema_inv_arr, st)
         if e > k:
             (self._ema1, self._ema2, _, phase, self._ema_s1, self._ema_s2, self._ema_p1, self._ema_p2, self._neutral,
-             self._t_last_quiet, since_gap, peak) = st.tolist()
+             t_quiet, since_gap, peak) = st.tolist()
+            if not math.isnan(t_quiet):  # NaN: no quiet sample yet (keep the per-sample path's own NaN object)
+                self._t_last_quiet = t_quiet
             self._ema_key, self._ema_phase, self._since_gap = key, int(phase), since_gap != 0.0
             if cur is not None and mode == kernels.MODE_EXCURSION:
                 cur.peak_deg = peak
@@ -733,7 +735,7 @@ def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequen
     halves: list[HalfRep] = []
     for k, c in enumerate(coarse):
         base = 3 + k * kernels.HALF_SIZE
-        i_on, i_h0, i_h1, i_ret, i_peak = (int(v) for v in res[base : base + 5])
+        i_on, i_h0, i_h1, i_ret, i_peak = map(int, res[base : base + 5])
         t_on, t_h0, t_h1, t_ret, t_peak = t[[i_on, i_h0, i_h1, i_ret, i_peak]].tolist()
         values = []
         for p, (p0, p1) in enumerate(((i_on, i_h0 + 1), (i_h1, i_ret + 1))):
@@ -760,10 +762,10 @@ def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequen
     comp = _compensation(res[kernels.R_COMP :], halves, drill)
     tempo: dict[str, float] = {}
     for h in halves:
-        name = h.direction.value
-        tempo[f"{name}_out_s"] = h.out_s
-        tempo[f"{name}_hold_s"] = h.hold_s
-        tempo[f"{name}_back_s"] = h.back_s
+        out_key, hold_key, back_key = _TEMPO_KEYS[h.direction]
+        tempo[out_key] = h.out_s
+        tempo[hold_key] = h.hold_s
+        tempo[back_key] = h.back_s
     if len(halves) == 2:
         tempo["mid_pause_s"] = halves[1].t_onset - halves[0].t_return
     tempo["total_s"] = t_end - t_start
@@ -806,6 +808,9 @@ def _measure_columns(columns: FloatArray, drill: DrillDefinition, coarse: Sequen
 
 _NO_COEF = np.zeros(7)
 _SIGN = {d: float(d.sign) for d in Direction}
+# Enum attribute access is slow on the per-rep path: names and tempo keys looked up once.
+_NAME = {d: d.value for d in Direction}
+_TEMPO_KEYS = {d: (f"{d.value}_out_s", f"{d.value}_hold_s", f"{d.value}_back_s") for d in Direction}
 
 
 @functools.lru_cache(maxsize=16)
@@ -841,7 +846,7 @@ def _compensation(values: Sequence[float], halves: Sequence[HalfRep], drill: Dri
             continue
         change[axis] = values[j]
         half = int(values[k + j])
-        during[axis] = halves[half].direction.value if half >= 0 else ""
+        during[axis] = _NAME[halves[half].direction] if half >= 0 else ""
     ratios = [change[a] / limit[a] for a in PELVIS_AXES if math.isfinite(change[a]) and limit[a] > 0]
     worst = max(ratios) if ratios else math.nan
     exceeded = tuple(a for a in PELVIS_AXES if math.isfinite(change[a]) and change[a] > limit[a])
