@@ -51,7 +51,7 @@ def _time_filter_backends() -> None:
             finally:
                 _FILTER_CPU_S[0] += time.process_time() - c0
 
-        backend.update = timed_update  # type: ignore[method-assign]
+        backend.update = timed_update  # type: ignore[method-assign,assignment]
 
 
 def main() -> None:

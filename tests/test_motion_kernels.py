@@ -60,7 +60,7 @@ def test_resample_on_grid_equals_gap_mask_and_resample_samples(mag: bool, flags:
         grid = _grid(smp)
         j = kernels.grid_intervals(smp.t_s, grid)
         period = float(np.median(np.diff(smp.t_s)))
-        parts = (smp.acc_m_s2, smp.gyr_rad_s) + ((smp.mag_uT,) if mag else ())
+        parts = (smp.acc_m_s2, smp.gyr_rad_s) + ((smp.mag_uT,) if smp.mag_uT is not None else ())
         values, in_gap, in_long = kernels.resample_on_grid(
             smp.t_s, parts, np.zeros(0, dtype=bool) if smp.gap_before is None else smp.gap_before, grid, j,
             1.5 * period, align.DEFAULT_MAX_BRIDGE_S)
@@ -198,7 +198,7 @@ def test_wrap_about_equals_wrap_rad() -> None:
 def test_relative_heading_groups_and_rest_runs_equal_the_numpy_steps() -> None:
     rng = np.random.default_rng(11)
     n = 6000
-    t = np.arange(n) * 0.01
+    t: np.ndarray = np.arange(n, dtype=np.float64) * 0.01
     q_f, q_p = _quats(rng, n), _quats(rng, n)
     vx, vy, px = quat.rotate_axis(q_f, 0), quat.rotate_axis(q_f, 1), quat.rotate_axis(q_p, 0)
     # The reference: pipeline._rest_drift_curve's NumPy code before the kernels.

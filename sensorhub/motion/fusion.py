@@ -379,13 +379,12 @@ def _describe_time_base(samples: ImuSamples, rate_hz: float) -> None:
     gaps, jitter, any_ok = kernels.interval_jitter(np.ascontiguousarray(samples.t_s, dtype=np.float64), flags, float(rate_hz))
     if gaps:
         logger.info("fusion: %d gap(s) in the samples; filter state is carried across them", gaps)
-    if any_ok:
-        if jitter > 0.25:
-            logger.warning(
-                "fusion: sample intervals deviate by up to %.0f%% from 1/%.3f Hz; the filters assume a fixed rate",
-                100 * jitter,
-                rate_hz,
-            )
+    if any_ok and jitter > 0.25:
+        logger.warning(
+            "fusion: sample intervals deviate by up to %.0f%% from 1/%.3f Hz; the filters assume a fixed rate",
+            100 * jitter,
+            rate_hz,
+        )
 
 
 def fuse(

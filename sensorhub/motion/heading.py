@@ -589,13 +589,19 @@ def fit_rest_drift(points: list[RestPoint], t_ref_s: float, t_end_s: float, init
     used: list[RestPoint] = []
     t_rest = np.array([p.t_s for p in rests])
     h_rest = np.array([p.heading_rad for p in rests])
+    g_rest = np.array([p.group for p in rests])
     for gate in REST_GATES_DEG:
         resid = h_rest - curve(t_rest)  # element-wise: the same values as one rest at a time
         for g in {p.group for p in rests}:
             if g not in level:
-                level[g] = float(np.median(resid[[p.group == g for p in rests]]))
-        dev = np.array([resid[i] - level[p.group] for i, p in enumerate(rests)])
-        used = [p for p, e in zip(rests, dev) if abs(e) <= np.radians(gate)]
+                level[g] = float(np.median(resid[g_rest == g]))
+        # Each rest's deviation from its group's level, and the gate, as arrays (the same element-wise
+        # arithmetic as one rest at a time; the gate's np.radians once instead of per rest).
+        rest_level = np.empty(len(rests))
+        for g in level:
+            rest_level[g_rest == g] = level[g]
+        within = np.abs(resid - rest_level) <= np.radians(gate)
+        used = [p for p, ok in zip(rests, within.tolist()) if ok]
         if len(used) < 4:
             return None
         ps = fixed + used

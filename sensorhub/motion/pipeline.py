@@ -249,7 +249,7 @@ def _still_runs(t: FloatArray, gyr_p: FloatArray, gyr_t: FloatArray, *, dt: floa
         dt = float(np.median(np.diff(t)))
     if rates_deg_s is None:
         rates_deg_s = (kernels.rate_norm_deg_s(gyr_p), kernels.rate_norm_deg_s(gyr_t))
-    w = max(1, int(round(SMOOTH_S * (1.0 / dt))))
+    w = max(1, round(SMOOTH_S * (1.0 / dt)))  # calibration.smoothed_rate_deg_s's window at rate 1 / dt
     p = uniform_filter1d(rates_deg_s[0], w, mode="nearest")
     th = uniform_filter1d(rates_deg_s[1], w, mode="nearest")
     return (p < STILL_MAX_DEG_S) & (th < STILL_MAX_DEG_S), dt
