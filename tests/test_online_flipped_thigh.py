@@ -18,9 +18,19 @@ import pytest
 
 from sensorhub.ingest import Ingest, assemble
 from sensorhub.motion import quat
-from sensorhub.motion.calibration import Calibration, LiveCalibration, LiveCalibrationStatus
+from sensorhub.motion.calibration import (
+    Calibration,
+    LiveCalibration,
+    LiveCalibrationStatus,
+)
 from sensorhub.motion.evaluate import feed_online
-from sensorhub.motion.pipeline import FLIPPED_FLEXION_DEG, FLIPPED_MIN_S, AngleSeries, OnlinePipeline, analyze_imu
+from sensorhub.motion.pipeline import (
+    FLIPPED_FLEXION_DEG,
+    FLIPPED_MIN_S,
+    AngleSeries,
+    OnlinePipeline,
+    analyze_imu,
+)
 from sensorhub.samples import ImuSamples
 from sensorhub.sim import SimConfig, simulate
 
@@ -58,7 +68,9 @@ def _swings(cal: Calibration | None) -> tuple[bool, str, dict[str, float]]:
 
 def test_a_correct_thigh_frame_is_not_flagged_live(good_live: OnlinePipeline) -> None:
     assert good_live.state == "streaming"
-    assert good_live.calibration is not None and good_live.calibration.quality.ok, good_live.calibration.quality.advice
+    cal = good_live.calibration
+    assert cal is not None
+    assert cal.quality.ok, cal.quality.advice
     assert not any("flipped" in n for n in good_live.diagnostics.notes)
     status = good_live.status
     assert status is not None and all(v.ok for v in status.verdicts if v.step == "swings")
