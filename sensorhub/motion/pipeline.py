@@ -1361,15 +1361,21 @@ class OnlinePipeline:
     Heading: the thigh's heading relative to the pelvis follows the magnetometers through a causal
     low-pass where both fields match their reference, and is frozen (gyroscope only) while either
     is disturbed — see :class:`sensorhub.motion.heading.OnlineRelativeHeading`. Without
-    magnetometers it stays at the neutral alignment. Per-block cost is a few hundred microseconds
-    (benchmarks/online_latency.py).
+    magnetometers it stays at the neutral alignment. Heading drift is removed causally
+    (:meth:`_remove_drift`: running trends; standing, the relative drift fitted to the drill's rests,
+    :class:`_LiveRestDrift`). The first still seated span corrects the thigh mount about the femur
+    axis (:meth:`_watch_seated_neutral`, also with the magnetometers' heading, as batch), and a
+    drill that reads as an impossible hip extension flags the thigh frame as flipped
+    (:meth:`_watch_flipped_thigh`). Per-block cost is a few hundred microseconds
+    (benchmarks/online_latency.py, benchmarks/bench_live_block.py).
 
     Gaps, as in batch: a block is first cut at every missing sample, so the result does not depend
     on how a source cut the stream. Up to :data:`sensorhub.motion.align.DEFAULT_MAX_BRIDGE_S` the
     missing samples are interpolated (frames flagged ``gap``); a longer gap is never filled — its
     frames are NaN (and ``gap``), which the rep detector takes as a break — and the sensor's filter
     restarts on the samples after it: inclination from the accelerometer at once, heading carried
-    on from the last orientation before the gap (``_Stream.restart_filter``).
+    on from the last orientation before the gap turned by the gyroscope interpolated through it
+    (``_Stream.restart_filter``, ``_Stream._gap_turn``).
 
     ``history_s``: how much of the emitted frames :meth:`series` can return (the last ``history_s``
     seconds; default :data:`DEFAULT_HISTORY_S`); None keeps all, 0 none. It bounds the pipeline's
