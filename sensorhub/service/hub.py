@@ -1270,7 +1270,9 @@ class Hub:
                                "prompt": None, "verdicts": [], "result": None}
         lc = pipe.live_calibration
         if lc is not None:
-            out.update(views.live_status_json(lc.status()))
+            # The pipeline's status: the live protocol's, with the swings verdict revised once the drill
+            # showed a flipped thigh frame (OnlinePipeline._watch_flipped_thigh).
+            out.update(views.live_status_json(pipe.status or lc.status()))
         if pipe.calibration is not None:
             q = pipe.calibration.quality
             out["result"] = {"ok": q.ok, "quality": views.clean(q.to_dict()), "advice": q.advice,
