@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +33,13 @@ from sensorhub.motion.pipeline import (
     analyze_imu,
 )
 from sensorhub.samples import ImuSamples
+from sensorhub.service import ServiceSettings
+from sensorhub.service.athletes import AthleteRegistry
+from sensorhub.service.broadcast import Broadcaster
+from sensorhub.service.hub import Hub, StreamRuntime
+from sensorhub.service.metrics import LiveMetrics
 from sensorhub.sim import SimConfig, simulate
+from sensorhub.storage import StorageSettings
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +116,7 @@ def test_a_flipped_stored_calibration_is_flagged_live(six_axis: tuple[ImuSamples
 
 
 def test_a_flipped_live_calibration_shows_in_the_live_status(six_axis: tuple[ImuSamples, ImuSamples, str],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The live protocol produced the flipped frame (the athlete swung further back than forward;
     injected here by flipping the calibration the live protocol hands over)."""
     pelvis, thigh, side = six_axis
@@ -136,3 +143,11 @@ def test_a_flipped_live_calibration_shows_in_the_live_status(six_axis: tuple[Imu
     assert live.live_calibration is not None
     others = [v for v in live.live_calibration.status().verdicts if v.step != "swings"]
     assert others and [v for v in status.verdicts if v.step != "swings"] == others
+
+    # What the service's calibration view shows for the stream (GET /api/streams/... calibration).
+    hub = Hub(ServiceSettings(ble=False, storage=StorageSettings(data_dir=tmp_path)), store=None, metrics=LiveMetrics(),
+              broadcaster=Broadcaster(), athletes=AthleteRegistry(None))
+    view = hub.calibration_json(StreamRuntime("a", side, live))
+    assert view["result"]["ok"] is False and any("flipped" in a for a in view["result"]["advice"])
+    [shown] = [v for v in view["verdicts"] if v["step"] == "swings"]
+    assert shown["ok"] is False and "flipped" in shown["advice"]
