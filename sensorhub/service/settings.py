@@ -41,7 +41,8 @@ class ServiceSettings(BaseSettings):
     display_rate_hz: float = Field(default=30.0, gt=0, le=240)
     """Largest rate at which one stream's angles are pushed to the browsers."""
     max_message_rate_hz: float = Field(default=100.0, gt=0, le=1000)
-    """Largest rate of WebSocket ``frame`` messages (each carries every stream due at that moment)."""
+    """Largest average rate of WebSocket ``frame`` messages (each carries every stream due at that
+    moment); up to ``hub.MESSAGE_BURST`` (2) may go out back to back."""
     client_queue_size: int = Field(default=256, ge=2)
     """Messages a WebSocket client may have waiting before it is dropped as too slow."""
     status_interval_s: float = Field(default=1.0, gt=0)
