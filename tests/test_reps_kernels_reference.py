@@ -20,6 +20,7 @@ from test_reps_batch import _session
 from sensorhub.drills import reps
 from sensorhub.drills.catalog import Direction, DrillDefinition
 from sensorhub.drills.scoring import sparc
+from sensorhub.drills.table import AngleTable
 
 TRACKED = ("pelvis_tilt", "pelvis_obliquity", "pelvis_rotation", "hip_adduction")
 ROWS = {name: k for k, name in enumerate(reps._ROW_COLUMNS)}
@@ -112,9 +113,20 @@ def _close(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9
 
 
-@pytest.mark.parametrize("drill", ["seated_rotation", "hip_90_90", "tempo_squat"])
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_measured_reps_equal_the_numpy_scipy_formulation(drill: str, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def _slow_session() -> AngleTable:
+    """Three reps whose movement phases last about 3 s at 100 Hz: longer than the kernel's DFT limit, so their
+    SPARC goes through ``scoring.sparc`` (the FFT) instead."""
+    s = np.linspace(0.0, 1.0, 500)
+    ramp = 10 * s**3 - 15 * s**4 + 6 * s**5
+    one = np.concatenate([np.zeros(150), 30.0 * ramp, np.full(100, 30.0), 30.0 * ramp[::-1], np.zeros(60),
+                          -35.0 * ramp, np.full(100, -35.0), -35.0 * ramp[::-1], np.zeros(150)])
+    rot = np.tile(one, 3) + np.random.default_rng(5).normal(0.0, 0.3, 3 * one.size)
+    return AngleTable.from_arrays(np.arange(rot.size) / 100.0, rot, hip_flexion=np.full(rot.size, 90.0))
+
+
+@pytest.mark.parametrize(("drill", "seed"), [(d, s) for d in ("seated_rotation", "hip_90_90", "tempo_squat") for s in (1, 2, 3)]
+                         + [("seated_rotation", None)])
+def test_measured_reps_equal_the_numpy_scipy_formulation(drill: str, seed: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     captured: list[tuple[np.ndarray, list[reps._Excursion], reps.Rep | None]] = []
     measure = reps._measure_columns
 
@@ -126,10 +138,13 @@ def test_measured_reps_equal_the_numpy_scipy_formulation(drill: str, seed: int, 
 
     monkeypatch.setattr(reps, "_measure_columns", spy)
     det = reps.RepDetector(drill)
-    det.update_table(_session(seed, 6, 2e-3 if seed == 2 else 0.0, 3, False, False))
+    det.update_table(_session(seed, 6, 2e-3 if seed == 2 else 0.0, 3, False, False) if seed is not None else _slow_session())
     det.finish()
     measured = [(cols, coarse, rep) for cols, coarse, rep in captured if rep is not None]
     assert len(measured) >= 3, drill
+    if seed is None:  # every movement phase of the slow reps is past the DFT's limit
+        limit_s = reps._SPARC_DFT_MAX_ROWS / 100.0
+        assert all(min(h.out_s, h.back_s) > limit_s for _, _, r in measured if r is not None for h in r.halves)
     for cols, coarse, rep in measured:
         assert rep is not None
         want = _reference(cols, coarse, det.drill, det.config)
